@@ -1,0 +1,61 @@
+"""The Python API: ``gridlang.load(path_or_text)`` then ``.compile()`` / ``.solve()``.
+
+    case = gridlang.load("cases/ieee33_dispatch.grid")
+    model = case.compile()          # the linopy.Model, to inspect or change
+    result = case.solve()           # status, objective, xarray.Dataset
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import linopy
+
+from gridlang import solvers
+from gridlang.compiler.build import Built, build
+from gridlang.compiler.ir import CaseIR
+from gridlang.compiler.resolve import resolve
+from gridlang.errors import GridError, Span
+from gridlang.grammar import ast
+from gridlang.grammar.parser import parse
+from gridlang.solvers.result import Result
+
+
+@dataclass(eq=False)
+class Case:
+    """A parsed and resolved case; compiling and solving are cached."""
+
+    ir: CaseIR
+    _built: Built | None = field(default=None, repr=False)
+
+    @property
+    def built(self) -> Built:
+        if self._built is None:
+            self._built = build(self.ir)
+        return self._built
+
+    def compile(self) -> linopy.Model:
+        """The linopy model of the case (built once)."""
+        return self.built.model
+
+    def solve(self, solver: str | None = None, **options: object) -> Result:
+        """Solve with ``solver`` (default: by problem class) and solver options."""
+        return solvers.solve(self.built, solver, options)
+
+
+def parse_case(source: str | Path) -> tuple[ast.Module, Path]:
+    """Parse a path, or text (anything with a newline or braces is text)."""
+    text = str(source)
+    if isinstance(source, Path) or ("\n" not in text and "{" not in text):
+        path = Path(text)
+        if not path.is_file():
+            raise GridError(Span(text, 0, 0), f"no such case file: {text}", "give the path of a .grid file")
+        return parse(path.read_text(encoding="utf-8"), str(path)), path.resolve().parent
+    return parse(text, "<string>"), Path.cwd()
+
+
+def load(source: str | Path, allow_outside: bool = False) -> Case:
+    """Parse and resolve a case from a path or from text."""
+    module, root = parse_case(source)
+    return Case(resolve(module, root, allow_outside))

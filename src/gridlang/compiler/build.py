@@ -1,0 +1,303 @@
+"""IR to a linopy model: ``build(case) -> Built``.
+
+One linopy block per kind (or network) and per statement, over xarray dims:
+a kind's ``var soc[t]`` is the variable ``storage-soc`` over
+``(storage, time)``; a constraint is one ``add_constraints`` call with a
+mask for its ``where`` and for shifted indices.  Injections of every kind
+are grouped by bus and summed into ``injected_<channel>[bus, time]``, which
+the network formulation balances; those balance rows' duals are the
+locational prices.  The objective is the sum of all ``cost`` statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import linopy
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from gridlang.compiler import ir
+from gridlang.compiler.expressions import Evaluator, Frame, is_linopy
+from gridlang.compiler.units import Base
+from gridlang.errors import Collector, GridError, Span
+from gridlang.grammar import ast
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Block:
+    """One kind's or network's compiled statements, kept for reporting."""
+
+    prefix: str  # kind or network name; linopy names are "{prefix}-{name}"
+    model: ir.ModelDef
+    frame: Frame
+    spans: Mapping[str, Span]  # instance name -> where it was declared (kinds)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Built:
+    """A compiled case: the linopy model and what is needed to read its solution."""
+
+    case: ir.CaseIR
+    model: linopy.Model
+    blocks: tuple[Block, ...]
+    origins: Mapping[str, Span]  # linopy constraint or variable name -> statement
+    balances: Mapping[str, tuple[str, str]]  # constraint name -> (network, channel)
+    units: Mapping[str, tuple[str, float]]  # variable name -> (unit, internal-per-unit factor)
+    costs: tuple[tuple[str, object], ...]  # (kind, cost per instance) for reports
+    quadratic: bool = False
+    integer: bool = False
+
+
+@dataclass
+class _State:
+    model: linopy.Model
+    case: ir.CaseIR
+    time: pd.Index
+    hour: xr.DataArray
+    errors: Collector = field(default_factory=Collector)
+    origins: dict = field(default_factory=dict)
+    balances: dict = field(default_factory=dict)
+    units: dict = field(default_factory=dict)
+    objective: list = field(default_factory=list)
+    costs: list = field(default_factory=list)
+    injections: dict = field(default_factory=dict)  # channel -> list of (bus group, expression)
+    blocks: list = field(default_factory=list)
+
+
+def build(case: ir.CaseIR) -> Built:
+    """Compile the resolved case into one linopy model."""
+    steps, dt = case.system.steps, case.system.dt
+    time = pd.RangeIndex(steps, name=ir.TIME)
+    state = _State(linopy.Model(), case, time, xr.DataArray(np.arange(steps) * dt, coords={ir.TIME: time}, dims=ir.TIME))
+    for group in case.groups:
+        _kind(group, state)
+    for network in case.networks:
+        _network(network, state)
+    state.errors.raise_if_any()
+    m = state.model
+    if state.objective:
+        total = state.objective[0]
+        for term in state.objective[1:]:
+            total = total + term
+        m.add_objective(total)
+    quadratic = any(isinstance(t, linopy.QuadraticExpression) for t in state.objective)
+    integer = any(v.attrs.get("binary") or v.attrs.get("integer") for _, v in m.variables.items())
+    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer)
+
+
+def _param_array(values: np.ndarray, first: tuple[str, pd.Index], time: pd.Index) -> xr.DataArray:
+    dim, index = first
+    if values.shape[1] == 1:
+        return xr.DataArray(values[:, 0], coords={dim: index}, dims=dim)
+    return xr.DataArray(values, coords={dim: index, ir.TIME: time}, dims=(dim, ir.TIME))
+
+
+def _frame(state: _State, values: dict, dims: dict, network: ir.NetworkIR | None = None) -> Frame:
+    case = state.case
+    return Frame(values, dims, case.system.base, case.system.dt, state.hour, network)
+
+
+def _kind(group: ir.Group, state: _State) -> None:
+    kind = group.kind
+    index = pd.Index(group.names, name=kind.name)
+    values: dict[str, object] = {k: _param_array(v, (kind.name, index), state.time) for k, v in group.params.items()}
+    dims: dict[str, tuple[str, ...]] = {k: (ir.TIME,) for k in group.params}
+    frame = _frame(state, values, dims)
+    coords = {kind.name: index}
+    spans = dict(zip(group.names, group.spans))
+    frame = _statements(kind.name, kind, frame, coords, spans, state)
+    buses = xr.DataArray(np.asarray(group.buses, dtype=object), coords={kind.name: index}, dims=kind.name, name=ir.BUS)
+    for inject in kind.injects:
+        expr = _eval(inject.expr, frame, inject.span, state)
+        if expr is not None:
+            state.injections.setdefault(inject.channel.name, []).append((buses, expr))
+    state.blocks.append(Block(kind.name, kind, frame, spans))
+
+
+def _network(net: ir.NetworkIR, state: _State) -> None:
+    f = net.formulation
+    sets = {ir.BUS: pd.Index(net.buses, name=ir.BUS), ir.LINE: pd.Index(net.lines, name=ir.LINE)}
+    values: dict[str, object] = {}
+    dims: dict[str, tuple[str, ...]] = {}
+    for name, spec in f.params.items():
+        values[name] = _param_array(net.params[name], (spec.set, sets[spec.set]), state.time)
+        dims[name] = (spec.set,)
+    for channel, parts in state.injections.items():
+        values[f"injected_{channel}"] = _injected(parts, sets[ir.BUS], state)
+        dims[f"injected_{channel}"] = (ir.BUS, ir.TIME)
+    for channel in _channels(f) - set(state.injections):
+        values[f"injected_{channel}"] = xr.DataArray(np.zeros((len(net.buses), len(state.time))), coords={ir.BUS: sets[ir.BUS], ir.TIME: state.time})
+        dims[f"injected_{channel}"] = (ir.BUS, ir.TIME)
+    frame = _frame(state, values, dims, net)
+    frame = _statements(net.name, f, frame, {}, {}, state, sets)
+    state.blocks.append(Block(net.name, f, frame, {}))
+
+
+def _channels(f: ir.ModelDef) -> set[str]:
+    names: set[str] = set()
+    for c in f.constraints:
+        _collect_injected(c.expr, names)
+    return names
+
+
+def _collect_injected(e, names: set[str]) -> None:
+    if isinstance(e, ast.Name | ast.Indexed):
+        n = e.id if isinstance(e, ast.Name) else e.name.name
+        if n.startswith("injected_"):
+            names.add(n.removeprefix("injected_"))
+    for child in getattr(e, "__slots__", ()):
+        value = getattr(e, child)
+        for v in value if isinstance(value, tuple) else (value,):
+            if hasattr(v, "span") and not isinstance(v, ast.Ident):
+                _collect_injected(v, names)
+
+
+def _injected(parts, buses: pd.Index, state: _State):
+    """Sum of every kind's injection at each bus: groupby bus, then add kinds."""
+    total = None
+    for bus_of, expr in parts:
+        grouped = expr.groupby(bus_of).sum()
+        grouped = grouped.reindex({ir.BUS: buses}) if is_linopy(grouped) else grouped.reindex({ir.BUS: buses}, fill_value=0)
+        if not is_linopy(grouped) and ir.TIME not in grouped.dims:
+            grouped = grouped.expand_dims({ir.TIME: state.time}, axis=-1)
+        if total is None:
+            total = grouped
+        else:
+            total = grouped + total if is_linopy(grouped) and not is_linopy(total) else total + grouped
+    return total
+
+
+def _eval(expr: ast.Expr, frame: Frame, span: Span, state: _State, cond: ast.Expr | None = None):
+    """Evaluate an expression (and its where-mask); None after a reported error."""
+    try:
+        ev = Evaluator(frame, span)
+        value = ev(expr)
+        if cond is not None:
+            mask = ev._condition(cond)
+            value = value.where(mask) if is_linopy(value) else xr.where(mask, value, 0)
+        return value
+    except GridError as exc:
+        state.errors.extend(exc)
+        return None
+
+
+def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, spans: dict, state: _State, sets: dict | None = None) -> Frame:
+    """Variables, constraints and costs of one kind or network, one block each.
+
+    Returns the frame extended by the variables, for injections and outputs."""
+    m = state.model
+    values = dict(frame.values)
+    dims = dict(frame.dims)
+    sets = sets or {}
+    for v in defn.vars:
+        name = f"{prefix}-{v.name.name}"
+        declared = tuple(ir.TIME if d.name == "t" else d.name for d in v.dims)
+        unknown = [d for d in v.dims if (ir.TIME if d.name == "t" else d.name) not in {ir.TIME, *sets}]
+        if unknown:
+            state.errors.add(unknown[0].span, f"unknown set '{unknown[0].name}'", f"variables range over: {', '.join(['t', *sets])}")
+            continue
+        var_coords = dict(coords)
+        for d in declared:
+            var_coords[d] = state.time if d == ir.TIME else sets[d]
+        try:
+            ev = Evaluator(Frame(values, dims, frame.base, frame.dt, frame.hour, frame.network, frame._maps), v.span)
+            lower = ev(v.domain.lower) if v.domain.lower is not None else (0 if v.domain.kind == "binary" else -np.inf)
+            upper = ev(v.domain.upper) if v.domain.upper is not None else (1 if v.domain.kind == "binary" else np.inf)
+            mask = ev._condition(v.where) if v.where is not None else None
+        except GridError as exc:
+            state.errors.extend(exc)
+            continue
+        _check_bounds(lower, upper, mask, v, prefix, spans, state)
+        template = xr.DataArray(np.zeros([len(c) for c in var_coords.values()]), coords=var_coords, dims=list(var_coords))
+        lower, upper = template + lower, template + upper
+        kwargs = {"binary": True} if v.domain.kind == "binary" else {"lower": lower, "upper": upper, "integer": v.domain.kind == "integer"}
+        var = m.add_variables(coords=list(var_coords.values()) if v.domain.kind == "binary" else None, name=name, mask=None if mask is None else (template == 0) & mask, **kwargs)
+        values[v.name.name] = var
+        dims[v.name.name] = declared
+        state.origins[name] = v.span
+        if v.unit is not None:
+            state.units[name] = (v.unit.name, frame.base.factor(v.unit.name)[0])
+    frame = Frame(values, dims, frame.base, frame.dt, frame.hour, frame.network, frame._maps)
+    for c in defn.constraints:
+        label = c.label.name if c.label else f"line{c.span.line}"
+        _constraint(f"{prefix}-{label}", c, frame, state)
+    for c in defn.costs:
+        value = _eval(c.expr, frame, c.span, state, c.where)
+        if value is None:
+            continue
+        if not is_linopy(value):
+            state.errors.add(c.span, "a cost must depend on a variable")
+            continue
+        if isinstance(value, linopy.QuadraticExpression) and _nonconvex(value):
+            state.errors.add(c.span, "this quadratic cost is not convex (a negative coefficient on a square)", "give squared terms non-negative coefficients")
+            continue
+        state.objective.append(value.sum())
+        if coords:
+            others = [d for d in value.dims if d not in coords and not d.startswith("_")]
+            state.costs.append((prefix, value.sum(others) if others else value))
+    return frame
+
+
+def _constraint(name: str, c: ast.Constraint, frame: Frame, state: _State) -> None:
+    if not isinstance(c.expr, ast.Compare) or any(op not in ("==", "<=", ">=") for op in c.expr.ops):
+        state.errors.add(c.span, "a constraint compares two sides with ==, <= or >=", "e.g. soc[t] <= energy")
+        return
+    try:
+        ev = Evaluator(frame, c.span)
+        sides = [ev(o) for o in c.expr.operands]
+        mask = ev._condition(c.where) if c.where is not None else None
+        shifted = ev.mask()
+    except GridError as exc:
+        state.errors.extend(exc)
+        return
+    if shifted is not None:
+        mask = shifted if mask is None else mask & shifted
+    if mask is not None and not bool(mask.any()):
+        return
+    for k, (op, a, b) in enumerate(zip(c.expr.ops, sides, sides[1:])):
+        if not (is_linopy(a) or is_linopy(b)):
+            state.errors.add(c.span, "this constraint has no variable on either side", "constraints relate variables; check the names")
+            return
+        lhs = a - b if is_linopy(a) else -(b - a)
+        if isinstance(lhs, linopy.QuadraticExpression):
+            state.errors.add(c.span, "quadratic constraints are not supported by this formulation layer yet", "keep constraints linear; quadratic terms are allowed in costs")
+            return
+        if isinstance(lhs, linopy.Variable):
+            lhs = lhs.to_linexpr()
+        full = name if k == 0 else f"{name}_{k + 1}"
+        kwargs = {} if mask is None else {"mask": mask}
+        state.model.add_constraints(lhs, op, 0, name=full, **kwargs)
+        state.origins[full] = c.span
+        if _uses_injection(c.expr):
+            state.balances[full] = (name.split("-", 1)[0], _uses_injection(c.expr))
+
+
+def _uses_injection(e) -> str | None:
+    names: set[str] = set()
+    _collect_injected(e, names)
+    return next(iter(sorted(names)), None)
+
+
+def _check_bounds(lower, upper, mask, v: ast.VarDecl, prefix: str, spans: dict, state: _State) -> None:
+    """A lower bound above the upper bound is the user's data, not the solver's problem."""
+    bad = xr.DataArray(lower) > xr.DataArray(upper)
+    if mask is not None:
+        bad = bad & mask
+    if not bool(bad.any()):
+        return
+    where = {d: bad.coords[d].values[i] for d, i in zip(bad.dims, np.unravel_index(int(np.argmax(bad.values)), bad.shape))}
+    instance = where.get(prefix)
+    span = spans.get(instance, v.span)
+    what = f"{prefix} '{instance}'" if instance is not None else prefix
+    state.errors.add(span, f"{what}: the upper bound of '{v.name.name}' is below its lower bound", "check the data for negative sizes or limits (the bound is declared at " + str(v.span) + ")")
+
+
+def _nonconvex(q: linopy.QuadraticExpression) -> bool:
+    data = q.data
+    vars_ = data.vars.values
+    coeffs = data.coeffs.values
+    squares = (vars_[..., 0] == vars_[..., 1]) & (vars_[..., 0] >= 0)
+    return bool((coeffs[squares] < 0).any())

@@ -1,0 +1,94 @@
+"""The resolved case: names bound, units converted, data in arrays.
+
+Produced by :func:`gridlang.compiler.resolve.resolve` and consumed by
+:func:`gridlang.compiler.build.build`.  Every parameter value is a float
+array in internal per-unit, shaped ``(n, 1)`` (one value per element) or
+``(n, T)`` (a series per element); flags are boolean arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from gridlang.compiler.units import Base, Dim
+from gridlang.errors import Span
+from gridlang.grammar import ast
+
+TIME = "time"  # the time dimension; `t` is its index
+BUS = "bus"
+LINE = "line"
+SETS = (BUS, LINE, TIME)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SystemIR:
+    name: str
+    base: Base
+    steps: int
+    dt: float  # hours per step
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ParamSpec:
+    """A declared parameter: over which set (if any), of which dimension."""
+
+    name: str
+    set: str | None  # 'bus' / 'line' for a formulation parameter, None in a kind
+    dim: Dim | None  # None for a flag
+    default: ast.Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ModelDef:
+    """A kind or formulation from the model layer, its declarations sorted out."""
+
+    name: str
+    formulation: bool
+    radial: bool
+    params: Mapping[str, ParamSpec]
+    vars: tuple[ast.VarDecl, ...]
+    constraints: tuple[ast.Constraint, ...]
+    injects: tuple[ast.Inject, ...]
+    costs: tuple[ast.Cost, ...]
+    outputs: tuple[ast.Output, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Group:
+    """All instances of one kind, compiled together."""
+
+    kind: ModelDef
+    names: tuple[str, ...]
+    buses: tuple[str, ...]  # the bus of each instance
+    params: Mapping[str, np.ndarray]
+    spans: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NetworkIR:
+    name: str
+    formulation: ModelDef
+    buses: tuple[str, ...]
+    lines: tuple[str, ...]
+    line_from: np.ndarray  # bus position of each line's sending end
+    line_to: np.ndarray
+    params: Mapping[str, np.ndarray]  # by parameter name, over its set
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CaseIR:
+    path: str
+    system: SystemIR
+    networks: tuple[NetworkIR, ...]
+    groups: tuple[Group, ...]
+    owners: Mapping[str, str]  # asset or network name -> agent
+    sense: str  # minimize / maximize
+    solver: str | None
+    solver_options: Mapping[str, object]

@@ -1,0 +1,568 @@
+"""Syntax tree to IR: ``resolve(module, ...) -> CaseIR``.
+
+Binds every name (kinds, formulations, profiles, buses, lines, assets,
+agents), converts every quantity to the system's per-unit base, checks
+dimensions, expands bus ranges and tables, reads CSV files (which must stay
+inside the case folder unless allowed), and checks the network shape a
+formulation needs.  All mistakes are collected and raised together.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from gridlang.compiler import ir
+from gridlang.compiler.models import check_names, model_def
+from gridlang.compiler.quantities import DataEvaluator, Quantity, expect
+from gridlang.compiler.units import DIMENSIONLESS, POWER, TIME, VOLTAGE, Base, UnitError, describe, parse_unit
+from gridlang.errors import Collector, GridError, GridErrors, Span, did_you_mean
+from gridlang.grammar import ast
+from gridlang.grammar.parser import parse, parse_file
+
+
+@cache
+def stdlib() -> tuple[ast.Module, ...]:
+    """The standard library of kinds and formulations, parsed once."""
+    folder = resources.files("gridlang") / "stdlib_models"
+    return tuple(parse(f.read_text(encoding="utf-8"), f"<stdlib>/{f.name}") for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".grid"))
+
+
+@dataclass
+class _Scope:
+    """What resolve has learnt so far; private to one resolve call."""
+
+    root: Path
+    allow_outside: bool
+    errors: Collector = field(default_factory=Collector)
+    defined: dict[str, Span] = field(default_factory=dict)  # every global name
+    profiles: dict[str, Quantity] = field(default_factory=dict)
+    base: Base = Base()
+    steps: int = 1
+
+
+def load_modules(main: ast.Module, root: Path, allow_outside: bool) -> list[ast.Module]:
+    """The main module followed by everything it includes, each once."""
+    modules, seen, errors = [], set(), Collector()
+
+    def visit(module: ast.Module) -> None:
+        modules.append(module)
+        for stmt in module.statements:
+            if isinstance(stmt, ast.Include):
+                try:
+                    path = case_path(stmt.path, root, allow_outside)
+                    if path.resolve() not in seen:
+                        seen.add(path.resolve())
+                        visit(parse_file(path))
+                except GridError as exc:
+                    errors.extend(exc)
+
+    visit(main)
+    errors.raise_if_any()
+    return modules
+
+
+def case_path(s: ast.Str, root: Path, allow_outside: bool) -> Path:
+    """A file named in the case, relative to the file that names it, kept inside the case folder."""
+    here = Path(s.span.file).parent if not s.span.file.startswith("<") else root
+    path = (here / s.value).resolve()
+    if not allow_outside and not path.is_relative_to(root.resolve()):
+        raise GridError(s.span, f"'{s.value}' is outside the case folder {root}", "move the file into the case folder, or pass --allow-outside")
+    if not path.is_file():
+        raise GridError(s.span, f"file '{s.value}' not found (looked for {path})", "check the name; paths are relative to the file that names them")
+    return path
+
+
+def resolve(main: ast.Module, root: Path, allow_outside: bool = False) -> ir.CaseIR:
+    """Resolve a parsed case (and its includes) against the standard library."""
+    modules = load_modules(main, root, allow_outside)
+    scope = _Scope(root, allow_outside)
+    statements = [s for m in modules for s in m.statements]
+    by_type: dict[type, list] = {}
+    for s in statements:
+        by_type.setdefault(type(s), []).append(s)
+
+    models = _models(by_type, scope)
+    system = _system(by_type.get(ast.System, []), main, scope)
+    scope.errors.raise_if_any()  # units and time below need a sound system
+
+    for p in by_type.get(ast.Profile, []):
+        _profile(p, scope)
+    networks = [_network(n, models, scope) for n in by_type.get(ast.Network, [])]
+    bus_names = {b: n.name for n in networks if n for b in n.buses}
+    groups = _groups(by_type.get(ast.Asset, []), [t for t in by_type.get(ast.Table, [])], models, bus_names, scope)
+    owners = _owners(by_type.get(ast.Agent, []), scope)
+    sense = _objective(by_type.get(ast.Objective, []), scope)
+    solver, options = _study(by_type.get(ast.Study, []), scope)
+    if not networks and not scope.errors.errors:
+        scope.errors.add(Span(main.path, 1, 1), "the case has no network", "add e.g. 'network grid uses copper_plate { bus b1 }'")
+    scope.errors.raise_if_any()
+    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options)
+
+
+# ---------------------------------------------------------------- definitions
+
+
+def _define(name: ast.Ident, scope: _Scope, what: str) -> bool:
+    if name.name in scope.defined:
+        first = scope.defined[name.name]
+        scope.errors.add(name.span, f"'{name.name}' is already defined (at {first})", f"give this {what} another name")
+        return False
+    scope.defined[name.name] = name.span
+    return True
+
+
+def _models(by_type, scope: _Scope) -> dict[str, ir.ModelDef]:
+    """User kinds and formulations, then the standard library for names not taken."""
+    user: dict[str, ast.KindDef | ast.FormulationDef] = {}
+    for node in [*by_type.get(ast.KindDef, []), *by_type.get(ast.FormulationDef, [])]:
+        if node.name.name in user:
+            scope.errors.add(node.name.span, f"'{node.name.name}' is defined twice (first at {user[node.name.name].name.span})", "rename one of them")
+        user[node.name.name] = node
+    nodes = dict(user)
+    for module in stdlib():
+        for s in module.statements:
+            if isinstance(s, ast.KindDef | ast.FormulationDef):
+                nodes.setdefault(s.name.name, s)
+    models = {name: model_def(node, scope.errors) for name, node in nodes.items()}
+    channels = {i.channel.name for m in models.values() for i in m.injects}
+    for m in models.values():
+        check_names(m, channels, scope.errors)
+    return models
+
+
+def _system(systems: Sequence[ast.System], main: ast.Module, scope: _Scope) -> ir.SystemIR:
+    if not systems:
+        scope.errors.add(Span(main.path, 1, 1), "the case has no system statement", "add e.g. 'system s { base_power = 10 MVA; base_voltage = 12.66 kV; horizon = 24 h; step = 1 h }'")
+        return ir.SystemIR("?", Base(), 1, 1.0, Span(main.path, 1, 1))
+    for extra in systems[1:]:
+        scope.errors.add(extra.span, "a case has one system statement", f"merge it with the one at {systems[0].span}")
+    node = systems[0]
+    wanted = {"base_power": POWER, "base_voltage": VOLTAGE, "horizon": TIME, "step": TIME}
+    si = {"base_power": 1e6, "base_voltage": 1e3, "horizon": 3600.0, "step": 3600.0}
+    for attr in node.attrs:
+        key = attr.name.name
+        if key not in wanted:
+            scope.errors.add(attr.name.span, f"unknown system attribute '{key}'", did_you_mean(key, wanted) or f"known: {', '.join(wanted)}")
+            continue
+        value = _si_number(attr, wanted[key], scope)
+        if value is not None:
+            si[key] = value
+    steps_float = si["horizon"] / si["step"]
+    steps = int(round(steps_float))
+    if abs(steps_float - steps) > 1e-9 or steps < 1:
+        scope.errors.add(node.span, f"the horizon is not a whole number of steps ({steps_float:g})", "choose a step that divides the horizon")
+        steps = max(steps, 1)
+    scope.base = Base(si["base_power"], si["base_voltage"])
+    scope.steps = steps
+    return ir.SystemIR(node.name.name, scope.base, steps, si["step"] / 3600.0, node.span)
+
+
+def _si_number(attr: ast.Attr, dim, scope: _Scope) -> float | None:
+    """A system attribute as a positive SI number (the base is not known yet)."""
+    e = attr.value
+    if not isinstance(e, ast.Number) or e.unit is None:
+        scope.errors.add(attr.span, f"'{attr.name.name}' needs a number with a unit of {describe(dim)}")
+        return None
+    try:
+        size, got = parse_unit(e.unit)
+    except UnitError as exc:
+        scope.errors.add(e.span, str(exc))
+        return None
+    if got != dim:
+        scope.errors.add(e.span, f"unit mismatch: '{attr.name.name}' expects {describe(dim)} but got {describe(got)}")
+        return None
+    if e.value <= 0:
+        scope.errors.add(e.span, f"'{attr.name.name}' must be positive")
+        return None
+    return e.value * size
+
+
+# ---------------------------------------------------------------- data values
+
+
+def _evaluator(scope: _Scope, names: Mapping[str, Quantity] | None = None) -> DataEvaluator:
+    return DataEvaluator(scope.base, scope.profiles if names is None else names, lambda c: _call(c, scope))
+
+
+def _call(c: ast.Call, scope: _Scope) -> Quantity:
+    """Functions of the case layer: csv(path, column = name)."""
+    if c.func.name != "csv":
+        raise GridError(c.func.span, f"unknown function '{c.func.name}' in case data", "data can be read with csv(\"file.csv\", column = \"name\")")
+    kwargs = {k.name: v for k, v in c.kwargs}
+    if len(c.args) != 1 or not isinstance(c.args[0], ast.Str) or set(kwargs) - {"column"}:
+        raise GridError(c.span, "write csv(\"file.csv\", column = \"name\")")
+    frame = _read_csv(c.args[0], scope)
+    column = kwargs.get("column")
+    if column is None:
+        if frame.shape[1] != 1:
+            raise GridError(c.span, f"'{c.args[0].value}' has {frame.shape[1]} columns; say which", f"csv(\"{c.args[0].value}\", column = \"{frame.columns[0]}\")")
+        return _numeric(frame.iloc[:, 0], c.span)
+    name = column.value if isinstance(column, ast.Str) else getattr(column, "id", None)
+    if name not in frame.columns:
+        raise GridError(column.span, f"column '{name}' not in '{c.args[0].value}'", did_you_mean(str(name), map(str, frame.columns)) or f"columns: {', '.join(map(str, frame.columns))}")
+    return _numeric(frame[name], column.span)
+
+
+def _read_csv(path: ast.Str, scope: _Scope) -> pd.DataFrame:
+    file = case_path(path, scope.root, scope.allow_outside)
+    try:
+        return pd.read_csv(file, skipinitialspace=True)
+    except Exception as exc:  # pandas raises many kinds for malformed files
+        raise GridError(path.span, f"cannot read '{path.value}' as CSV: {exc}") from None
+
+
+def _numeric(series: pd.Series, span: Span) -> Quantity:
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(np.isnan(values))
+    if bad.size:
+        raise GridError(span, f"row {bad[0] + 2} of the column is not a number ({series.iloc[bad[0]]!r})", "fill every row with a number")
+    return Quantity(values)
+
+
+def _profile(p: ast.Profile, scope: _Scope) -> None:
+    try:
+        value = _evaluator(scope)(p.value)
+        if value.is_series and np.shape(value.value) != (scope.steps,):
+            raise GridError(p.value.span if hasattr(p.value, "span") else p.span, f"profile '{p.name.name}' has {np.size(value.value)} values but the horizon has {scope.steps} steps", "give one value per step")
+    except GridError as exc:
+        scope.errors.extend(exc)
+        return
+    if _define(p.name, scope, "profile"):
+        scope.profiles[p.name.name] = value
+
+
+def _series_ok(q: Quantity, scope: _Scope, span: Span) -> Quantity:
+    if q.is_series and np.shape(q.value) != (scope.steps,):
+        raise GridError(span, f"a series of {np.size(q.value)} values where the horizon has {scope.steps} steps", "give one value per step")
+    return q
+
+
+# ---------------------------------------------------------------- instances
+
+
+@dataclass
+class _Items:
+    """Elements of one set (buses, lines, or one kind's assets) being collected."""
+
+    names: list[str] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
+    values: list[dict[str, tuple[Quantity, Span]]] = field(default_factory=list)
+    links: list[tuple[ast.Ident, ast.Ident]] = field(default_factory=list)  # lines: from, to; assets: (bus, bus)
+
+    def add(self, name: ast.Ident, span: Span, values: dict, link=None) -> None:
+        self.names.append(name.name)
+        self.spans.append(span)
+        self.values.append(values)
+        if link is not None:
+            self.links.append(link)
+
+
+def _attr_values(attrs: Sequence[ast.Attr], specs: Mapping[str, ir.ParamSpec], owner: str, scope: _Scope) -> dict[str, tuple[Quantity, Span]]:
+    out: dict[str, tuple[Quantity, Span]] = {}
+    for a in attrs:
+        key = a.name.name
+        if key not in specs:
+            scope.errors.add(a.name.span, f"unknown attribute '{key}' for {owner}", did_you_mean(key, specs) or f"{owner} takes: {', '.join(specs) or 'nothing'}")
+            continue
+        if key in out:
+            scope.errors.add(a.name.span, f"'{key}' is given twice")
+            continue
+        try:
+            value = Quantity(True) if a.value is None else _series_ok(_evaluator(scope)(a.value), scope, a.span)
+            if a.value is None and specs[key].dim is not None:
+                raise GridError(a.span, f"'{key}' needs a value", f"write '{key} = ...'")
+            out[key] = (expect(value, specs[key].dim, a.value.span if a.value is not None else a.span, f"'{key}'"), a.span)
+        except GridError as exc:
+            scope.errors.extend(exc)
+    return out
+
+
+def _row_values(columns, cells, specs, owner: str, span: Span, scope: _Scope) -> dict[str, tuple[Quantity, Span]]:
+    out = {}
+    for col, cell in zip(columns, cells):
+        key = col.name.name
+        try:
+            if isinstance(cell, ast.Ident):
+                if cell.name in scope.profiles:
+                    q = scope.profiles[cell.name]
+                elif cell.name in ("true", "false"):
+                    q = Quantity(cell.name == "true")
+                else:
+                    raise GridError(cell.span, f"'{cell.name}' is not a profile or number", did_you_mean(cell.name, scope.profiles))
+            elif isinstance(cell, ast.Str):
+                raise GridError(cell.span, "a table cell here is a number or a profile name")
+            else:
+                q = Quantity(cell)
+            if col.unit is not None:
+                factor, dim = scope.base.factor(col.unit)
+                q = Quantity(q.value * factor, dim)
+            out[key] = (expect(q, specs[key].dim, span, f"'{key}' of {owner}"), span)
+        except GridError as exc:
+            scope.errors.extend(exc)
+        except UnitError as exc:
+            scope.errors.add(span, str(exc))
+    return out
+
+
+def _table(t: ast.Table, keys: Sequence[str], specs: Mapping[str, ir.ParamSpec], owner: str, scope: _Scope):
+    """Yield (name, link idents, values, span) per row of a table (inline or CSV)."""
+    cols = [c.name.name for c in t.columns]
+    for key in keys:
+        if key not in cols:
+            scope.errors.add(t.set.span, f"a {owner} table needs a '{key}' column", f"columns: ({', '.join(keys)}, ...)")
+            return
+    data_cols = [c for c in t.columns if c.name.name not in keys]
+    for c in data_cols:
+        if c.name.name not in specs:
+            scope.errors.add(c.name.span, f"unknown column '{c.name.name}' for {owner}", did_you_mean(c.name.name, specs) or f"{owner} takes: {', '.join(specs)}")
+            return
+    rows = t.rows
+    if t.source is not None:
+        rows = _csv_rows(t, scope)
+    for cells, span in rows:
+        if len(cells) != len(cols):
+            scope.errors.add(span, f"this row has {len(cells)} cells but the table has {len(cols)} columns", f"columns: ({', '.join(cols)})")
+            continue
+        by_key = dict(zip(cols, cells))
+        idents = [by_key[k] for k in keys]
+        if not all(isinstance(i, ast.Ident) for i in idents):
+            scope.errors.add(span, f"the {', '.join(keys)} cells must be names")
+            continue
+        values = _row_values(data_cols, [by_key[c.name.name] for c in data_cols], specs, owner, span, scope)
+        yield idents, values, span
+
+
+def _csv_rows(t: ast.Table, scope: _Scope):
+    if not isinstance(t.source, ast.Call) or t.source.func.name != "csv" or len(t.source.args) != 1 or not isinstance(t.source.args[0], ast.Str):
+        scope.errors.add(t.span, "a table is read with: from csv(\"file.csv\")")
+        return ()
+    path = t.source.args[0]
+    try:
+        frame = _read_csv(path, scope)
+    except GridError as exc:
+        scope.errors.extend(exc)
+        return ()
+    missing = [c.name.name for c in t.columns if c.name.name not in frame.columns]
+    if missing:
+        scope.errors.add(path.span, f"'{path.value}' lacks column(s) {', '.join(missing)}", f"its columns: {', '.join(map(str, frame.columns))}")
+        return ()
+    rows = []
+    for i, record in enumerate(frame[[c.name.name for c in t.columns]].itertuples(index=False)):
+        span = Span(path.span.file, path.span.line, path.span.col, path.span.width)
+        cells = tuple(ast.Ident(str(v), span) if isinstance(v, str) else float(v) for v in record)
+        rows.append((cells, span))
+    return rows
+
+
+def _assemble(specs: Mapping[str, ir.ParamSpec], items: _Items, owner: str, scope: _Scope) -> dict[str, np.ndarray]:
+    """Parameter arrays (n, 1) or (n, T): given values, then defaults in declaration order."""
+    n, out = len(items.names), {}
+    for key, spec in specs.items():
+        given = [v.get(key) for v in items.values]
+        missing = [i for i, g in enumerate(given) if g is None]
+        default = None
+        if missing:
+            if spec.default is None and spec.dim is not None:
+                for i in missing:
+                    scope.errors.add(items.spans[i], f"{owner} '{items.names[i]}' needs '{key}'", f"add '{key} = ...' ({describe(spec.dim)})")
+                continue
+            try:
+                names = {**scope.profiles, **{k: Quantity(v, specs[k].dim or DIMENSIONLESS) for k, v in out.items()}}
+                q = Quantity(False) if spec.default is None else _evaluator(scope, names)(spec.default)
+                default = expect(q, spec.dim, spec.span, f"the default of '{key}'").value
+            except GridError as exc:
+                scope.errors.extend(exc)
+                continue
+        out[key] = _stack(given, default, n, scope.steps, spec.dim is None)
+    return out
+
+
+def _stack(given, default, n: int, steps: int, flag: bool) -> np.ndarray:
+    """Rows of given values over a default: (n, T) if anything varies in time, else (n, 1)."""
+    d = None if default is None else np.asarray(default)
+    if d is not None and d.ndim < 2:
+        d = d.reshape(1, -1) if d.ndim == 1 else d.reshape(1, 1)  # a profile is (T,)
+    series = any(g is not None and g[0].is_series for g in given) or (d is not None and d.shape[1] > 1)
+    out = np.zeros((n, steps if series else 1), dtype=bool if flag else float)
+    if d is not None:
+        out[:] = d
+    for i, g in enumerate(given):
+        if g is not None:
+            out[i] = g[0].value
+    return out
+
+
+def _expand(first: ast.Ident, last: ast.Ident | None, scope: _Scope) -> list[ast.Ident]:
+    """``b2..b33`` -> b2, b3, ..., b33 (same prefix, increasing numbers)."""
+    if last is None:
+        return [first]
+    a, b = re.fullmatch(r"(.*?)(\d+)", first.name), re.fullmatch(r"(.*?)(\d+)", last.name)
+    if not a or not b or a.group(1) != b.group(1) or int(a.group(2)) > int(b.group(2)):
+        scope.errors.add(first.span, f"'{first.name}..{last.name}' is not a range", "a range is like b2..b33: one prefix, increasing numbers")
+        return [first]
+    prefix = a.group(1)
+    return [ast.Ident(f"{prefix}{i}", first.span) for i in range(int(a.group(2)), int(b.group(2)) + 1)]
+
+
+def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope) -> ir.NetworkIR | None:
+    _define(node.name, scope, "network")
+    f = models.get(node.formulation.name)
+    if f is None or not f.formulation:
+        known = [m.name for m in models.values() if m.formulation]
+        scope.errors.add(node.formulation.span, f"unknown formulation '{node.formulation.name}'", did_you_mean(node.formulation.name, known) or f"known: {', '.join(known)}")
+        return None
+    specs = {s: {k: p for k, p in f.params.items() if p.set == s} for s in (ir.BUS, ir.LINE)}
+    items = {ir.BUS: _Items(), ir.LINE: _Items()}
+    for item in node.items:
+        kind = item.set.name
+        if kind not in items:
+            scope.errors.add(item.set.span, f"a network holds 'bus' and 'line' items, not '{kind}'", did_you_mean(kind, items))
+            continue
+        owner = f"{kind} of {f.name}"
+        if isinstance(item, ast.Table):
+            keys = ("name", "from", "to") if kind == ir.LINE else ("name",)
+            for idents, values, span in _table(item, keys, specs[kind], owner, scope):
+                if _define(idents[0], scope, kind):
+                    items[kind].add(idents[0], span, values, (idents[1], idents[2]) if kind == ir.LINE else None)
+            continue
+        if (kind == ir.LINE) != (item.link is not None):
+            scope.errors.add(item.span, "a line goes 'from' one bus 'to' another" if kind == ir.LINE else "only lines have 'from' and 'to'", "line l1 from b1 to b2 { r = 0.1 ohm; x = 0.05 ohm }" if kind == ir.LINE else None)
+            continue
+        values = _attr_values(item.attrs, specs[kind], owner, scope)
+        for name in _expand(item.first, item.last, scope):
+            if _define(name, scope, kind):
+                items[kind].add(name, item.span, values, item.link)
+    buses, lines = items[ir.BUS], items[ir.LINE]
+    position = {b: i for i, b in enumerate(buses.names)}
+    ends = np.zeros((2, len(lines.names)), dtype=int)
+    for j, link in enumerate(lines.links):
+        for k, end in enumerate(link):
+            if end.name not in position:
+                scope.errors.add(end.span, f"bus '{end.name}' is not in network '{node.name.name}'", did_you_mean(end.name, position))
+            else:
+                ends[k, j] = position[end.name]
+    if f.radial and not scope.errors.errors:
+        _check_radial(node, buses, lines, ends, scope)
+    params = {**_assemble(specs[ir.BUS], buses, f"bus of {f.name}", scope), **_assemble(specs[ir.LINE], lines, f"line of {f.name}", scope)}
+    if not buses.names:
+        scope.errors.add(node.span, f"network '{node.name.name}' has no buses", "add e.g. 'bus b1 { slack }'")
+    return ir.NetworkIR(node.name.name, f, tuple(buses.names), tuple(lines.names), ends[0], ends[1], params, node.span)
+
+
+def _check_radial(node: ast.Network, buses: _Items, lines: _Items, ends: np.ndarray, scope: _Scope) -> None:
+    """A radial formulation needs a tree: connected, and one line fewer than buses."""
+    n, m = len(buses.names), len(lines.names)
+    graph = coo_matrix((np.ones(m), (ends[0], ends[1])), shape=(n, n))
+    count, labels = connected_components(graph, directed=False)
+    formulation = node.formulation.name
+    if count > 1:
+        island = buses.names[int(np.flatnonzero(labels != labels[0])[0])]
+        scope.errors.add(node.name.span, f"network '{node.name.name}' is not connected: bus '{island}' cannot be reached", f"{formulation} needs one connected radial feeder; add the missing line")
+    elif m != n - 1:
+        scope.errors.add(node.name.span, f"network '{node.name.name}' is not radial: {m} lines for {n} buses (a feeder has {n - 1})", f"{formulation} is a radial formulation; open a line of each loop, or use copper_plate")
+
+
+def _groups(assets, tables, models, bus_names: Mapping[str, str], scope: _Scope) -> list[ir.Group]:
+    collected: dict[str, _Items] = {}
+    order: list[str] = []
+
+    def kind_of(ident: ast.Ident) -> ir.ModelDef | None:
+        m = models.get(ident.name)
+        if m is None or m.formulation:
+            kinds = [k.name for k in models.values() if not k.formulation]
+            scope.errors.add(ident.span, f"unknown kind '{ident.name}'", did_you_mean(ident.name, kinds) or f"known kinds: {', '.join(sorted(kinds))}")
+            return None
+        if ident.name not in collected:
+            collected[ident.name] = _Items()
+            order.append(ident.name)
+        return m
+
+    def at(bus: ast.Ident) -> bool:
+        if bus.name not in bus_names:
+            scope.errors.add(bus.span, f"bus '{bus.name}' is not in any network", did_you_mean(bus.name, bus_names))
+            return False
+        return True
+
+    for a in assets:
+        m = kind_of(a.kind)
+        if m is not None:
+            values = _attr_values(a.attrs, m.params, f"{m.name}", scope)
+            if at(a.bus) and _define(a.name, scope, m.name):
+                collected[m.name].add(a.name, a.span, values, (a.bus, a.bus))
+    for t in tables:
+        if t.set.name in (ir.BUS, ir.LINE):
+            scope.errors.add(t.set.span, f"{t.set.name} tables belong inside a network block")
+            continue
+        m = kind_of(t.set)
+        if m is None:
+            continue
+        for idents, values, span in _table(t, ("name", "at"), m.params, m.name, scope):
+            if at(idents[1]) and _define(idents[0], scope, m.name):
+                collected[m.name].add(idents[0], span, values, (idents[1], idents[1]))
+    groups = []
+    for name in order:
+        items, m = collected[name], models[name]
+        params = _assemble(m.params, items, m.name, scope)
+        groups.append(ir.Group(m, tuple(items.names), tuple(b.name for b, _ in items.links), params, tuple(items.spans)))
+    return groups
+
+
+def _owners(agents: Sequence[ast.Agent], scope: _Scope) -> dict[str, str]:
+    owners: dict[str, str] = {}
+    for a in agents:
+        _define(a.name, scope, "agent")
+        for item in a.owns:
+            if item.name not in scope.defined or item.name == a.name.name:
+                scope.errors.add(item.span, f"agent '{a.name.name}' owns '{item.name}', which is not defined", did_you_mean(item.name, scope.defined))
+            elif item.name in owners:
+                scope.errors.add(item.span, f"'{item.name}' is owned twice: by '{owners[item.name]}' and by '{a.name.name}'", "every item has one owner")
+            else:
+                owners[item.name] = a.name.name
+    return owners
+
+
+def _objective(objectives: Sequence[ast.Objective], scope: _Scope) -> str:
+    for extra in objectives[1:]:
+        scope.errors.add(extra.span, "a case has one objective")
+    if not objectives:
+        return "minimize"
+    o = objectives[0]
+    if not (isinstance(o.expr, ast.Name) and o.expr.id == "cost"):
+        scope.errors.add(o.expr.span, "the objective is the total cost", "write 'objective minimize cost'; costs are declared by the kinds")
+    if o.sense != "minimize":
+        scope.errors.add(o.span, "the total cost can only be minimized", "write 'objective minimize cost'")
+    return o.sense
+
+
+def _study(studies: Sequence[ast.Study], scope: _Scope) -> tuple[str | None, dict[str, object]]:
+    """The study's solver and the options passed through to it."""
+    if not studies:
+        return None, {}
+    s = studies[0]
+    if s.type.name != "dispatch":
+        scope.errors.add(s.type.span, f"unknown study type '{s.type.name}'", did_you_mean(s.type.name, ["dispatch"]) or "known: dispatch")
+    solver, options = None, {}
+    for a in s.attrs:
+        match a.value:
+            case ast.Name(id) | ast.Str(id):
+                value: object = id
+            case ast.Number(value=v, unit=None):
+                value = int(v) if float(v).is_integer() else v
+            case _:
+                scope.errors.add(a.span, f"study option '{a.name.name}' takes a number, a name or a string")
+                continue
+        if a.name.name == "solver":
+            solver = str(value)
+        else:
+            options[a.name.name] = value
+    return solver, options

@@ -1,0 +1,50 @@
+"""Solver backends behind one function: ``solve(built, solver, options) -> Result``.
+
+Each backend states the problem classes it accepts; the case's class decides
+the default.  More backends (conic, mixed-integer conic) register here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from enum import Enum
+
+from gridlang.compiler.build import Built
+from gridlang.errors import GridError
+from gridlang.solvers import highs
+from gridlang.solvers.result import Result
+
+
+class ProblemClass(str, Enum):
+    LP = "LP"
+    MILP = "MILP"
+    QP = "QP"
+    MIQP = "MIQP"
+
+
+#: backend name -> (classes it solves, solve function)
+BACKENDS: dict[str, tuple[frozenset[ProblemClass], Callable[[Built, Mapping], Result]]] = {
+    "highs": (frozenset({ProblemClass.LP, ProblemClass.MILP, ProblemClass.QP}), highs.solve),
+}
+
+
+def problem_class(built: Built) -> ProblemClass:
+    if built.quadratic:
+        return ProblemClass.MIQP if built.integer else ProblemClass.QP
+    return ProblemClass.MILP if built.integer else ProblemClass.LP
+
+
+def solve(built: Built, solver: str | None = None, options: Mapping[str, object] | None = None) -> Result:
+    """Solve with the named backend, or the default for the case's problem class."""
+    name = (solver or built.case.solver or "highs").lower()
+    span = built.case.system.span
+    if name not in BACKENDS:
+        raise GridError(span, f"unknown solver '{name}'", f"available: {', '.join(BACKENDS)}")
+    classes, run = BACKENDS[name]
+    kind = problem_class(built)
+    if kind not in classes:
+        raise GridError(span, f"solver '{name}' cannot solve a {kind.value} problem", f"{name} solves {', '.join(sorted(c.value for c in classes))}")
+    return run(built, {**built.case.solver_options, **(options or {})})
+
+
+__all__ = ["BACKENDS", "ProblemClass", "Result", "problem_class", "solve"]

@@ -1,0 +1,85 @@
+"""What a solve returns: status, objective, every variable and price as a Dataset.
+
+Variables are reported in the unit they declare (``var soc[t]: MWh``), else
+in per unit; nodal-balance duals become locational prices in currency per
+MWh, signed so that a price is what one more MWh withdrawn at that bus and
+step would cost; ``output`` statements are evaluated on the solution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from gridlang.compiler.build import Built
+from gridlang.compiler.expressions import Evaluator, Frame
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Result:
+    """A solved case."""
+
+    objective: float
+    termination: str
+    primal_status: str
+    dual_status: str
+    residual: float  # largest violation of a constraint or bound by the solution
+    solve_time: float
+    solver: str
+    dataset: xr.Dataset
+
+    @property
+    def optimal(self) -> bool:
+        return self.termination == "optimal"
+
+    def __getitem__(self, name: str) -> xr.DataArray:
+        return self.dataset[name]
+
+
+def primal_residual(built: Built) -> float:
+    """max over rows of the violation of A x (sense) b, and of the variable bounds."""
+    m = built.model
+    if not len(m.constraints) and not len(m.variables):
+        return 0.0
+    mat = m.matrices
+    x_by_label = np.zeros(m._xCounter)
+    for _, var in m.variables.items():
+        labels = var.labels.values.ravel()
+        sol = var.solution.values.ravel()
+        keep = labels >= 0
+        x_by_label[labels[keep]] = np.nan_to_num(sol[keep])
+    x = x_by_label[mat.vlabels]
+    worst = float(np.max(np.maximum(mat.lb - x, 0), initial=0) + 0)
+    worst = max(worst, float(np.max(np.maximum(x - mat.ub, 0), initial=0)))
+    if len(m.constraints):
+        ax = mat.A @ x
+        b, sense = mat.b, mat.sense
+        gap = np.where(sense == "=", np.abs(ax - b), np.where(sense == "<", np.maximum(ax - b, 0), np.maximum(b - ax, 0)))
+        worst = max(worst, float(np.max(gap, initial=0)))
+    return worst
+
+
+def collect(built: Built) -> xr.Dataset:
+    """Every variable (in its declared unit), the prices and the outputs."""
+    m, base, dt = built.model, built.case.system.base, built.case.system.dt
+    data: dict[str, xr.DataArray] = {}
+    for name, var in m.variables.items():
+        unit, factor = built.units.get(name, ("p.u.", 1.0))
+        data[name] = (var.solution / factor).assign_attrs(units=unit)
+    price_factor = base.factor("$/MWh")[0]
+    for name, (network, channel) in built.balances.items():
+        dual = m.constraints[name].dual
+        # constants move to the right-hand side, which is then the withdrawal at the
+        # bus; the dual is d(cost)/d(withdrawal) for one step, per unit of power
+        data[f"{network}-price_{channel}"] = (dual / dt / price_factor).assign_attrs(units="currency/MWh")
+    for block in built.blocks:
+        solved = {k: (v.solution if hasattr(v, "solution") else v) for k, v in block.frame.values.items()}
+        frame = Frame(solved, block.frame.dims, block.frame.base, block.frame.dt, block.frame.hour, block.frame.network, {})
+        for out in block.model.outputs:
+            value = Evaluator(frame, out.span)(out.expr)
+            unit = out.unit.name if out.unit is not None else "p.u."
+            factor = base.factor(out.unit.name)[0] if out.unit is not None else 1.0
+            data[f"{block.prefix}-{out.name.name}"] = (xr.DataArray(value) / factor).assign_attrs(units=unit)
+    return xr.Dataset({k: v.drop_vars([c for c in v.coords if c not in v.dims]) for k, v in data.items()})
