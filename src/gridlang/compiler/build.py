@@ -296,8 +296,7 @@ def _check_bounds(lower, upper, mask, v: ast.VarDecl, prefix: str, spans: dict, 
 
 
 def _nonconvex(q: linopy.QuadraticExpression) -> bool:
-    data = q.data
-    vars_ = data.vars.values
-    coeffs = data.coeffs.values
-    squares = (vars_[..., 0] == vars_[..., 1]) & (vars_[..., 0] >= 0)
-    return bool((coeffs[squares] < 0).any())
+    """True if some square x_i * x_i has a negative coefficient (a concave term)."""
+    first, second = q.data.vars.isel(_factor=0), q.data.vars.isel(_factor=1)
+    squares = (first == second) & (first >= 0)
+    return bool((q.data.coeffs.where(squares) < 0).any())

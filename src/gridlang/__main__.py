@@ -1,0 +1,3 @@
+from gridlang.cli import app
+
+app()

@@ -1,0 +1,136 @@
+"""Command line: ``gridlang check | solve | compile``.
+
+Mistakes in the user's input are printed as ``file:line:col: message`` with
+the source line, a caret and a hint, and exit with status 1; a traceback is
+shown only with ``--debug`` (and then only for gridlang's own bugs).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import gridlang
+from gridlang.errors import GridError
+from gridlang.io.results import write_atomic, write_results
+from gridlang.solvers import problem_class
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="gridlang: compile and solve .grid cases.")
+out = Console()
+err = Console(stderr=True)
+
+CaseArg = Annotated[Path, typer.Argument(help="the .grid case file", show_default=False)]
+AllowOutside = Annotated[bool, typer.Option("--allow-outside", help="let the case read files outside its folder")]
+Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks of internal errors")]
+
+
+@contextmanager
+def _reporting(debug: bool):
+    """Turn GridError into a clean message and exit 1; other failures into exit 2."""
+    warnings.filterwarnings("ignore")
+    try:
+        yield
+    except GridError as exc:
+        err.print(exc.render(), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a bug of gridlang's, not the user's
+        if debug:
+            traceback.print_exc()
+        err.print(f"internal error: {type(exc).__name__}: {exc}\n(run again with --debug and report it)", markup=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def check(case: CaseArg, allow_outside: AllowOutside = False, debug: Debug = False) -> None:
+    """Parse, resolve and build the case; report every mistake."""
+    with _reporting(debug):
+        c = gridlang.load(case, allow_outside)
+        built = c.built
+        m = built.model
+        out.print(f"{case}: ok — {problem_class(built).value}, {m.nvars} variables, {m.ncons} constraints, {c.ir.system.steps} steps")
+
+
+@app.command()
+def solve(
+    case: CaseArg,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="results folder (default results/<case>)")] = None,
+    solver: Annotated[Optional[str], typer.Option("--solver", "-s", help="solver backend, e.g. highs")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="solver option NAME=VALUE (repeatable)")] = None,
+    allow_outside: AllowOutside = False,
+    debug: Debug = False,
+) -> None:
+    """Compile and solve the case, print a summary and write results."""
+    with _reporting(debug):
+        c = gridlang.load(case, allow_outside)
+        result = c.solve(solver, **_options(option or []))
+        _summary(case, c, result)
+        folder = out_dir or Path("results") / case.stem
+        files = write_results(result, folder)
+        out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable)")
+
+
+@app.command(name="compile")
+def compile_(
+    case: CaseArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="model file: .lp or .mps")],
+    allow_outside: AllowOutside = False,
+    debug: Debug = False,
+) -> None:
+    """Write the compiled model as an LP or MPS file for any solver."""
+    with _reporting(debug):
+        if output.suffix.lower() not in (".lp", ".mps"):
+            raise GridError(gridlang.Span(str(output), 0, 0), f"cannot write '{output.suffix}' files", "use a .lp or .mps file name")
+        model = gridlang.load(case, allow_outside).compile()
+        write_atomic(output, lambda tmp: model.to_file(tmp, explicit_coordinate_names=True))
+        out.print(f"wrote {output} ({model.nvars} variables, {model.ncons} constraints)")
+
+
+def _options(pairs: list[str]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise GridError(gridlang.Span("<command line>", 0, 0), f"solver option '{pair}' is not NAME=VALUE", "e.g. --option time_limit=60")
+        for cast in (int, float):
+            try:
+                options[key] = cast(value)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = value
+    return options
+
+
+def _summary(case: Path, c: gridlang.Case, result: gridlang.Result) -> None:
+    head = Table(title=f"{case.name}: {c.ir.system.steps} steps of {c.ir.system.dt:g} h", show_header=False)
+    head.add_row("termination", result.termination)
+    head.add_row("primal / dual status", f"{result.primal_status} / {result.dual_status}")
+    head.add_row("objective (total cost)", f"{result.objective:,.4f}")
+    head.add_row("primal residual", f"{result.residual:.2e}")
+    head.add_row("solver, time", f"{result.solver}, {result.solve_time:.2f} s")
+    out.print(head)
+    table = Table("quantity", "unit", "min", "mean", "max", "total")
+    for name, array in result.dataset.data_vars.items():
+        if array.isnull().all():
+            continue
+        table.add_row(name, array.attrs.get("units", ""), *(f"{float(f()):.5g}" for f in (array.min, array.mean, array.max, array.sum)))
+    out.print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m gridlang`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
