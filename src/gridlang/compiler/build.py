@@ -49,6 +49,7 @@ class Built:
     costs: tuple[tuple[str, object], ...]  # (kind, cost per instance) for reports
     quadratic: bool = False
     integer: bool = False
+    offset: float = 0.0  # constant part of the total cost, kept out of the solver's objective
 
 
 @dataclass
@@ -62,6 +63,7 @@ class _State:
     balances: dict = field(default_factory=dict)
     units: dict = field(default_factory=dict)
     objective: list = field(default_factory=list)
+    offset: float = 0.0
     costs: list = field(default_factory=list)
     injections: dict = field(default_factory=dict)  # channel -> list of (bus group, expression)
     blocks: list = field(default_factory=list)
@@ -85,7 +87,7 @@ def build(case: ir.CaseIR) -> Built:
         m.add_objective(total)
     quadratic = any(isinstance(t, linopy.QuadraticExpression) for t in state.objective)
     integer = any(v.attrs.get("binary") or v.attrs.get("integer") for _, v in m.variables.items())
-    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer)
+    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset)
 
 
 def _param_array(values: np.ndarray, first: tuple[str, pd.Index], time: pd.Index) -> xr.DataArray:
@@ -234,7 +236,10 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
         if isinstance(value, linopy.QuadraticExpression) and _nonconvex(value):
             state.errors.add(c.span, "this quadratic cost is not convex (a negative coefficient on a square)", "give squared terms non-negative coefficients")
             continue
-        state.objective.append(value.sum())
+        total = value.sum()
+        constant = float(total.const)
+        state.offset += constant
+        state.objective.append(total - constant)
         if coords:
             others = [d for d in value.dims if d not in coords and not d.startswith("_")]
             state.costs.append((prefix, value.sum(others) if others else value))

@@ -38,7 +38,7 @@ def solve(built: Built, options: Mapping[str, object]) -> Result:
     if termination in ("unbounded", "infeasible_or_unbounded"):
         raise unbounded(built)
     return Result(
-        objective=float(m.objective.value) if m.objective.value is not None else float("nan"),
+        objective=float(m.objective.value) + built.offset if m.objective.value is not None else float("nan"),
         termination=termination,
         primal_status=_SOLUTION_STATUS.get(info.primal_solution_status, "unknown"),
         dual_status=_SOLUTION_STATUS.get(info.dual_solution_status, "unknown"),
