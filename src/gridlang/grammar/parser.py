@@ -109,7 +109,7 @@ def _syntax_error(exc: UnexpectedInput, path: str, text: str) -> GridError:
     token = exc.token
     if token.type == "$END":
         return GridError(Span(path, line, col), "the file ends in the middle of a statement", "close every '{', '(' and '['")
-    history = list(getattr(exc, "token_history", None) or [])
+    history = [t for t in (getattr(exc, "token_history", None) or []) if t is not None]
     if history and history[-1].type == "UNIT" and token.type not in ("_SEP", "RBRACE"):
         unit = history[-1]
         return GridError(

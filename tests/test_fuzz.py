@@ -1,0 +1,256 @@
+"""Property-based robustness: whatever text comes in, only GridError comes out.
+
+Generated and mutated case text is fed to the parser, to ``gridlang.load``
+(parse + resolve) and, for a few examples, to ``.compile()``.  Any exception
+other than :class:`GridError` is a bug: the user would see a Python traceback
+instead of ``file:line:col: error: ...``.  Every GridError must also render.
+
+Nothing here solves a model.  Explicit ``@example``s pin inputs that once
+escaped as tracebacks, so they are checked on every run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+import gridlang
+from gridlang.errors import GridError, GridErrors
+from gridlang.grammar.parser import parse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------- valid cases to mutate
+
+#: the tiny case of the docs: copper plate, a grid connection, a battery, a load
+ARB = """\
+system s { base_power = 1 MVA; base_voltage = 10 kV; horizon = 4 h; step = 1 h }
+profile price = [10, 50, 20, 100] $/MWh
+network n uses copper_plate {
+  bus b1 { slack }
+  bus b2
+}
+grid g at b1 { import_price = price; export_price = price; import_max = 10 MW; export_max = 10 MW }
+storage es at b2 { energy = 2 MWh; power = 1 MW; soc_init = 0 %; soc_final = 0 % }
+load ld at b2 { p = 0.5 MW }
+"""
+
+#: a four-bus radial feeder using most statements of the case layer
+FEEDER = """\
+# A four-bus feeder under LinDistFlow with most of the standard kinds.
+system feeder { base_power = 1 MVA; base_voltage = 10 kV; horizon = 4 h; step = 1 h }
+profile shape = [0.6, 0.8, 1.0, 0.7]
+profile sun = [0, 0.5, 1, 0.2]
+profile price = [40, 60, 90, 50] $/MWh
+network f uses lindistflow {
+  bus n1 { slack; v_set = 1.0 }
+  bus n2..n4 { vmin = 0.9; vmax = 1.1 }
+  line table (name, from, to, r [ohm], x [ohm]) {
+    l1 n1 n2 0.5 0.3
+    l2 n2 n3 0.4 0.2
+    l3 n2 n4 0.6 0.4
+  }
+}
+grid sub at n1 { import_price = price; export_price = 20 $/MWh; import_max = 5 MW }
+load table (name, at, p [kW], q [kvar], scale) {
+  ld2 n2 300 100 shape
+  ld3 n3 200 80 shape
+}
+load ld4 at n4 { p = 150 kW; curtailable = 50 %; voll = 500 $/MWh }
+pv pv3 at n3 { capacity = 400 kW; availability = sun }
+wind w4 at n4 { capacity = 100 kW; availability = [0.3, 0.4, 0.2, 0.1] }
+storage es2 at n2 { energy = 500 kWh; power = 200 kW; efficiency = 95 %; soc_init = 50 % }
+generator g4 at n4 { pmax = 200 kW; marginal_cost = 80 $/MWh; ramp = 100 kW/h }
+ev car at n3 { power = 7 kW; energy = 10 kWh; arrival = 1 h; departure = 4 h }
+agent owner owns pv3, es2
+agent utility owns sub
+objective minimize cost
+study s1: dispatch { solver = highs; time_limit = 10 }
+"""
+
+#: the model layer: a user formulation and a user kind
+KINDS = """\
+# A user-defined kind and formulation.
+system s { base_power = 1 MVA; base_voltage = 10 kV; horizon = 3 h; step = 1 h }
+formulation transport for network {
+  param slack[bus]: flag
+  param cap[line]: MW = 10 MW
+  var F[line, t]: MW in [-cap, cap]
+  balance_p: sum(F[l, t] for l in into(b)) - sum(F[l, t] for l in out_of(b)) + injected_p[b, t] == 0
+}
+kind heater at bus {
+  param pmax: MW
+  param need: MWh = 0 MWh
+  var p[t]: MW in [0, pmax]
+  var store[t]: MWh in [0, 2 * need]
+  fill: store[t] == store[t-1] + p[t] * dt
+  start: store[first] == p[first] * dt
+  enough: store[last] >= need where need > 0
+  inject p[t] = -p[t]
+  cost 1 $/MWh * p[t] * dt
+}
+network n uses transport {
+  bus a { slack }
+  bus b
+  line ab from a to b { cap = 2 MW }
+}
+grid g at a { import_price = [10, 30, 20] $/MWh }
+heater h1 at b { pmax = 1 MW; need = 1 MWh }
+"""
+
+EMBEDDED = (ARB, FEEDER, KINDS)
+
+#: for the parser only: the repository's real cases and the standard library
+REPO_TEXTS = tuple(
+    p.read_text(encoding="utf-8")
+    for p in sorted([*(ROOT / "cases").glob("*.grid"), *(ROOT / "src" / "gridlang" / "stdlib_models").glob("*.grid")])
+)
+
+# ---------------------------------------------------------------- alphabets
+
+KEYWORDS = [
+    "system", "profile", "network", "uses", "bus", "line", "table", "from", "to", "at", "agent", "owns",
+    "objective", "minimize", "maximize", "include", "study", "kind", "formulation", "for", "radial",
+    "param", "var", "in", "binary", "integer", "where", "inject", "cost", "output", "sum", "not", "and",
+    "or", "if", "csv", "column", "slack", "dispatch", "copper_plate", "lindistflow",
+    "load", "generator", "grid", "pv", "wind", "storage", "ev",
+]
+NAMES = ["b1", "b2", "b1..b3", "ld", "x", "t", "t-1", "l", "p", "first", "last", "inf", "dt", "hour", "flag", "true", "_"]
+NUMBERS = ["0", "1", "-1", "2.5", ".5", "1e3", "1e400", "4", "24"]
+UNITS = ["kW", "MW", "MWh", "kWh", "$/MWh", "%", "p.u.", "ohm", "h", "min", "MVA", "kV", "Mvar", "MW/h", "$/MW^2/h", "kg"]
+PUNCT = ["{", "}", "(", ")", "[", "]", ",", ";", ":", "=", "==", "<=", ">=", "<", ">", "!=", "+", "-", "*", "/", "^", "..", "#", "\n", "\\\n"]
+STRINGS = ['"x.csv"', '"nope.grid"', '"a"', '""']
+TOKENS = KEYWORDS + NAMES + NUMBERS + UNITS + PUNCT + STRINGS
+
+CHARS = "abcdefghijklmnopqrstuvwxyzABMWkhv0123456789_ \t\n\r{}()[],;:=<>!+-*/^.#\"$%€\\é\x00"
+
+token_soup = st.lists(
+    st.tuples(st.sampled_from(TOKENS), st.sampled_from([" ", " ", " ", "", "\n", "; "])),
+    max_size=60,
+).map(lambda pairs: "".join(tok + sep for tok, sep in pairs))
+char_soup = st.text(alphabet=CHARS, max_size=200)
+random_text = st.one_of(token_soup, char_soup)
+
+# ---------------------------------------------------------------- mutations
+
+_TOKEN_RE = re.compile(r"\s+|[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\.|[<>=!]=|\S")
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN_RE.findall(text)
+
+
+@st.composite
+def _mutate_once(draw, text: str) -> str:
+    op = draw(st.sampled_from(["del_tok", "dup_tok", "swap_tok", "sub_tok", "del_line", "dup_line", "swap_line", "insert_char", "truncate"]))
+    if op.endswith("_tok"):
+        toks = _tokens(text)
+        if not toks:
+            return text
+        i = draw(st.integers(0, len(toks) - 1))
+        if op == "del_tok":
+            del toks[i]
+        elif op == "dup_tok":
+            toks.insert(i, toks[i])
+        elif op == "swap_tok":
+            j = draw(st.integers(0, len(toks) - 1))
+            toks[i], toks[j] = toks[j], toks[i]
+        else:
+            toks[i] = draw(st.sampled_from(TOKENS))
+        return "".join(toks)
+    if op.endswith("_line"):
+        lines = text.splitlines(keepends=True)
+        if not lines:
+            return text
+        i = draw(st.integers(0, len(lines) - 1))
+        if op == "del_line":
+            del lines[i]
+        elif op == "dup_line":
+            lines.insert(i, lines[i])
+        else:
+            j = draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+        return "".join(lines)
+    pos = draw(st.integers(0, len(text)))
+    if op == "insert_char":
+        return text[:pos] + draw(st.sampled_from(CHARS)) + text[pos:]
+    return text[:pos]
+
+
+@st.composite
+def mutated(draw, sources: tuple[str, ...]) -> str:
+    text = draw(st.sampled_from(sources))
+    for _ in range(draw(st.integers(1, 3))):
+        text = draw(_mutate_once(text))
+    return text
+
+
+# ---------------------------------------------------------------- the property
+
+
+def only_grid_errors(fn, text: str) -> None:
+    """Run ``fn(text)``; a GridError is fine (and must render), anything else propagates."""
+    try:
+        fn(text)
+    except GridError as exc:
+        rendered = exc.render()
+        assert rendered.startswith(f"{exc.span}: error: ")
+        if isinstance(exc, GridErrors):
+            assert exc.errors
+
+
+def as_text(text: str) -> str:
+    """``gridlang.load`` reads text (not a path) when it holds a newline."""
+    return text if text.endswith("\n") else text + "\n"
+
+
+def load(text: str) -> None:
+    gridlang.load(as_text(text))
+
+
+def compile_(text: str) -> None:
+    gridlang.load(as_text(text)).compile()
+
+
+FAST = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+SLOW = settings(max_examples=20, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+@FAST
+@given(random_text)
+def test_parser_on_random_text(text):
+    only_grid_errors(parse, text)
+
+
+@FAST
+@given(mutated(REPO_TEXTS + EMBEDDED))
+def test_parser_on_mutated_cases(text):
+    only_grid_errors(parse, text)
+
+
+@FAST
+@given(random_text)
+def test_load_on_random_text(text):
+    only_grid_errors(load, text)
+
+
+@FAST
+@given(mutated(EMBEDDED))
+def test_load_on_mutated_cases(text):
+    only_grid_errors(load, text)
+
+
+@SLOW
+@given(mutated((ARB, KINDS)))
+def test_compile_on_mutated_cases(text):
+    only_grid_errors(compile_, text)
+
+
+@pytest.mark.parametrize("text", EMBEDDED, ids=["arb", "feeder", "kinds"])
+def test_embedded_cases_are_valid(text):
+    """The seeds of the mutations load and compile, so mutants start from sound text."""
+    gridlang.load(text).compile()
