@@ -1,0 +1,256 @@
+"""A catalogue of bad inputs: each must fail with a GridError at the right place.
+
+Every entry is a small case written to ``<pytest tmp>/eN/case/case.grid`` (next
+to copies of the fixtures in ``tests/data/errors``), the stage expected to fail (``load``:
+parse and resolve; ``compile``: build the linopy model; ``solve``), the
+position the error must point at, a regex its message must match and, for
+most, a regex its hint must match.  The rendered error must show
+``file:line:col: error: message``, the source line and a caret under the
+column.  A Python exception other than GridError is a bug, never accepted.
+
+Entries marked xfail are bugs found while writing this catalogue: the
+test states the behaviour we want (strict, so a fix makes them pass and
+the mark must then be removed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import gridlang
+from gridlang.errors import SOURCES, GridError, GridErrors
+
+DATA = Path(__file__).resolve().parent / "data" / "errors"
+
+# Line 1 of most cases; a 4-step horizon of 1 h.
+SYSTEM = "system s { base_power = 1 MVA; base_voltage = 10 kV; horizon = 4 h; step = 1 h }\n"
+# Lines 2-5: a copper plate with two buses.  Cases built on HEAD start at line 6.
+COPPER = "network n uses copper_plate {\n  bus b1 { slack }\n  bus b2\n}\n"
+HEAD = SYSTEM + COPPER
+# Something to dispatch, so a case that is otherwise fine compiles.
+ASSETS = "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = 1 MW }\n"
+
+
+def radial(*lines: str) -> str:
+    """SYSTEM, then a lindistflow network whose items start at line 3."""
+    return SYSTEM + "network n uses lindistflow {\n" + "".join(f"  {x}\n" for x in lines) + "}\n"
+
+
+def heater(*statements: str) -> str:
+    """HEAD and ASSETS (lines 6-7), a user kind 'heater' from line 8 whose extra statements start at line K, one heater."""
+    body = "".join(f"  {s}\n" for s in statements)
+    return HEAD + ASSETS + (
+        "kind heater at bus {\n  param pmax: MW\n  var p[t]: MW in [0, pmax]\n" + body + "  inject p[t] = -p[t]\n}\n"
+        "heater h at b2 { pmax = 1 MW }\n"
+    )
+
+
+K = 11  # line of the first extra statement in heater()
+
+
+@dataclass(frozen=True)
+class Bad:
+    text: str
+    line: int
+    col: int
+    match: str  # regex the error message must match
+    hint: str | None = None  # regex the hint must match; None: not checked
+    stage: str = "load"  # load | compile | solve
+    file: str | None = None  # where the span points: None = the case file; "<stdlib>/..." or a path relative to the case folder
+
+
+def bad(id: str, *args, xfail: str | None = None, **kwargs):
+    marks = [pytest.mark.xfail(strict=True, reason=xfail)] if xfail else []
+    return pytest.param(Bad(*args, **kwargs), id=id, marks=marks)
+
+
+CATALOGUE = [
+    # ------------------------------------------------------------ syntax
+    bad("syntax-unexpected-token", HEAD + "load ld at b2 { p = = 1 MW }\n", 6, 21, r"unexpected '='", r"expected .*a number|expected"),
+    bad("syntax-unclosed-brace-eof", SYSTEM + "network n uses copper_plate {\n  bus b1 { slack }\n", 3, 19, r"file ends in the middle of a statement", r"close every '\{'"),
+    bad("syntax-unclosed-paren", HEAD + "load ld at b2 { p = (1 MW }\n", 6, 27, r"unexpected '\}'", r"expected '\)'"),
+    bad("syntax-unexpected-character", HEAD + "load ld at b2 { p = 1 MW } @\n", 6, 28, r"unexpected character '@'"),
+    bad("syntax-unit-then-statement", HEAD + "grid g at b1 { import_price = 5 $/MWh import_max = 1 MW }\n", 6, 33,
+        r"'\$/MWh' is read as the unit of the number before it", r"new line or ';'"),
+    # ------------------------------------------------------------ names
+    bad("unknown-name-in-attribute", HEAD + "profile demand = [1, 2, 3, 4]\nload ld at b2 { p = 1 MW; scale = demnd }\n", 7, 35,
+        r"unknown name 'demnd'", r"did you mean 'demand'\?"),
+    bad("unknown-name-in-profile", HEAD + "profile demand = [1, 2, 3, 4]\nprofile peak = 1.5 * demand + offset\n", 7, 31, r"unknown name 'offset'"),
+    bad("attribute-typo", HEAD + "pv p1 at b2 { capacty = 1 MW }\n", 6, 15, r"unknown attribute 'capacty' for pv", r"did you mean 'capacity'\?"),
+    bad("unknown-kind", HEAD + "storag es at b2 { energy = 1 MWh; power = 1 MW }\n", 6, 1, r"unknown kind 'storag'", r"did you mean 'storage'\?"),
+    bad("unknown-formulation", SYSTEM + "network n uses lindistflo {\n  bus b1 { slack }\n}\n", 2, 16,
+        r"unknown formulation 'lindistflo'", r"did you mean 'lindistflow'\?"),
+    bad("duplicate-name", HEAD + "load ld at b2 { p = 1 MW }\nload ld at b1 { p = 2 MW }\n", 7, 6, r"'ld' is already defined \(at .*case\.grid:6:6\)", r"another name"),
+    bad("bus-not-in-network", HEAD + "load ld at b22 { p = 1 MW }\n", 6, 12, r"bus 'b22' is not in any network", r"did you mean 'b2'\?"),
+    bad("unknown-system-attribute", SYSTEM.replace("step =", "stepp =") + COPPER, 1, 69, r"unknown system attribute 'stepp'", r"did you mean 'step'\?"),
+    bad("no-system-statement", COPPER + ASSETS, 1, 1, r"no system statement", r"add e\.g\. 'system"),
+    bad("unknown-study-type", HEAD + ASSETS + "study s1: dispath { solver = highs }\n", 8, 11, r"unknown study type 'dispath'", r"did you mean 'dispatch'\?"),
+    bad("objective-maximize", HEAD + ASSETS + "objective maximize cost\n", 8, 1, r"can only be minimized", r"objective minimize cost"),
+    bad("user-kind-unknown-name", HEAD + "kind heater at bus {\n  param pmax: MW\n  var p[t]: MW in [0, pmaxx]\n  inject p[t] = -p[t]\n}\n", 8, 23,
+        r"unknown name 'pmaxx' in heater", r"did you mean 'pmax'\?"),
+    # ------------------------------------------------------------ units
+    bad("unit-mismatch", HEAD + "storage es at b2 { energy = 250 kW; power = 250 kW }\n", 6, 29,
+        r"unit mismatch: 'energy' expects energy but got power", r"e\.g\. 1 MWh"),
+    bad("missing-unit", HEAD + "storage es at b2 { energy = 1 MWh; power = 250 }\n", 6, 44, r"'power' needs a unit of power", r"e\.g\. 250 kW"),
+    bad("unknown-unit", HEAD + "storage es at b2 { energy = 1 MWh; power = 250 kWatt }\n", 6, 44, r"unknown unit 'kWatt'", r"units: .*kW"),
+    # ------------------------------------------------------------ data: profiles, CSV, tables, includes
+    bad("profile-wrong-length", HEAD + "profile demand = [1, 2, 3]\n", 6, 18, r"profile 'demand' has 3 values but the horizon has 4 steps", r"one value per step"),
+    bad("csv-file-missing", HEAD + 'profile demand = csv("nope.csv", column = "a")\n', 6, 22, r"file 'nope\.csv' not found", r"relative to the file"),
+    bad("csv-column-missing", HEAD + 'profile demand = csv("profiles.csv", column = "residental")\n', 6, 47,
+        r"column 'residental' not in 'profiles\.csv'", r"did you mean 'residential'\?"),
+    bad("csv-table-column-missing", HEAD + 'load table (name, at, p) from csv("loads.csv")\n', 6, 35, r"'loads\.csv' lacks column\(s\) at|lacks column\(s\) p", r"its columns: name, at, q"),
+    bad("csv-outside-case-folder", HEAD + 'profile demand = csv("../outside.csv", column = "a")\n', 6, 22, r"'\.\./outside\.csv' is outside the case folder", r"--allow-outside"),
+    bad("table-row-wrong-cell-count", HEAD + "load table (name, at, p [kW]) {\n  ld1 b1 100\n  ld2 b2\n}\n", 8, 3,
+        r"this row has 2 cells but the table has 3 columns", r"columns: \(name, at, p\)"),
+    bad("include-missing", HEAD + ASSETS + 'include "nope.grid"\n', 8, 9, r"file 'nope\.grid' not found", r"relative to the file"),
+    bad("error-in-included-file", HEAD + 'include "bad_part.grid"\n', 2, 29, r"unknown attribute 'sacle' for load", r"did you mean 'scale'\?", file="bad_part.grid"),
+    # ------------------------------------------------------------ system, network shape, ownership
+    bad("horizon-not-whole-steps", SYSTEM.replace("step = 1 h", "step = 90 min") + COPPER, 1, 1, r"horizon is not a whole number of steps", r"divides the horizon"),
+    bad("line-to-unknown-bus", radial("bus b1 { slack }", "bus b2", "line l1 from b1 to b7 { r = 0.1 ohm; x = 0.1 ohm }"), 5, 22, r"bus 'b7' is not in network 'n'"),
+    bad("network-not-radial", radial("bus b1 { slack }", "bus b2..b3", "line l1 from b1 to b2 { r = 0.1 ohm; x = 0.1 ohm }",
+                                     "line l2 from b2 to b3 { r = 0.1 ohm; x = 0.1 ohm }", "line l3 from b3 to b1 { r = 0.1 ohm; x = 0.1 ohm }"),
+        2, 9, r"network 'n' is not radial: 3 lines for 3 buses", r"open a line of each loop"),
+    bad("network-disconnected", radial("bus b1 { slack }", "bus b2..b3", "line l1 from b1 to b2 { r = 0.1 ohm; x = 0.1 ohm }"), 2, 9,
+        r"network 'n' is not connected: bus 'b3' cannot be reached", r"add the missing line"),
+    bad("missing-required-parameter", HEAD + "storage es at b2 { energy = 1 MWh }\n", 6, 1, r"storage 'es' needs 'power'", r"add 'power = \.\.\.' \(power\)"),
+    bad("asset-owned-twice", HEAD + ASSETS + "agent a1 owns ld\nagent a2 owns ld\n", 9, 15, r"'ld' is owned twice: by 'a1' and by 'a2'", r"one owner"),
+    # ------------------------------------------------------------ compile: bounds and the model layer
+    bad("negative-capacity", HEAD + ASSETS + "pv p1 at b2 { capacity = -100 kW }\n", 8, 1, r"pv 'p1': the upper bound of 'p' is below its lower bound",
+        r"negative sizes", stage="compile"),
+    bad("constraint-without-comparison", heater("p[t] + pmax"), K, 3, r"a constraint compares two sides", r"e\.g\.", stage="compile"),
+    bad("quadratic-constraint", heater("var q[t]: MW in [0, pmax]", "prod: p[t] * q[t] <= pmax"), K + 1, 3, r"quadratic constraints are not supported",
+        r"quadratic terms are allowed in costs", stage="compile"),
+    bad("variable-cubed", heater("c: p[t] ^ 3 <= pmax"), K, 6, r"raised to the power 3", r"only x\^2", stage="compile"),
+    bad("divide-by-variable", heater("c: 1 / p[t] <= pmax"), K, 6, r"cannot divide by a variable", r"multiply instead", stage="compile"),
+    bad("cost-not-convex", heater("cost -p[t]^2"), K, 3, r"quadratic cost is not convex", r"non-negative coefficients", stage="compile"),
+    # ------------------------------------------------------------ solve
+    bad("infeasible", HEAD + "grid g at b1 { import_price = 10 $/MWh; import_max = 1 MW }\nload ld at b2 { p = 2 MW }\n", 5, 3,
+        r"infeasible: constraint n-balance_p at \(time=0\) is part of the conflict", r"relax one of them", stage="solve", file="<stdlib>/copper_plate.grid"),
+    bad("unbounded", HEAD + "grid g at b1 { import_price = 10 $/MWh; export_price = 20 $/MWh }\n", 14, 3,
+        r"unbounded", r"export_max", stage="solve", file="<stdlib>/grid.grid"),
+    # ------------------------------------------------------------ bugs found here (see the reasons)
+    bad("flag-given-as-series", HEAD + ASSETS + "storage es at b2 { energy = 1 MWh; power = 1 MW; cyclic = [1, 0, 1, 0] }\n", 8, 59,
+        r"cyclic", stage="compile", xfail="ValueError from linopy (mask has dimension 'time' not in coords) instead of a GridError"),
+    bad("variable-bound-uses-variable", heater("var z[t]: MW in [0, p[t]]"), K, 3, r"bound", stage="compile",
+        xfail="ValueError from xarray in build._check_bounds instead of a GridError"),
+    bad("horizon-too-many-steps", SYSTEM.replace("horizon = 4 h", "horizon = 1e300 h") + COPPER + ASSETS, 1, 1, r"steps", stage="compile",
+        xfail="accepted by load; compile raises numpy ValueError 'Maximum allowed size exceeded'"),
+    bad("wrap-with-fractional-shift", heater("c: p[wrap(t-0.5)] <= pmax"), K, 8, r"unsupported index", stage="compile",
+        xfail="accepted silently as p[t] (int(0.5) == 0); t-0.5 without wrap is refused"),
+    bad("table-duplicate-column", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload table (name, at, p [kW], p [kW]) {\n  ld1 b2 100 200\n}\n", 7, 31,
+        r"twice|duplicate", xfail="accepted silently, the last column wins (an attribute given twice is an error)"),
+    bad("load-infinite", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = inf }\n", 7, 21, r"finite|infinite", stage="solve",
+        xfail="reaches HiGHS: 'HiGHS could not solve the case: boolean index did not match ...' at the system line"),
+    bad("load-not-a-number", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = 0 / 0 * 1 MW }\n", 7, 21, r"not a number|NaN", stage="solve",
+        xfail="NaN demand is accepted and the case solves 'optimal' with cost 0"),
+    bad("case-includes-itself", HEAD + ASSETS + 'include "case.grid"\n', 8, 9, r"includ", stage="load",
+        xfail="reported as 'a case has one system statement' at 1:1 (the main file is parsed twice)"),
+]
+
+
+def _run(bad: Bad, path: Path) -> None:
+    case = gridlang.load(path)
+    if bad.stage == "compile":
+        case.compile()
+    elif bad.stage == "solve":
+        case.solve()
+
+
+def _same_file(span_file: str, expected: str) -> bool:
+    if expected.startswith("<"):
+        return span_file == expected
+    return os.path.realpath(span_file) == os.path.realpath(expected)
+
+
+def _matching(err: GridError, pattern: str) -> GridError:
+    """The error (of possibly several) whose message matches ``pattern``."""
+    errors = err.errors if isinstance(err, GridErrors) else [err]
+    found = [e for e in errors if re.search(pattern, e.message)]
+    assert found, f"no error matches {pattern!r}: {[e.message for e in errors]}"
+    return found[0]
+
+
+@pytest.fixture
+def folder(tmp_path_factory) -> Path:
+    """A fresh folder whose path does not repeat the test id (tmp_path does), so a
+    message regex cannot match the file name in the rendered error by accident."""
+    return tmp_path_factory.mktemp("e")
+
+
+def write_case(base: Path, text: str) -> Path:
+    """``base/case/case.grid`` next to copies of the fixtures; ``base/outside.csv`` lies outside the case folder."""
+    folder = base / "case"
+    shutil.copytree(DATA, folder)
+    (base / "outside.csv").write_text("a\n1\n2\n3\n4\n")
+    path = folder / "case.grid"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("bad", CATALOGUE)
+def test_bad_input(bad: Bad, folder: Path) -> None:
+    path = write_case(folder, bad.text)
+    with pytest.raises(GridError, match=bad.match) as info:
+        _run(bad, path)
+    err = _matching(info.value, bad.match)
+    expected_file = str(path) if bad.file is None else bad.file if bad.file.startswith("<") else str(path.parent / bad.file)
+    assert _same_file(err.span.file, expected_file), f"error in {err.span.file}, expected {expected_file}"
+    assert (err.span.line, err.span.col) == (bad.line, bad.col), err.render()
+
+    # file:line:col: error: message / the source line / a caret under the column / hint
+    rendered = GridError.render(err).splitlines()
+    assert rendered[0] == f"{err.span.file}:{bad.line}:{bad.col}: error: {err.message}"
+    source = SOURCES[err.span.file].splitlines()[bad.line - 1]
+    assert rendered[1] == "    " + source.expandtabs(1)
+    assert re.fullmatch(" " * (4 + bad.col - 1) + r"\^~*", rendered[2]), rendered[2]
+    if bad.hint is not None:
+        assert len(rendered) == 4 and rendered[3].startswith("  hint: "), rendered
+        assert re.search(bad.hint, rendered[3]), rendered[3]
+    # the whole report (all errors of the stage) renders too, each with its position
+    whole = str(info.value)
+    assert f"{err.span.file}:{bad.line}:{bad.col}: error: " in whole
+
+
+def test_catalogue_is_large_and_distinct() -> None:
+    ids = [p.id for p in CATALOGUE]
+    texts = [p.values[0].text for p in CATALOGUE]
+    assert len(set(ids)) == len(ids) and len(set(texts)) == len(texts)
+    assert len([p for p in CATALOGUE if not p.marks]) >= 24
+
+
+def test_independent_resolve_errors_are_reported_together(folder: Path) -> None:
+    text = HEAD + ASSETS + (
+        "storag es at b2 { energy = 1 MWh; power = 1 MW }\n"  # 8: unknown kind
+        "pv p1 at b9 { capacity = 1 MW }\n"  # 9: bus not in any network
+        "agent a owns nobody\n"  # 10: owns something undefined
+        "profile demand = [1, 2, 3]\n"  # 11: wrong length
+    )
+    path = write_case(folder, text)
+    with pytest.raises(GridErrors) as info:
+        gridlang.load(path)
+    errors = info.value.errors
+    assert len(errors) >= 2
+    assert [e.span.line for e in errors] == [8, 9, 10, 11]
+    assert all(e.span.file == str(path) for e in errors)
+    rendered = str(info.value)
+    for e in errors:
+        assert f"{path}:{e.span.line}:{e.span.col}: error: {e.message}" in rendered
+    assert rendered.endswith(f"\n\n{len(errors)} errors")
+    # it behaves like its first error
+    assert (info.value.span, info.value.message) == (errors[0].span, errors[0].message)
+
+
+@pytest.mark.xfail(strict=True, reason="a value that fails (bad unit) is also reported as missing, and that error comes first")
+def test_a_bad_value_is_not_also_reported_missing(folder: Path) -> None:
+    path = write_case(folder, HEAD + "storage es at b2 { energy = 250 kW; power = 250 kW }\n")
+    with pytest.raises(GridError) as info:
+        gridlang.load(path)
+    errors = info.value.errors if isinstance(info.value, GridErrors) else [info.value]
+    assert [e.message for e in errors if "needs 'energy'" in e.message] == []
+    assert (info.value.span.line, info.value.span.col) == (6, 29)
