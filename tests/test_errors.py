@@ -140,7 +140,7 @@ CATALOGUE = [
     bad("variable-bound-uses-variable", heater("var z[t]: MW in [0, p[t]]"), K, 3, r"bound", stage="compile",
         xfail="ValueError from xarray in build._check_bounds instead of a GridError"),
     bad("horizon-too-many-steps", SYSTEM.replace("horizon = 4 h", "horizon = 1e300 h") + COPPER + ASSETS, 1, 1, r"steps", stage="compile",
-        xfail="accepted by load; compile raises numpy ValueError 'Maximum allowed size exceeded'"),
+),
     bad("wrap-with-fractional-shift", heater("c: p[wrap(t-0.5)] <= pmax"), K, 8, r"unsupported index", stage="compile",
         xfail="accepted silently as p[t] (int(0.5) == 0); t-0.5 without wrap is refused"),
     bad("table-duplicate-column", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload table (name, at, p [kW], p [kW]) {\n  ld1 b2 100 200\n}\n", 7, 31,

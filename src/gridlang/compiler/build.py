@@ -112,8 +112,14 @@ def _kind(group: ir.Group, state: _State) -> None:
     spans = dict(zip(group.names, group.spans))
     frame = _statements(kind.name, kind, frame, coords, spans, state)
     buses = xr.DataArray(np.asarray(group.buses, dtype=object), coords={kind.name: index}, dims=kind.name, name=ir.BUS)
+    template = xr.DataArray(np.zeros((len(index), len(state.time))), coords={kind.name: index, ir.TIME: state.time})
     for inject in kind.injects:
         expr = _eval(inject.expr, frame, inject.span, state)
+        if expr is not None and not is_linopy(expr):
+            if xr.DataArray(expr).dtype == bool:
+                state.errors.add(inject.span, "an injection is a power, not a condition")
+                continue
+            expr = template + expr  # a constant injection, over every instance and step
         if expr is not None:
             state.injections.setdefault(inject.channel.name, []).append((buses, expr))
     state.blocks.append(Block(kind.name, kind, frame, spans))

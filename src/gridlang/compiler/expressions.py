@@ -79,7 +79,10 @@ class Evaluator:
         method = getattr(self, f"_{type(e).__name__.lower()}", None)
         if method is None:
             self.fail("this expression is not allowed in a model statement", span=e.span)
-        return method(e)
+        try:
+            return method(e)
+        except (ArithmeticError, ValueError, TypeError, KeyError, IndexError) as exc:
+            self.fail(f"cannot evaluate this expression: {exc}", "check the parameters, indices and operations", e.span)
 
     def mask(self) -> xr.DataArray | None:
         """Rows where every shifted index stays inside the horizon."""

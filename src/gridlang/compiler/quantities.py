@@ -57,6 +57,12 @@ class DataEvaluator:
         self.call = call
 
     def __call__(self, e: ast.Expr) -> Quantity:
+        try:
+            return self._eval(e)
+        except (ArithmeticError, ValueError, TypeError) as exc:
+            raise GridError(e.span, f"cannot evaluate this value: {exc}", "check the numbers, their units and series lengths") from None
+
+    def _eval(self, e: ast.Expr) -> Quantity:
         match e:
             case ast.Number(value, unit, span):
                 return self._with_unit(np.float64(value), unit, span)

@@ -158,6 +158,9 @@ def _system(systems: Sequence[ast.System], main: ast.Module, scope: _Scope) -> i
         if value is not None:
             si[key] = value
     steps_float = si["horizon"] / si["step"]
+    if not np.isfinite(steps_float) or steps_float > 1e6:
+        scope.errors.add(node.span, f"the horizon has too many steps ({steps_float:g})", "use a longer step or a shorter horizon")
+        steps_float = 1.0
     steps = int(round(steps_float))
     if abs(steps_float - steps) > 1e-9 or steps < 1:
         scope.errors.add(node.span, f"the horizon is not a whole number of steps ({steps_float:g})", "choose a step that divides the horizon")
@@ -181,7 +184,7 @@ def _si_number(attr: ast.Attr, dim, scope: _Scope) -> float | None:
     if got != dim:
         scope.errors.add(e.span, f"unit mismatch: '{attr.name.name}' expects {describe(dim)} but got {describe(got)}")
         return None
-    if e.value <= 0:
+    if not np.isfinite(e.value * size) or e.value <= 0:
         scope.errors.add(e.span, f"'{attr.name.name}' must be positive")
         return None
     return e.value * size
@@ -383,7 +386,10 @@ def _assemble(specs: Mapping[str, ir.ParamSpec], items: _Items, owner: str, scop
             except GridError as exc:
                 scope.errors.extend(exc)
                 continue
-        out[key] = _stack(given, default, n, scope.steps, spec.dim is None)
+        try:
+            out[key] = _stack(given, default, n, scope.steps, spec.dim is None)
+        except ValueError:
+            scope.errors.add(spec.span, f"the default of '{key}' does not fit {n} elements over {scope.steps} steps", "a default is a number, a profile or another parameter")
     return out
 
 
