@@ -72,7 +72,7 @@ def bad(id: str, *args, xfail: str | None = None, **kwargs):
 
 CATALOGUE = [
     # ------------------------------------------------------------ syntax
-    bad("syntax-unexpected-token", HEAD + "load ld at b2 { p = = 1 MW }\n", 6, 21, r"unexpected '='", r"expected .*a number|expected"),
+    bad("syntax-unexpected-token", HEAD + "load ld at b2 { p = = 1 MW }\n", 6, 21, r"unexpected '='", r"expected .*a name"),
     bad("syntax-unclosed-brace-eof", SYSTEM + "network n uses copper_plate {\n  bus b1 { slack }\n", 3, 19, r"file ends in the middle of a statement", r"close every '\{'"),
     bad("syntax-unclosed-paren", HEAD + "load ld at b2 { p = (1 MW }\n", 6, 27, r"unexpected '\}'", r"expected '\)'"),
     bad("syntax-unexpected-character", HEAD + "load ld at b2 { p = 1 MW } @\n", 6, 28, r"unexpected character '@'"),
@@ -112,6 +112,7 @@ CATALOGUE = [
     bad("error-in-included-file", HEAD + 'include "bad_part.grid"\n', 2, 29, r"unknown attribute 'sacle' for load", r"did you mean 'scale'\?", file="bad_part.grid"),
     # ------------------------------------------------------------ system, network shape, ownership
     bad("horizon-not-whole-steps", SYSTEM.replace("step = 1 h", "step = 90 min") + COPPER, 1, 1, r"horizon is not a whole number of steps", r"divides the horizon"),
+    bad("horizon-too-many-steps", SYSTEM.replace("horizon = 4 h", "horizon = 1e300 h") + COPPER + ASSETS, 1, 1, r"too many steps", r"longer step"),
     bad("line-to-unknown-bus", radial("bus b1 { slack }", "bus b2", "line l1 from b1 to b7 { r = 0.1 ohm; x = 0.1 ohm }"), 5, 22, r"bus 'b7' is not in network 'n'"),
     bad("network-not-radial", radial("bus b1 { slack }", "bus b2..b3", "line l1 from b1 to b2 { r = 0.1 ohm; x = 0.1 ohm }",
                                      "line l2 from b2 to b3 { r = 0.1 ohm; x = 0.1 ohm }", "line l3 from b3 to b1 { r = 0.1 ohm; x = 0.1 ohm }"),
@@ -139,8 +140,6 @@ CATALOGUE = [
         r"cyclic", stage="compile", xfail="ValueError from linopy (mask has dimension 'time' not in coords) instead of a GridError"),
     bad("variable-bound-uses-variable", heater("var z[t]: MW in [0, p[t]]"), K, 3, r"bound", stage="compile",
         xfail="ValueError from xarray in build._check_bounds instead of a GridError"),
-    bad("horizon-too-many-steps", SYSTEM.replace("horizon = 4 h", "horizon = 1e300 h") + COPPER + ASSETS, 1, 1, r"steps", stage="compile",
-),
     bad("wrap-with-fractional-shift", heater("c: p[wrap(t-0.5)] <= pmax"), K, 8, r"unsupported index", stage="compile",
         xfail="accepted silently as p[t] (int(0.5) == 0); t-0.5 without wrap is refused"),
     bad("table-duplicate-column", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload table (name, at, p [kW], p [kW]) {\n  ld1 b2 100 200\n}\n", 7, 31,

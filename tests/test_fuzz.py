@@ -141,6 +141,8 @@ _atoms = st.one_of(
     st.sampled_from(NUMBERS),
     st.builds("{} {}".format, st.sampled_from(NUMBERS), st.sampled_from(UNITS)),
     st.sampled_from(["inf", "true", "false", "price", "shape", "sun", "nope", '"s"', "[]", "[1, 0, 1, 0]", "[1, 2]", "[0.5, 1, 1, 0.5] MW"]),
+    # names of the model layer (KINDS): variables, shifted and selected, parameters, built-ins
+    st.sampled_from(["p[t]", "p[t-1]", "p[t+1]", "p[wrap(t-1)]", "p[first]", "store[last]", "pmax", "need", "dt", "hour", "sum(p[t] for t in time)"]),
 )
 values = st.recursive(
     _atoms,
