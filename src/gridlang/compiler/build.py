@@ -230,8 +230,12 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
             state.units[name] = (v.unit.name, frame.base.factor(v.unit.name)[0])
     frame = Frame(values, dims, frame.base, frame.dt, frame.hour, frame.network, frame._maps)
     for c in defn.constraints:
-        label = c.label.name if c.label else f"line{c.span.line}"
-        _constraint(f"{prefix}-{label}", c, frame, state)
+        label = c.label.name if c.label else f"line{c.span.line}col{c.span.col}"
+        name = f"{prefix}-{label}"
+        if name in state.origins:
+            state.errors.add(c.label.span if c.label else c.span, f"constraint '{label}' is defined twice in {prefix} (first at {state.origins[name]})", "give each constraint its own label")
+            continue
+        _constraint(name, c, frame, state)
     for c in defn.costs:
         value = _eval(c.expr, frame, c.span, state, c.where)
         if value is None:
@@ -278,6 +282,9 @@ def _constraint(name: str, c: ast.Constraint, frame: Frame, state: _State) -> No
             return
         if isinstance(lhs, linopy.Variable):
             lhs = lhs.to_linexpr()
+        if bool(np.isinf(lhs.const).any()) if mask is None else bool((np.isinf(lhs.const) & mask).any()):
+            state.errors.add(c.span, "this constraint has an infinite constant", "a value in it is inf; give a finite number, or mask the rows with 'where ... < inf'")
+            return
         full = name if k == 0 else f"{name}_{k + 1}"
         kwargs = {} if mask is None else {"mask": mask}
         state.model.add_constraints(lhs, op, 0, name=full, **kwargs)
