@@ -12,7 +12,7 @@ locational prices.  The objective is the sum of all ``cost`` statements.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import linopy
 import numpy as np
@@ -197,8 +197,9 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
 
     Returns the frame extended by the variables, for injections and outputs."""
     m = state.model
-    values = dict(frame.values)
-    dims = dict(frame.dims)
+    # one frame whose dicts grow as variables are declared, so later statements see them
+    values, dims = dict(frame.values), dict(frame.dims)
+    frame = replace(frame, values=values, dims=dims)
     sets = sets or {}
     for v in defn.vars:
         name = f"{prefix}-{v.name.name}"
@@ -211,7 +212,7 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
         for d in declared:
             var_coords[d] = state.time if d == ir.TIME else sets[d]
         try:
-            ev = Evaluator(Frame(values, dims, frame.base, frame.dt, frame.hour, frame.network, frame._maps), v.span)
+            ev = Evaluator(frame, v.span)
             lower = ev(v.domain.lower) if v.domain.lower is not None else (0 if v.domain.kind == "binary" else -np.inf)
             upper = ev(v.domain.upper) if v.domain.upper is not None else (1 if v.domain.kind == "binary" else np.inf)
             mask = ev._condition(v.where) if v.where is not None else None
@@ -228,7 +229,6 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
         state.origins[name] = v.span
         if v.unit is not None:
             state.units[name] = (v.unit.name, frame.base.factor(v.unit.name)[0])
-    frame = Frame(values, dims, frame.base, frame.dt, frame.hour, frame.network, frame._maps)
     for c in defn.constraints:
         label = c.label.name if c.label else f"line{c.span.line}col{c.span.col}"
         name = f"{prefix}-{label}"
