@@ -138,8 +138,7 @@ CATALOGUE = [
     # ------------------------------------------------------------ bugs found here (see the reasons)
     bad("flag-given-as-series", HEAD + ASSETS + "storage es at b2 { energy = 1 MWh; power = 1 MW; cyclic = [1, 0, 1, 0] }\n", 8, 59,
         r"cyclic", stage="compile", xfail="ValueError from linopy (mask has dimension 'time' not in coords) instead of a GridError"),
-    bad("variable-bound-uses-variable", heater("var z[t]: MW in [0, p[t]]"), K, 3, r"bound", stage="compile",
-        xfail="ValueError from xarray in build._check_bounds instead of a GridError"),
+    bad("variable-bound-uses-variable", heater("var z[t]: MW in [0, p[t]]"), K, 3, r"bound", stage="compile"),
     bad("wrap-with-fractional-shift", heater("c: p[wrap(t-0.5)] <= pmax"), K, 8, r"unsupported index", stage="compile",
         xfail="accepted silently as p[t] (int(0.5) == 0); t-0.5 without wrap is refused"),
     bad("table-duplicate-column", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload table (name, at, p [kW], p [kW]) {\n  ld1 b2 100 200\n}\n", 7, 31,

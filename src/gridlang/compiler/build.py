@@ -20,7 +20,8 @@ import pandas as pd
 import xarray as xr
 
 from gridlang.compiler import ir
-from gridlang.compiler.expressions import Evaluator, Frame, is_linopy
+from gridlang.compiler.expressions import Evaluator, Frame, as_linopy, group_sum, is_expr
+from gridlang.compiler.linear import Lin
 from gridlang.compiler.units import Base
 from gridlang.errors import Collector, GridError, Span
 from gridlang.grammar import ast
@@ -73,21 +74,30 @@ def build(case: ir.CaseIR) -> Built:
     """Compile the resolved case into one linopy model."""
     steps, dt = case.system.steps, case.system.dt
     time = pd.RangeIndex(steps, name=ir.TIME)
-    state = _State(linopy.Model(), case, time, xr.DataArray(np.arange(steps) * dt, coords={ir.TIME: time}, dims=ir.TIME))
-    for group in case.groups:
-        _kind(group, state)
-    for network in case.networks:
-        _network(network, state)
-    state.errors.raise_if_any()
-    m = state.model
-    if state.objective:
-        total = state.objective[0]
-        for term in state.objective[1:]:
-            total = total + term
-        m.add_objective(total)
+    with linopy.options as options:
+        options["semantics"] = "v1"
+        state = _State(linopy.Model(sparse=True), case, time, xr.DataArray(np.arange(steps) * dt, coords={ir.TIME: time}, dims=ir.TIME))
+        for group in case.groups:
+            _kind(group, state)
+        for network in case.networks:
+            _network(network, state)
+        state.errors.raise_if_any()
+        m = state.model
+        if state.objective:
+            m.add_objective(_total(state.objective))
     quadratic = any(isinstance(t, linopy.QuadraticExpression) for t in state.objective)
     integer = any(v.attrs.get("binary") or v.attrs.get("integer") for _, v in m.variables.items())
     return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset)
+
+
+def _total(terms: list):
+    """Sum of the cost terms: the linear ones as one ``Lin``, then the quadratic ones."""
+    linear = [t for t in terms if isinstance(t, Lin)]
+    total = sum(linear[1:], linear[0]).to_linopy() if linear else None
+    for t in terms:
+        if not isinstance(t, Lin):
+            total = t if total is None else total + t
+    return total
 
 
 def _param_array(values: np.ndarray, first: tuple[str, pd.Index], time: pd.Index) -> xr.DataArray:
@@ -115,7 +125,7 @@ def _kind(group: ir.Group, state: _State) -> None:
     template = xr.DataArray(np.zeros((len(index), len(state.time))), coords={kind.name: index, ir.TIME: state.time})
     for inject in kind.injects:
         expr = _eval(inject.expr, frame, inject.span, state)
-        if expr is not None and not is_linopy(expr):
+        if expr is not None and not is_expr(expr):
             if xr.DataArray(expr).dtype == bool:
                 state.errors.add(inject.span, "an injection is a power, not a condition")
                 continue
@@ -167,14 +177,13 @@ def _injected(parts, buses: pd.Index, state: _State):
     """Sum of every kind's injection at each bus: groupby bus, then add kinds."""
     total = None
     for bus_of, expr in parts:
-        grouped = expr.groupby(bus_of).sum()
-        grouped = grouped.reindex({ir.BUS: buses}) if is_linopy(grouped) else grouped.reindex({ir.BUS: buses}, fill_value=0)
-        if not is_linopy(grouped) and ir.TIME not in grouped.dims:
+        grouped = group_sum(expr, bus_of, buses)
+        if not is_expr(grouped) and ir.TIME not in grouped.dims:
             grouped = grouped.expand_dims({ir.TIME: state.time}, axis=-1)
         if total is None:
             total = grouped
         else:
-            total = grouped + total if is_linopy(grouped) and not is_linopy(total) else total + grouped
+            total = grouped + total if is_expr(grouped) and not is_expr(total) else total + grouped
     return total
 
 
@@ -185,7 +194,7 @@ def _eval(expr: ast.Expr, frame: Frame, span: Span, state: _State, cond: ast.Exp
         value = ev(expr)
         if cond is not None:
             mask = ev._condition(cond)
-            value = value.where(mask) if is_linopy(value) else xr.where(mask, value, 0)
+            value = value.where(mask) if is_expr(value) else xr.where(mask, value, 0)
         return value
     except GridError as exc:
         state.errors.extend(exc)
@@ -219,6 +228,9 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
         except GridError as exc:
             state.errors.extend(exc)
             continue
+        if is_expr(lower) or is_expr(upper):
+            state.errors.add(v.span, f"the bounds of '{v.name.name}' depend on a variable", "bounds are numbers or parameters; write a constraint to relate two variables")
+            continue
         _check_bounds(lower, upper, mask, v, prefix, spans, state)
         template = xr.DataArray(np.zeros([len(c) for c in var_coords.values()]), coords=var_coords, dims=list(var_coords))
         lower, upper = template + lower, template + upper
@@ -240,7 +252,7 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
         value = _eval(c.expr, frame, c.span, state, c.where)
         if value is None:
             continue
-        if not is_linopy(value):
+        if not is_expr(value):
             state.errors.add(c.span, "a cost must depend on a variable")
             continue
         if isinstance(value, linopy.QuadraticExpression) and _nonconvex(value):
@@ -251,8 +263,9 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
         state.offset += constant
         state.objective.append(total - constant)
         if coords:
-            others = [d for d in value.dims if d not in coords and not d.startswith("_")]
-            state.costs.append((prefix, value.sum(others) if others else value))
+            for d in [d for d in value.dims if d not in coords and not d.startswith("_")]:
+                value = value.sum(d)
+            state.costs.append((prefix, value))
     return frame
 
 
@@ -262,8 +275,10 @@ def _constraint(name: str, c: ast.Constraint, frame: Frame, state: _State) -> No
         return
     try:
         ev = Evaluator(frame, c.span)
-        sides = [ev(o) for o in c.expr.operands]
         mask = ev._condition(c.where) if c.where is not None else None
+        if mask is not None and not bool(mask.any()):
+            return  # the statement applies nowhere in this case
+        sides = [ev(o) for o in c.expr.operands]
         shifted = ev.mask()
     except GridError as exc:
         state.errors.extend(exc)
@@ -273,10 +288,12 @@ def _constraint(name: str, c: ast.Constraint, frame: Frame, state: _State) -> No
     if mask is not None and not bool(mask.any()):
         return
     for k, (op, a, b) in enumerate(zip(c.expr.ops, sides, sides[1:])):
-        if not (is_linopy(a) or is_linopy(b)):
+        if not (is_expr(a) or is_expr(b)):
             state.errors.add(c.span, "this constraint has no variable on either side", "constraints relate variables; check the names")
             return
-        lhs = a - b if is_linopy(a) else -(b - a)
+        if is_expr(a) and is_expr(b) and not (isinstance(a, Lin) and isinstance(b, Lin)):
+            a, b = as_linopy(a), as_linopy(b)
+        lhs = as_linopy(a - b if is_expr(a) else -(b - a))
         if isinstance(lhs, linopy.QuadraticExpression):
             state.errors.add(c.span, "quadratic constraints are not supported by this formulation layer yet", "keep constraints linear; quadratic terms are allowed in costs")
             return

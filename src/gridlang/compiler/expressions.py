@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 
 import linopy
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from gridlang.compiler.ir import BUS, LINE, TIME, NetworkIR
+from gridlang.compiler.linear import Lin
 from gridlang.compiler.units import Base, UnitError
 from gridlang.errors import GridError, Span
 from gridlang.grammar import ast
@@ -37,8 +39,14 @@ LINOPY = (linopy.Variable, linopy.LinearExpression, linopy.QuadraticExpression)
 SET_NAMES = {BUS: BUS, LINE: LINE, TIME: TIME, "t": TIME}
 
 
-def is_linopy(x) -> bool:
-    return isinstance(x, LINOPY)
+def is_expr(x) -> bool:
+    """True for anything that depends on variables."""
+    return isinstance(x, (Lin, *LINOPY))
+
+
+def as_linopy(x):
+    """A linopy object for an expression (a ``Lin`` is laid out once, here)."""
+    return x.to_linopy() if isinstance(x, Lin) else x
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -105,7 +113,7 @@ class Evaluator:
 
     def _name(self, e: ast.Name):
         if e.id in self.frame.values:
-            return self.frame.values[e.id]
+            return _lin(self.frame.values[e.id])
         match e.id:
             case "dt":
                 return self.frame.dt
@@ -123,7 +131,7 @@ class Evaluator:
         name = e.name.name
         if name not in self.frame.values:
             self.fail(f"unknown name '{name}'", span=e.name.span)
-        value = self.frame.values[name]
+        value = _lin(self.frame.values[name])
         declared = self.frame.dims.get(name, ())
         if len(e.indices) != len(declared):
             shown = ", ".join(declared) or "no index"
@@ -141,7 +149,7 @@ class Evaluator:
         has = dim in getattr(value, "dims", ())
         match index:
             case ast.Name("first" | "last" as which):
-                return _drop(value.isel({dim: 0 if which == "first" else -1}), dim) if has else value
+                return _isel(value, dim, 0 if which == "first" else -1) if has else value
             case ast.Name():
                 self._bind(index, dim)
                 return value
@@ -150,19 +158,19 @@ class Evaluator:
                 shift = int(k) if op == "-" else -int(k)
                 if not has or shift == 0:
                     return value
-                positions = xr.DataArray(np.arange(value.sizes[dim]), dims=dim, coords={dim: value.coords[dim]})
-                self.masks.append((positions - shift >= 0) & (positions - shift < value.sizes[dim]))
-                return value.shift({dim: shift}) if is_linopy(value) else value.shift({dim: shift}, fill_value=0)
+                index = value.index(dim) if isinstance(value, Lin) else value.indexes[dim]
+                positions = xr.DataArray(np.arange(len(index)), dims=dim, coords={dim: index})
+                self.masks.append((positions - shift >= 0) & (positions - shift < len(index)))
+                return value.shift(dim, shift) if isinstance(value, Lin) else value.shift({dim: shift}, fill_value=0)
             case ast.Call(ast.Ident("wrap"), (ast.BinOp(op, ast.Name() as n, ast.Number(k, None)),)) if op in "+-":
                 self._bind(n, dim)
                 shift = int(k) if op == "-" else -int(k)
-                return value.roll({dim: shift}) if has else value
+                return (value.roll(dim, shift) if isinstance(value, Lin) else value.roll({dim: shift})) if has else value
             case ast.Call(ast.Ident("from" | "to" as which), (ast.Name() as n,)):
                 if self.frame.network is None or dim != BUS:
                     self.fail(f"'{which}(...)' maps a line to a bus and is used on a bus index", span=index.span)
                 self._bind(n, LINE)
-                selected = value.isel({BUS: self.frame.ends(which)})
-                return _drop(selected, BUS)
+                return _isel(value, BUS, self.frame.ends(which))
         self.fail("unsupported index", "indices are a name, t-1, t+1, wrap(t-1), first, last, from(l) or to(l)", index.span)
 
     # ---------------------------------------------------------------- arithmetic
@@ -171,36 +179,37 @@ class Evaluator:
 
     def _binop(self, e: ast.BinOp):
         a, b = self(e.left), self(e.right)
+        if is_expr(a) and is_expr(b) and (e.op == "*" or not (isinstance(a, Lin) and isinstance(b, Lin))):
+            a, b = as_linopy(a), as_linopy(b)  # a product of variables, or a mix with linopy objects
         match e.op:
             case "+":
-                return b + a if is_linopy(b) and not is_linopy(a) else a + b
+                return b + a if is_expr(b) and not is_expr(a) else a + b
             case "-":
-                return (-b) + a if is_linopy(b) and not is_linopy(a) else a - b
+                return (-b) + a if is_expr(b) and not is_expr(a) else a - b
             case "*":
-                if is_linopy(a) and is_linopy(b):
-                    return a * b
-                return b * a if is_linopy(b) else a * b
+                return b * a if is_expr(b) and not is_expr(a) else a * b
             case _:
-                if is_linopy(b):
+                if is_expr(b):
                     self.fail("cannot divide by a variable", "multiply instead, or divide the other side", e.span)
                 return a / b
 
     def _pow(self, e: ast.Pow):
         base, k = self(e.base), self(e.exponent)
-        if is_linopy(k) or np.ndim(k) or float(k) != int(k):
+        if is_expr(k) or np.ndim(k) or float(k) != int(k):
             self.fail("an exponent must be a whole number", span=e.exponent.span if hasattr(e.exponent, "span") else e.span)
         k = int(k)
-        if not is_linopy(base):
+        if not is_expr(base):
             return base**k
         if k == 1:
             return base
         if k == 2:
+            base = as_linopy(base)
             return base * base
         self.fail(f"a variable raised to the power {k} is not linear or quadratic", "only x^2 is supported", e.span)
 
     def _call(self, e: ast.Call):
         args = [self(a) for a in e.args]
-        if any(is_linopy(a) for a in args):
+        if any(is_expr(a) for a in args):
             self.fail(f"'{e.func.name}' of a variable is not linear", span=e.span)
         match e.func.name, len(args):
             case "sqrt", 1:
@@ -238,21 +247,18 @@ class Evaluator:
             self.fail(f"the summed expression does not depend on '{e.var.name}'", span=e.body.span)
         if group is None:
             return body.sum(dim)
-        summed = body.groupby(group).sum()
-        if is_linopy(summed):
-            return summed.reindex({BUS: list(self.frame.network.buses)})
-        return summed.reindex({BUS: list(self.frame.network.buses)}, fill_value=0)
+        return group_sum(body, group, pd.Index(self.frame.network.buses, name=BUS))
 
     # ---------------------------------------------------------------- conditions
     def _condition(self, e: ast.Expr) -> xr.DataArray:
         value = self(e)
-        if is_linopy(value):
+        if is_expr(value):
             self.fail("a condition cannot depend on variables", span=e.span)
         return xr.DataArray(value).astype(bool) if not isinstance(value, xr.DataArray) else value.astype(bool)
 
     def _compare(self, e: ast.Compare):
         values = [self(o) for o in e.operands]
-        if any(is_linopy(v) for v in values):
+        if any(is_expr(v) for v in values):
             self.fail("a constraint is a statement of its own", "write it on its own line, not inside an expression", e.span)
         out = None
         for (a, b), op in zip(zip(values, values[1:]), e.ops):
@@ -271,14 +277,39 @@ class Evaluator:
         return ~self._condition(e.operand)
 
 
-def _drop(value, dim: str):
-    """Drop the coordinate a selection leaves behind, so terms of different rows align."""
-    if isinstance(value, linopy.Variable):
-        value = value.to_linexpr()
+def _lin(value):
+    """Variables enter expressions as ``Lin``; a masked slot (label -1) counts as 0."""
+    return Lin.of(value) if isinstance(value, linopy.Variable) else value
+
+
+def group_sum(value, group: xr.DataArray, index: pd.Index):
+    """Sum ``value`` over the dim of ``group`` within each group label, on ``index``.
+
+    ``out[g] = sum_{i: group[i] == g} value[i]``: the product with a sparse 0/1
+    incidence matrix.  Labels of ``index`` without members get 0."""
+    dim = group.dims[0]
+    if not is_expr(value):
+        codes = index.get_indexer(group.values)
+        moved = value.transpose(dim, ...)
+        out = np.zeros((len(index), *moved.shape[1:]))
+        np.add.at(out, codes, moved.values)
+        coords = {index.name: index, **{d: moved.coords[d] for d in moved.dims[1:] if d in moved.coords}}
+        return xr.DataArray(out, coords=coords, dims=(index.name, *moved.dims[1:]))
+    summed = as_linopy(value).groupby(group.to_pandas().rename(index.name)).sum()
+    return summed.reindex({index.name: index}).fillna(0)
+
+
+def _isel(value, dim: str, index):
+    """Select along ``dim`` and drop the coordinate left behind, so rows align."""
+    if isinstance(value, Lin):
+        return value.isel(dim, index)
+    value = as_linopy(value).isel({dim: index})
     return value.drop_vars(dim) if dim in value.coords else value
 
 
 def _where(value, cond: xr.DataArray):
-    if is_linopy(value):
+    if isinstance(value, Lin):
+        return value.where(cond)
+    if is_expr(value):
         return value.where(cond)
     return xr.where(cond, value, 0)
