@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from gridlang.compiler import ir
+from gridlang.compiler import cones, ir
+from gridlang.compiler.cones import ConeBlock
 from gridlang.compiler.expressions import Evaluator, Frame, as_linopy, group_sum, is_expr
 from gridlang.compiler.linear import Lin
 from gridlang.compiler.units import Base
@@ -51,6 +52,7 @@ class Built:
     quadratic: bool = False
     integer: bool = False
     offset: float = 0.0  # constant part of the total cost, kept out of the solver's objective
+    cones: tuple[ConeBlock, ...] = ()  # second-order cones beside the linear model
 
 
 @dataclass
@@ -68,6 +70,7 @@ class _State:
     costs: list = field(default_factory=list)
     injections: dict = field(default_factory=dict)  # channel -> list of (bus group, expression)
     blocks: list = field(default_factory=list)
+    cones: list = field(default_factory=list)
 
 
 def build(case: ir.CaseIR) -> Built:
@@ -87,7 +90,7 @@ def build(case: ir.CaseIR) -> Built:
             m.add_objective(_total(state.objective))
     quadratic = any(isinstance(t, linopy.QuadraticExpression) for t in state.objective)
     integer = any(v.attrs.get("binary") or v.attrs.get("integer") for _, v in m.variables.items())
-    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset)
+    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset, tuple(state.cones))
 
 
 def _total(terms: list):
@@ -273,12 +276,13 @@ def _constraint(name: str, c: ast.Constraint, frame: Frame, state: _State) -> No
     if not isinstance(c.expr, ast.Compare) or any(op not in ("==", "<=", ">=") for op in c.expr.ops):
         state.errors.add(c.span, "a constraint compares two sides with ==, <= or >=", "e.g. soc[t] <= energy")
         return
+    conic = cones.is_conic(c.expr, frame)
     try:
         ev = Evaluator(frame, c.span)
         mask = ev._condition(c.where) if c.where is not None else None
         if mask is not None and not bool(mask.any()):
             return  # the statement applies nowhere in this case
-        sides = [ev(o) for o in c.expr.operands]
+        kind, sides = cones.analyse(c, ev) if conic else (None, [ev(o) for o in c.expr.operands])
         shifted = ev.mask()
     except GridError as exc:
         state.errors.extend(exc)
@@ -286,6 +290,11 @@ def _constraint(name: str, c: ast.Constraint, frame: Frame, state: _State) -> No
     if shifted is not None:
         mask = shifted if mask is None else mask & shifted
     if mask is not None and not bool(mask.any()):
+        return
+    if conic:
+        block, added = cones.add_block(name, kind, sides, mask, state.model, c.span)
+        state.cones.append(block)
+        state.origins.update({n: c.span for n in (name, *added)})
         return
     for k, (op, a, b) in enumerate(zip(c.expr.ops, sides, sides[1:])):
         if not (is_expr(a) or is_expr(b)):
@@ -295,7 +304,7 @@ def _constraint(name: str, c: ast.Constraint, frame: Frame, state: _State) -> No
             a, b = as_linopy(a), as_linopy(b)
         lhs = as_linopy(a - b if is_expr(a) else -(b - a))
         if isinstance(lhs, linopy.QuadraticExpression):
-            state.errors.add(c.span, "quadratic constraints are not supported by this formulation layer yet", "keep constraints linear; quadratic terms are allowed in costs")
+            state.errors.add(c.span, "this quadratic constraint is not convex", cones.FORMS)
             return
         if isinstance(lhs, linopy.Variable):
             lhs = lhs.to_linexpr()

@@ -220,6 +220,8 @@ class Evaluator:
                 return np.minimum(*args)
             case "max", 2:
                 return np.maximum(*args)
+            case "norm", n if n > 0:
+                return np.sqrt(sum(a * a for a in args))
         self.fail(f"'{e.func.name}' is not a function of values here", span=e.func.span)
 
     def _generator(self, e: ast.Generator):

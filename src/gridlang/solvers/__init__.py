@@ -11,7 +11,7 @@ from enum import Enum
 
 from gridlang.compiler.build import Built
 from gridlang.errors import GridError
-from gridlang.solvers import highs
+from gridlang.solvers import clarabel, highs, scs
 from gridlang.solvers.result import Result
 
 
@@ -20,23 +20,32 @@ class ProblemClass(str, Enum):
     MILP = "MILP"
     QP = "QP"
     MIQP = "MIQP"
+    SOCP = "SOCP"
+    MISOCP = "MISOCP"
 
 
-#: backend name -> (classes it solves, solve function)
+P = ProblemClass
+#: backend name -> (classes it solves, solve function); the capability table
 BACKENDS: dict[str, tuple[frozenset[ProblemClass], Callable[[Built, Mapping], Result]]] = {
-    "highs": (frozenset({ProblemClass.LP, ProblemClass.MILP, ProblemClass.QP}), highs.solve),
+    "highs": (frozenset({P.LP, P.MILP, P.QP}), highs.solve),
+    "clarabel": (frozenset({P.LP, P.QP, P.SOCP}), clarabel.solve),
+    "scs": (frozenset({P.LP, P.QP, P.SOCP}), scs.solve),
 }
+#: the default backend per problem class
+DEFAULT = {P.LP: "highs", P.MILP: "highs", P.QP: "highs", P.SOCP: "clarabel", P.MISOCP: "scip", P.MIQP: "scip"}
 
 
 def problem_class(built: Built) -> ProblemClass:
+    if built.cones:
+        return P.MISOCP if built.integer else P.SOCP
     if built.quadratic:
-        return ProblemClass.MIQP if built.integer else ProblemClass.QP
-    return ProblemClass.MILP if built.integer else ProblemClass.LP
+        return P.MIQP if built.integer else P.QP
+    return P.MILP if built.integer else P.LP
 
 
 def solve(built: Built, solver: str | None = None, options: Mapping[str, object] | None = None) -> Result:
     """Solve with the named backend, or the default for the case's problem class."""
-    name = (solver or built.case.solver or "highs").lower()
+    name = (solver or built.case.solver or DEFAULT[problem_class(built)]).lower()
     span = built.case.system.span
     if name not in BACKENDS:
         raise GridError(span, f"unknown solver '{name}'", f"available: {', '.join(BACKENDS)}")

@@ -49,6 +49,17 @@ def solve(built: Built, options: Mapping[str, object]) -> Result:
     )
 
 
+def explain_infeasible(built: Built, solver: str) -> GridError | GridErrors:
+    """Why a conic case is infeasible: HiGHS's conflict in its linear part, if there is one."""
+    m = built.model
+    m.solve(solver_name="highs", io_api="direct", output_flag=False)
+    h: highspy.Highs = m.solver_model
+    if str(m.termination_condition) in ("infeasible", "infeasible_or_unbounded") and _is_infeasible(h):
+        return infeasible(built, h)
+    span = built.cones[0].span if built.cones else built.case.system.span
+    return GridError(span, f"the case is infeasible ({solver}); its linear part alone is feasible, so the cones cannot hold with it", "check the limits in the cone statements (e.g. apparent-power or current limits) against the demand")
+
+
 def _is_infeasible(h: highspy.Highs) -> bool:
     status = h.getModelStatus()
     if status == highspy.HighsModelStatus.kInfeasible:

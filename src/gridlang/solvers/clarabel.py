@@ -1,0 +1,56 @@
+"""Clarabel backend: LP, QP and SOCP in the conic form of :mod:`conic`.
+
+Options are Clarabel settings by name (``tol_gap_abs = 1e-9``,
+``max_iter = 500``, ``verbose = true``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+import clarabel
+import numpy as np
+
+from gridlang.compiler.build import Built
+from gridlang.errors import GridError
+from gridlang.solvers import conic
+
+#: Clarabel status -> (termination, primal status, dual status)
+STATUS = {
+    "Solved": ("optimal", "feasible", "feasible"),
+    "AlmostSolved": ("almost_optimal", "feasible", "feasible"),
+    "PrimalInfeasible": ("infeasible", "infeasible", "none"),
+    "AlmostPrimalInfeasible": ("infeasible", "infeasible", "none"),
+    "DualInfeasible": ("unbounded", "none", "infeasible"),
+    "AlmostDualInfeasible": ("unbounded", "none", "infeasible"),
+    "MaxIterations": ("iteration_limit", "unknown", "unknown"),
+    "MaxTime": ("time_limit", "unknown", "unknown"),
+    "NumericalError": ("numerical_error", "unknown", "unknown"),
+    "InsufficientProgress": ("insufficient_progress", "unknown", "unknown"),
+}
+
+
+def solve(built: Built, options: Mapping[str, object]):
+    form = conic.conic_form(built)
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    for key, value in options.items():
+        if not hasattr(settings, key):
+            raise GridError(built.case.system.span, f"Clarabel has no setting '{key}'", "see the Clarabel settings, e.g. tol_gap_abs, max_iter, verbose")
+        try:
+            setattr(settings, key, type(getattr(settings, key))(value))
+        except (TypeError, ValueError) as exc:
+            raise GridError(built.case.system.span, f"Clarabel setting '{key}': {exc}", "check the value's type") from None
+    cones = []
+    if form.zero:
+        cones.append(clarabel.ZeroConeT(form.zero))
+    if form.nonneg:
+        cones.append(clarabel.NonnegativeConeT(form.nonneg))
+    cones.extend(clarabel.SecondOrderConeT(int(k)) for k in form.soc)
+    start = time.perf_counter()
+    solver = clarabel.DefaultSolver(form.P, form.q, form.A, form.b, cones, settings)
+    sol = solver.solve()
+    elapsed = time.perf_counter() - start
+    status = STATUS.get(str(sol.status).split(".")[-1], ("unknown", "unknown", "unknown"))
+    conic.check_status(built, status, "Clarabel")
+    return conic.finish(built, form, np.asarray(sol.x), np.asarray(sol.z), status, elapsed, "clarabel")

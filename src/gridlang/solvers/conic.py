@@ -1,0 +1,168 @@
+"""The compiled case in the standard conic form that Clarabel and SCS solve.
+
+    minimise    1/2 x'Px + q'x
+    subject to  A x + s = b,   s in Z^z x R+^l x SOC(k_1) x ... x SOC(k_m)
+
+Rows, in this order: linear equalities and fixed bounds (zero cone), linear
+inequalities and finite bounds (non-negative cone), then one second-order
+cone per cone row of the case.  ``>=`` rows are negated.  A rotated cone
+``u w >= |x|^2, u, w >= 0`` enters as ``|(u - w, 2x)| <= u + w``.
+
+Everything is built from linopy's sparse matrices and the cone label arrays
+with numpy: no loop over rows or cones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from gridlang.compiler.build import Built
+from gridlang.compiler.cones import RSOC, SOC
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ConicForm:
+    P: sp.csc_matrix  # upper triangle
+    q: np.ndarray
+    A: sp.csc_matrix
+    b: np.ndarray
+    zero: int  # rows of the zero cone
+    nonneg: int  # rows of the non-negative cone
+    soc: np.ndarray  # sizes of the second-order cones, in row order
+    con_rows: np.ndarray  # row of each linopy constraint (clabels order)
+    con_sign: np.ndarray  # +1 if the row is the constraint as written, -1 if negated
+    vlabels: np.ndarray  # linopy variable label of each column
+    integer: np.ndarray  # columns that must be integer
+
+
+def conic_form(built: Built) -> ConicForm:
+    m = built.model
+    mat = m.matrices
+    n = len(mat.vlabels)
+    pos = m.variables.label_index.label_to_pos
+    A = mat.A.tocsr() if mat.A is not None else sp.csr_matrix((0, n))
+    b, sense = np.asarray(mat.b, dtype=float), np.asarray(mat.sense)
+    eq, le, ge = sense == "=", sense == "<", sense == ">"
+    lb, ub = np.asarray(mat.lb, dtype=float), np.asarray(mat.ub, dtype=float)
+    fixed = np.isfinite(lb) & (lb == ub)
+    upper, lower = np.isfinite(ub) & ~fixed, np.isfinite(lb) & ~fixed
+    eye = sp.identity(n, format="csr")
+
+    blocks = [
+        (A[eq], b[eq]),
+        (eye[fixed], ub[fixed]),
+        (A[le], b[le]),
+        (-A[ge], -b[ge]),
+        (eye[upper], ub[upper]),
+        (-eye[lower], -lb[lower]),
+    ]
+    cone_rows, sizes = _cone_rows(built, pos, n)
+    rows = sp.vstack([blk for blk, _ in blocks] + [cone_rows], format="csc")
+    rhs = np.concatenate([v for _, v in blocks] + [np.zeros(cone_rows.shape[0])])
+
+    n_eq, n_fixed, n_le, n_ge = int(eq.sum()), int(fixed.sum()), int(le.sum()), int(ge.sum())
+    con_rows = np.empty(len(sense), dtype=np.int64)
+    con_sign = np.ones(len(sense))
+    con_rows[eq] = np.arange(n_eq)
+    start = n_eq + n_fixed
+    con_rows[le] = start + np.arange(n_le)
+    con_rows[ge] = start + n_le + np.arange(n_ge)
+    con_sign[ge] = -1.0
+
+    Q = mat.Q
+    P = sp.triu(Q, format="csc") if Q is not None else sp.csc_matrix((n, n))
+    return ConicForm(
+        P=P,
+        q=np.asarray(mat.c, dtype=float),
+        A=rows,
+        b=rhs,
+        zero=n_eq + n_fixed,
+        nonneg=n_le + n_ge + int(upper.sum()) + int(lower.sum()),
+        soc=sizes,
+        con_rows=con_rows,
+        con_sign=con_sign,
+        vlabels=np.asarray(mat.vlabels),
+        integer=np.flatnonzero(np.isin(mat.vtypes, ["B", "I"])),
+    )
+
+
+def _cone_rows(built: Built, pos: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Rows ``-s`` of every cone (so that ``0 - A x = s``), and the cone sizes."""
+    parts, sizes = [sp.csr_matrix((0, n))], [np.zeros(0, dtype=np.int64)]
+    for block in built.cones:
+        cols = pos[block.rows()]  # (cones, members); each cone has k rows
+        count, k = cols.shape
+        first = np.arange(count) * k
+        if block.kind == SOC:  # (t, x_1, ..., x_{k-1})
+            row, col, val = (first[:, None] + np.arange(k)).ravel(), cols.ravel(), -np.ones(count * k)
+        else:  # (u + w, u - w, 2 x_1, ..., 2 x_{k-2})
+            assert block.kind == RSOC
+            u, w, xs = cols[:, 0], cols[:, 1], cols[:, 2:]
+            row = np.concatenate([first, first, first + 1, first + 1, (first[:, None] + 2 + np.arange(k - 2)).ravel()])
+            col = np.concatenate([u, w, u, w, xs.ravel()])
+            val = np.concatenate([-np.ones(3 * count), np.ones(count), -2 * np.ones(xs.size)])
+        parts.append(sp.csr_matrix((val, (row, col)), shape=(count * k, n)))
+        sizes.append(np.full(count, k))
+    return sp.vstack(parts, format="csr"), np.concatenate(sizes)
+
+
+def cone_violation(built: Built, x_by_label: np.ndarray) -> float:
+    """Largest violation of a cone at the point, in the |x| <= t form."""
+    worst = 0.0
+    for block in built.cones:
+        v = x_by_label[block.rows()]
+        if block.kind == SOC:
+            t, rest = v[:, 0], v[:, 1:]
+        else:
+            u, w = v[:, 0], v[:, 1]
+            t, rest = u + w, np.column_stack([u - w, 2 * v[:, 2:]])
+        worst = max(worst, float(np.max(np.sqrt((rest**2).sum(axis=1)) - t, initial=0.0)))
+    return worst
+
+
+def finish(built: Built, form: ConicForm, x: np.ndarray, z: np.ndarray | None, status: tuple[str, str, str], elapsed: float, solver: str):
+    """Put a conic solution into the linopy model and report it as a Result.
+
+    ``status`` is (termination, primal status, dual status).  Duals of linear
+    rows follow the linopy/HiGHS sign (the change of the objective per unit
+    increase of the right-hand side)."""
+    from gridlang.solvers.result import Result, collect, primal_residual
+
+    m = built.model
+    x_by_label = np.full(m._xCounter, np.nan)
+    x_by_label[form.vlabels] = x
+    for _, var in m.variables.items():
+        labels = var.labels.values
+        var.solution = var.labels.copy(data=np.where(labels >= 0, x_by_label[np.maximum(labels, 0)], np.nan))
+    if z is not None and len(form.con_rows):
+        dual_by_label = np.full(m._cCounter, np.nan)
+        dual_by_label[m.matrices.clabels] = -form.con_sign * z[form.con_rows]
+        for _, con in m.constraints.items():
+            labels = con.labels.values
+            con.dual = con.labels.copy(data=np.where(labels >= 0, dual_by_label[np.maximum(labels, 0)], np.nan))
+    m.status = "ok"
+    m.termination_condition = {"optimal": "optimal", "almost_optimal": "imprecise"}.get(status[0], "other")
+    objective = float(form.q @ x + 0.5 * x @ (form.P + sp.triu(form.P, 1).T) @ x) + built.offset
+    return Result(
+        objective=objective,
+        termination=status[0],
+        primal_status=status[1],
+        dual_status=status[2],
+        residual=max(primal_residual(built), cone_violation(built, x_by_label)),
+        solve_time=elapsed,
+        solver=solver,
+        dataset=collect(built),
+    )
+
+
+def check_status(built: Built, status: tuple[str, str, str], solver: str) -> None:
+    """Infeasible and unbounded cases are errors; the linear part explains infeasibility."""
+    from gridlang.solvers import highs
+
+    if status[0] == "unbounded":
+        raise highs.unbounded(built)
+    if status[0] == "infeasible":
+        raise highs.explain_infeasible(built, solver)
