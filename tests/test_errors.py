@@ -247,7 +247,6 @@ def test_independent_resolve_errors_are_reported_together(folder: Path) -> None:
     assert (info.value.span, info.value.message) == (errors[0].span, errors[0].message)
 
 
-@pytest.mark.xfail(strict=True, reason="a value that fails (bad unit) is also reported as missing, and that error comes first")
 def test_a_bad_value_is_not_also_reported_missing(folder: Path) -> None:
     path = write_case(folder, HEAD + "storage es at b2 { energy = 250 kW; power = 250 kW }\n")
     with pytest.raises(GridError) as info:

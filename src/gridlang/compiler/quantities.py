@@ -25,6 +25,7 @@ class Quantity:
 
     value: float | np.ndarray
     dim: Dim = DIMENSIONLESS
+    per_unit: bool = False  # written in p.u. of the system base: fits any dimension
 
     @property
     def is_series(self) -> bool:
@@ -86,7 +87,8 @@ class DataEvaluator:
                 if x.dim != DIMENSIONLESS or x.is_series or float(x.value) != int(x.value):
                     raise GridError(exponent.span if hasattr(exponent, "span") else span, "an exponent must be a whole number")
                 k = int(x.value)
-                return Quantity(b.value**k, tuple(k * d for d in b.dim))
+                with np.errstate(over="ignore"):
+                    return Quantity(np.float64(b.value) ** k, tuple(k * d for d in b.dim), b.per_unit)
             case ast.Compare(operands, ops, span):
                 values = [self(o) for o in operands]
                 result = np.bool_(True)
@@ -115,7 +117,7 @@ class DataEvaluator:
             factor, dim = self.base.factor(unit)
         except UnitError as exc:
             raise GridError(span, str(exc), "units: W kW MW var kvar Mvar VA kVA MVA V kV ohm p.u. % h min Wh kWh MWh $/MWh $/kW ...") from None
-        return Quantity(value * factor, dim)
+        return Quantity(value * factor, dim, per_unit=unit in ("pu", "p.u."))
 
     @staticmethod
     def _same_dim(a: Quantity, b: Quantity, span, what: str) -> None:
@@ -129,8 +131,9 @@ class DataEvaluator:
         else:
             sign = 1 if op == "*" else -1
             dim = tuple(x + sign * y for x, y in zip(a.dim, b.dim))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return Quantity(_ARITH[op](a.value, b.value), dim)
+        per_unit = (a.per_unit or b.per_unit) and dim == DIMENSIONLESS
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return Quantity(_ARITH[op](a.value, b.value), dim, per_unit)
 
 
 def _is_zero(q: Quantity) -> bool:
@@ -145,9 +148,9 @@ def expect(q: Quantity, dim: Dim | None, span, what: str) -> Quantity:
         return Quantity(np.asarray(q.value, dtype=bool))
     if q.dim == dim:
         return q
-    if q.dim == DIMENSIONLESS and np.all((np.asarray(q.value) == 0) | np.isinf(np.asarray(q.value, dtype=float))):
+    if q.dim == DIMENSIONLESS and (q.per_unit or np.all((np.asarray(q.value) == 0) | np.isinf(np.asarray(q.value, dtype=float)))):
         return Quantity(q.value, dim)
     if q.dim == DIMENSIONLESS:
-        raise GridError(span, f"{what} needs a unit of {describe(dim)}", f"write it with a unit, e.g. {example(dim)}")
+        raise GridError(span, f"{what} needs a unit of {describe(dim)}", f"write it with a unit, e.g. {example(dim)}, or in p.u. of the system base")
     hint = f"{what} is {describe(dim)}, e.g. {example(dim)}"
     raise GridError(span, f"unit mismatch: {what} expects {describe(dim)} but got {describe(q.dim)}", hint)

@@ -270,6 +270,9 @@ class _Items:
             self.links.append(link)
 
 
+_FAILED = Quantity(np.nan)  # stands for a value whose error is already reported
+
+
 def _attr_values(attrs: Sequence[ast.Attr], specs: Mapping[str, ir.ParamSpec], owner: str, scope: _Scope) -> dict[str, tuple[Quantity, Span]]:
     out: dict[str, tuple[Quantity, Span]] = {}
     for a in attrs:
@@ -287,6 +290,7 @@ def _attr_values(attrs: Sequence[ast.Attr], specs: Mapping[str, ir.ParamSpec], o
             out[key] = (expect(value, specs[key].dim, a.value.span if a.value is not None else a.span, f"'{key}'"), a.span)
         except GridError as exc:
             scope.errors.extend(exc)
+            out[key] = (_FAILED, a.span)  # given, though wrong: not also reported missing
     return out
 
 
@@ -312,8 +316,10 @@ def _row_values(columns, cells, specs, owner: str, span: Span, scope: _Scope) ->
             out[key] = (expect(q, specs[key].dim, span, f"'{key}' of {owner}"), span)
         except GridError as exc:
             scope.errors.extend(exc)
+            out[key] = (_FAILED, span)
         except UnitError as exc:
             scope.errors.add(span, str(exc))
+            out[key] = (_FAILED, span)
     return out
 
 
@@ -430,9 +436,10 @@ def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope
     specs = {s: {k: p for k, p in f.params.items() if p.set == s} for s in (ir.BUS, ir.LINE)}
     items = {ir.BUS: _Items(), ir.LINE: _Items()}
     for item in node.items:
-        kind = item.set.name
+        # a transformer is a branch like a line: its impedance on the system base
+        kind = ir.LINE if item.set.name == "transformer" else item.set.name
         if kind not in items:
-            scope.errors.add(item.set.span, f"a network holds 'bus' and 'line' items, not '{kind}'", did_you_mean(kind, items))
+            scope.errors.add(item.set.span, f"a network holds 'bus', 'line' and 'transformer' items, not '{kind}'", did_you_mean(kind, [*items, "transformer"]))
             continue
         owner = f"{kind} of {f.name}"
         if isinstance(item, ast.Table):

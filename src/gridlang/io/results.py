@@ -47,6 +47,7 @@ def write_results(result: Result, out: Path) -> list[Path]:
             "primal_residual": result.residual,
             "solve_time_s": result.solve_time,
             "solver": result.solver,
+            "warnings": list(result.warnings),
         }
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if out.exists():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import xarray as xr
 
 from gridlang.compiler.build import Built
 from gridlang.compiler.cones import RSOC, SOC
@@ -146,6 +147,8 @@ def finish(built: Built, form: ConicForm, x: np.ndarray, z: np.ndarray | None, s
     m.status = "ok"
     m.termination_condition = {"optimal": "optimal", "almost_optimal": "imprecise"}.get(status[0], "other")
     objective = float(form.q @ x + 0.5 * x @ (form.P + sp.triu(form.P, 1).T) @ x) + built.offset
+    dataset = collect(built)
+    gaps, warnings = relaxation_gaps(built, x_by_label)
     return Result(
         objective=objective,
         termination=status[0],
@@ -154,8 +157,41 @@ def finish(built: Built, form: ConicForm, x: np.ndarray, z: np.ndarray | None, s
         residual=max(primal_residual(built), cone_violation(built, x_by_label)),
         solve_time=elapsed,
         solver=solver,
-        dataset=collect(built),
+        dataset=dataset.assign(gaps),
+        warnings=warnings,
     )
+
+
+#: a rotated cone whose gap exceeds this (in per unit squared) is reported
+GAP_TOLERANCE = 1e-5
+
+
+def relaxation_gaps(built: Built, x_by_label: np.ndarray, tol: float = GAP_TOLERANCE) -> tuple[dict, tuple[str, ...]]:
+    """The gap ``u w - |x|^2`` of every rotated cone, and a warning where it exceeds ``tol``.
+
+    A rotated cone relaxes the equality ``u w = |x|^2`` (in ``distflow_soc``:
+    ``w[from] isq = P^2 + Q^2``); where its gap is not ~0 the relaxed solution
+    is not a physical power flow."""
+    gaps, warnings = {}, []
+    for block in built.cones:
+        if block.kind != RSOC:
+            continue
+        members = xr.broadcast(*block.members)
+        labels = np.stack([m.values for m in members], axis=-1)
+        active = (labels >= 0).all(axis=-1)
+        v = x_by_label[np.maximum(labels, 0)]
+        gap = np.where(active, v[..., 0] * v[..., 1] - (v[..., 2:] ** 2).sum(axis=-1), np.nan)
+        array = members[0].copy(data=gap)
+        gaps[f"{block.name}_gap"] = array.drop_vars([c for c in array.coords if c not in array.dims]).assign_attrs(units="p.u.^2")
+        if active.any() and np.nanmax(np.abs(gap)) > tol:
+            at = np.unravel_index(int(np.nanargmax(np.abs(gap))), gap.shape)
+            where = ", ".join(f"{d}={array.coords[d].values[i]}" for d, i in zip(array.dims, at) if d in array.coords)
+            count = int((np.abs(gap) > tol).sum())
+            warnings.append(
+                f"{block.span}: the relaxation '{block.name}' is not exact in {count} of {int(active.sum())} places; "
+                f"largest gap {np.nanmax(np.abs(gap)):.3g} at {where} (tolerance {tol:g}): the solution there is not a physical power flow"
+            )
+    return gaps, tuple(warnings)
 
 
 def check_status(built: Built, status: tuple[str, str, str], solver: str) -> None:

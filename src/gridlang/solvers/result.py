@@ -29,6 +29,7 @@ class Result:
     solve_time: float
     solver: str
     dataset: xr.Dataset
+    warnings: tuple[str, ...] = ()  # e.g. a relaxation that is not exact somewhere
 
     @property
     def optimal(self) -> bool:
