@@ -164,3 +164,27 @@ objective minimize cost
     # 0.01 p.u. on 1 MVA and 10 kV is 1 ohm: both branches carry one current, so equal losses
     assert float(losses.sel(line="t1")) == pytest.approx(float(losses.sel(line="l1")), rel=1e-6)
     assert r.objective == pytest.approx(10 * (0.5 + float(losses.sum())), rel=1e-6)
+
+
+def test_ieee33_day_ahead_soc_dispatch_clarabel_and_scs_agree() -> None:
+    """24 h under distflow_soc with PV inverters and a battery (the study picks the formulation)."""
+    case = gridlang.load(CASES / "ieee33_soc_dispatch.grid")
+    assert case.ir.networks[0].formulation.name == "distflow_soc"
+    a = case.solve()
+    b = gridlang.load(CASES / "ieee33_soc_dispatch.grid").solve("scs")
+    assert a.solver == "clarabel" and a.optimal and b.solver == "scs" and b.optimal
+    assert b.objective == pytest.approx(a.objective, rel=1e-6)  # SCS runs at eps 1e-7
+    assert not a.warnings and not b.warnings
+    lin = gridlang.load(CASES / "ieee33_dispatch.grid").solve()
+    assert a.objective > lin.objective  # losses cost money; LinDistFlow has none
+    # inverters stay within their ratings
+    p, q = a["pv-p"], a["pv-q"]
+    rating = {"pv18": 0.66, "pv33": 0.88}
+    for name, s in rating.items():
+        assert float(np.sqrt(p.sel(pv=name) ** 2 + q.sel(pv=name) ** 2).max()) <= s + 1e-6
+
+
+def test_formulation_chosen_at_load_overrides_the_network() -> None:
+    case = gridlang.load(CASES / "ieee33_base.grid", formulation="distflow_soc")
+    assert case.ir.networks[0].formulation.name == "distflow_soc"
+    assert case.solve().objective == pytest.approx(3.715 + LOSSES_33_KW / 1000, rel=1e-6)

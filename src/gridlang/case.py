@@ -55,7 +55,9 @@ def parse_case(source: str | Path) -> tuple[ast.Module, Path]:
     return parse(text, "<string>"), Path.cwd()
 
 
-def load(source: str | Path, allow_outside: bool = False) -> Case:
-    """Parse and resolve a case from a path or from text."""
+def load(source: str | Path, allow_outside: bool = False, formulation: str | None = None) -> Case:
+    """Parse and resolve a case from a path or from text.
+
+    ``formulation`` puts every network under another formulation (e.g. "distflow_soc")."""
     module, root = parse_case(source)
-    return Case(resolve(module, root, allow_outside))
+    return Case(resolve(module, root, allow_outside, formulation))

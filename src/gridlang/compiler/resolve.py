@@ -82,8 +82,11 @@ def case_path(s: ast.Str, root: Path, allow_outside: bool) -> Path:
     return path
 
 
-def resolve(main: ast.Module, root: Path, allow_outside: bool = False) -> ir.CaseIR:
-    """Resolve a parsed case (and its includes) against the standard library."""
+def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulation: str | None = None) -> ir.CaseIR:
+    """Resolve a parsed case (and its includes) against the standard library.
+
+    ``formulation`` (or a study's ``formulation = ...``) puts every network under
+    that formulation instead of the one it names, e.g. distflow_soc for lindistflow."""
     modules = load_modules(main, root, allow_outside)
     scope = _Scope(root, allow_outside)
     statements = [s for m in modules for s in m.statements]
@@ -97,12 +100,14 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False) -> ir.Cas
 
     for p in by_type.get(ast.Profile, []):
         _profile(p, scope)
-    networks = [_network(n, models, scope) for n in by_type.get(ast.Network, [])]
+    solver, options, chosen = _study(by_type.get(ast.Study, []), scope)
+    if formulation is not None:
+        chosen = ast.Ident(formulation, Span("<command line>", 0, 0))
+    networks = [_network(n, models, scope, chosen) for n in by_type.get(ast.Network, [])]
     bus_names = {b: n.name for n in networks if n for b in n.buses}
     groups = _groups(by_type.get(ast.Asset, []), [t for t in by_type.get(ast.Table, [])], models, bus_names, scope)
     owners = _owners(by_type.get(ast.Agent, []), scope)
     sense = _objective(by_type.get(ast.Objective, []), scope)
-    solver, options = _study(by_type.get(ast.Study, []), scope)
     if not networks and not scope.errors.errors:
         scope.errors.add(Span(main.path, 1, 1), "the case has no network", "add e.g. 'network grid uses copper_plate { bus b1 }'")
     scope.errors.raise_if_any()
@@ -426,12 +431,13 @@ def _expand(first: ast.Ident, last: ast.Ident | None, scope: _Scope) -> list[ast
     return [ast.Ident(f"{prefix}{i}", first.span) for i in range(int(a.group(2)), int(b.group(2)) + 1)]
 
 
-def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope) -> ir.NetworkIR | None:
+def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope, chosen: ast.Ident | None = None) -> ir.NetworkIR | None:
     _define(node.name, scope, "network")
-    f = models.get(node.formulation.name)
+    name = chosen or node.formulation
+    f = models.get(name.name)
     if f is None or not f.formulation:
         known = [m.name for m in models.values() if m.formulation]
-        scope.errors.add(node.formulation.span, f"unknown formulation '{node.formulation.name}'", did_you_mean(node.formulation.name, known) or f"known: {', '.join(known)}")
+        scope.errors.add(name.span, f"unknown formulation '{name.name}'", did_you_mean(name.name, known) or f"known: {', '.join(known)}")
         return None
     specs = {s: {k: p for k, p in f.params.items() if p.set == s} for s in (ir.BUS, ir.LINE)}
     items = {ir.BUS: _Items(), ir.LINE: _Items()}
@@ -557,15 +563,18 @@ def _objective(objectives: Sequence[ast.Objective], scope: _Scope) -> str:
     return o.sense
 
 
-def _study(studies: Sequence[ast.Study], scope: _Scope) -> tuple[str | None, dict[str, object]]:
-    """The study's solver and the options passed through to it."""
+def _study(studies: Sequence[ast.Study], scope: _Scope) -> tuple[str | None, dict[str, object], ast.Ident | None]:
+    """The study's solver, the options passed through to it, and a formulation for every network."""
     if not studies:
-        return None, {}
+        return None, {}, None
     s = studies[0]
     if s.type.name != "dispatch":
         scope.errors.add(s.type.span, f"unknown study type '{s.type.name}'", did_you_mean(s.type.name, ["dispatch"]) or "known: dispatch")
-    solver, options = None, {}
+    solver, options, formulation = None, {}, None
     for a in s.attrs:
+        if a.name.name == "formulation" and isinstance(a.value, ast.Name):
+            formulation = ast.Ident(a.value.id, a.value.span)
+            continue
         match a.value:
             case ast.Name(id) | ast.Str(id):
                 value: object = id
@@ -578,4 +587,4 @@ def _study(studies: Sequence[ast.Study], scope: _Scope) -> tuple[str | None, dic
             solver = str(value)
         else:
             options[a.name.name] = value
-    return solver, options
+    return solver, options, formulation
