@@ -136,7 +136,7 @@ CATALOGUE = [
     # ------------------------------------------------------------ solve
     bad("infeasible", HEAD + "grid g at b1 { import_price = 10 $/MWh; import_max = 1 MW }\nload ld at b2 { p = 2 MW }\n", 5, 3,
         r"infeasible: constraint n-balance_p at \(time=0\) is part of the conflict", r"relax one of them", stage="solve", file="<stdlib>/copper_plate.grid"),
-    bad("unbounded", HEAD + "grid g at b1 { import_price = 10 $/MWh; export_price = 20 $/MWh }\n", 14, 3,
+    bad("unbounded", HEAD + "grid g at b1 { import_price = 10 $/MWh; export_price = 20 $/MWh }\n", 15, 3,
         r"unbounded", r"export_max", stage="solve", file="<stdlib>/grid.grid"),
     # ------------------------------------------------------------ bugs found here (see the reasons)
     bad("flag-given-as-series", HEAD + ASSETS + "storage es at b2 { energy = 1 MWh; power = 1 MW; cyclic = [1, 0, 1, 0] }\n", 8, 59,
