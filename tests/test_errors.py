@@ -140,18 +140,14 @@ CATALOGUE = [
         r"unbounded", r"export_max", stage="solve", file="<stdlib>/grid.grid"),
     # ------------------------------------------------------------ bugs found here (see the reasons)
     bad("flag-given-as-series", HEAD + ASSETS + "storage es at b2 { energy = 1 MWh; power = 1 MW; cyclic = [1, 0, 1, 0] }\n", 8, 59,
-        r"cyclic", stage="compile", xfail="ValueError from linopy (mask has dimension 'time' not in coords) instead of a GridError"),
+        r"cyclic", stage="compile"),
     bad("variable-bound-uses-variable", heater("var z[t]: MW in [0, p[t]]"), K, 3, r"bound", stage="compile"),
-    bad("wrap-with-fractional-shift", heater("c: p[wrap(t-0.5)] <= pmax"), K, 8, r"unsupported index", stage="compile",
-        xfail="accepted silently as p[t] (int(0.5) == 0); t-0.5 without wrap is refused"),
+    bad("wrap-with-fractional-shift", heater("c: p[wrap(t-0.5)] <= pmax"), K, 8, r"unsupported index", stage="compile"),
     bad("table-duplicate-column", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload table (name, at, p [kW], p [kW]) {\n  ld1 b2 100 200\n}\n", 7, 31,
-        r"twice|duplicate", xfail="accepted silently, the last column wins (an attribute given twice is an error)"),
-    bad("load-infinite", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = inf }\n", 7, 21, r"finite|infinite", stage="solve",
-        xfail="reaches HiGHS: 'HiGHS could not solve the case: boolean index did not match ...' at the system line"),
-    bad("load-not-a-number", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = 0 / 0 * 1 MW }\n", 7, 21, r"not a number|NaN", stage="solve",
-        xfail="NaN demand is accepted and the case solves 'optimal' with cost 0"),
-    bad("case-includes-itself", HEAD + ASSETS + 'include "case.grid"\n', 8, 9, r"includ", stage="load",
-        xfail="reported as 'a case has one system statement' at 1:1 (the main file is parsed twice)"),
+        r"twice|duplicate"),
+    bad("load-infinite", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = inf }\n", 7, 21, r"finite|infinite", stage="solve"),
+    bad("load-not-a-number", HEAD + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = 0 / 0 * 1 MW }\n", 7, 21, r"not a number|NaN", stage="solve"),
+    bad("case-includes-itself", HEAD + ASSETS + 'include "case.grid"\n', 8, 9, r"includ", stage="load"),
 ]
 
 

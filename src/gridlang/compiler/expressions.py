@@ -162,7 +162,7 @@ class Evaluator:
                 positions = xr.DataArray(np.arange(len(index)), dims=dim, coords={dim: index})
                 self.masks.append((positions - shift >= 0) & (positions - shift < len(index)))
                 return value.shift(dim, shift) if isinstance(value, Lin) else value.shift({dim: shift}, fill_value=0)
-            case ast.Call(ast.Ident("wrap"), (ast.BinOp(op, ast.Name() as n, ast.Number(k, None)),)) if op in "+-":
+            case ast.Call(ast.Ident("wrap"), (ast.BinOp(op, ast.Name() as n, ast.Number(k, None)),)) if op in "+-" and float(k).is_integer():
                 self._bind(n, dim)
                 shift = int(k) if op == "-" else -int(k)
                 return (value.roll(dim, shift) if isinstance(value, Lin) else value.roll({dim: shift})) if has else value

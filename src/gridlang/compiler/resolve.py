@@ -52,7 +52,8 @@ class _Scope:
 
 def load_modules(main: ast.Module, root: Path, allow_outside: bool) -> list[ast.Module]:
     """The main module followed by everything it includes, each once."""
-    modules, seen, errors = [], set(), Collector()
+    main_path = None if main.path.startswith("<") else Path(main.path).resolve()
+    modules, seen, errors = [], {main_path}, Collector()
 
     def visit(module: ast.Module) -> None:
         modules.append(module)
@@ -60,6 +61,8 @@ def load_modules(main: ast.Module, root: Path, allow_outside: bool) -> list[ast.
             if isinstance(stmt, ast.Include):
                 try:
                     path = case_path(stmt.path, root, allow_outside)
+                    if path.resolve() == main_path:
+                        raise GridError(stmt.path.span, "a case cannot include itself", "include the files it is made of, not the case")
                     if path.resolve() not in seen:
                         seen.add(path.resolve())
                         visit(parse_file(path))
@@ -278,6 +281,20 @@ class _Items:
 _FAILED = Quantity(np.nan)  # stands for a value whose error is already reported
 
 
+def _plausible(q: Quantity, spec: ir.ParamSpec, span: Span) -> Quantity:
+    """A flag is one value per element; numbers are not NaN, and infinite only where the default is."""
+    if spec.dim is None:
+        if q.is_series:
+            raise GridError(span, f"'{spec.name}' is a flag, one true or false per element, not a series", f"write '{spec.name}' or '{spec.name} = true'")
+        return q
+    values = np.asarray(q.value, dtype=float)
+    if np.isnan(values).any():
+        raise GridError(span, f"'{spec.name}' is not a number (NaN)", "check the arithmetic, e.g. a division 0 / 0, or the data file")
+    if np.isinf(values).any() and not (isinstance(spec.default, ast.Name) and spec.default.id == "inf"):
+        raise GridError(span, f"'{spec.name}' must be finite", f"'{spec.name}' has no infinite default; give a number")
+    return q
+
+
 def _attr_values(attrs: Sequence[ast.Attr], specs: Mapping[str, ir.ParamSpec], owner: str, scope: _Scope) -> dict[str, tuple[Quantity, Span]]:
     out: dict[str, tuple[Quantity, Span]] = {}
     for a in attrs:
@@ -292,7 +309,8 @@ def _attr_values(attrs: Sequence[ast.Attr], specs: Mapping[str, ir.ParamSpec], o
             value = Quantity(True) if a.value is None else _series_ok(_evaluator(scope)(a.value), scope, a.span)
             if a.value is None and specs[key].dim is not None:
                 raise GridError(a.span, f"'{key}' needs a value", f"write '{key} = ...'")
-            out[key] = (expect(value, specs[key].dim, a.value.span if a.value is not None else a.span, f"'{key}'"), a.span)
+            where = a.value.span if a.value is not None else a.span
+            out[key] = (_plausible(expect(value, specs[key].dim, where, f"'{key}'"), specs[key], where), a.span)
         except GridError as exc:
             scope.errors.extend(exc)
             out[key] = (_FAILED, a.span)  # given, though wrong: not also reported missing
@@ -318,7 +336,7 @@ def _row_values(columns, cells, specs, owner: str, span: Span, scope: _Scope) ->
             if col.unit is not None:
                 factor, dim = scope.base.factor(col.unit)
                 q = Quantity(q.value * factor, dim)
-            out[key] = (expect(q, specs[key].dim, span, f"'{key}' of {owner}"), span)
+            out[key] = (_plausible(expect(q, specs[key].dim, span, f"'{key}' of {owner}"), specs[key], span), span)
         except GridError as exc:
             scope.errors.extend(exc)
             out[key] = (_FAILED, span)
@@ -331,6 +349,10 @@ def _row_values(columns, cells, specs, owner: str, span: Span, scope: _Scope) ->
 def _table(t: ast.Table, keys: Sequence[str], specs: Mapping[str, ir.ParamSpec], owner: str, scope: _Scope):
     """Yield (name, link idents, values, span) per row of a table (inline or CSV)."""
     cols = [c.name.name for c in t.columns]
+    for i, c in enumerate(t.columns):
+        if c.name.name in cols[:i]:
+            scope.errors.add(c.name.span, f"column '{c.name.name}' is given twice", "give each column once")
+            return
     for key in keys:
         if key not in cols:
             scope.errors.add(t.set.span, f"a {owner} table needs a '{key}' column", f"columns: ({', '.join(keys)}, ...)")
