@@ -45,6 +45,7 @@ def write_results(result: Result, out: Path) -> list[Path]:
             "primal_status": result.primal_status,
             "dual_status": result.dual_status,
             "primal_residual": result.residual,
+            "dual_residual": result.dual_residual,
             "solve_time_s": result.solve_time,
             "solver": result.solver,
             "warnings": list(result.warnings),

@@ -159,6 +159,7 @@ def finish(built: Built, form: ConicForm, x: np.ndarray, z: np.ndarray | None, s
         solver=solver,
         dataset=dataset.assign(gaps),
         warnings=warnings,
+        dual_residual=None if z is None else float(np.max(np.abs(form.P @ x + sp.triu(form.P, 1).T @ x + form.q + form.A.T @ z), initial=0.0)),
     )
 
 

@@ -46,6 +46,7 @@ def solve(built: Built, options: Mapping[str, object]) -> Result:
         solve_time=elapsed,
         solver="highs",
         dataset=collect(built),
+        dual_residual=float(info.max_dual_infeasibility) if info.dual_solution_status == 2 else None,
     )
 
 

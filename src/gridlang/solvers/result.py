@@ -25,11 +25,12 @@ class Result:
     termination: str
     primal_status: str
     dual_status: str
-    residual: float  # largest violation of a constraint or bound by the solution
+    residual: float  # largest violation of a constraint, bound or cone by the solution
     solve_time: float
     solver: str
     dataset: xr.Dataset
     warnings: tuple[str, ...] = ()  # e.g. a relaxation that is not exact somewhere
+    dual_residual: float | None = None  # stationarity error of the duals, where the solver gives duals
 
     @property
     def optimal(self) -> bool:
