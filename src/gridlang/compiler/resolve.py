@@ -9,6 +9,7 @@ formulation needs.  All mistakes are collected and raised together.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -287,10 +288,15 @@ def _plausible(q: Quantity, spec: ir.ParamSpec, span: Span) -> Quantity:
         if q.is_series:
             raise GridError(span, f"'{spec.name}' is a flag, one true or false per element, not a series", f"write '{spec.name}' or '{spec.name} = true'")
         return q
-    values = np.asarray(q.value, dtype=float)
-    if np.isnan(values).any():
+    value = q.value
+    if isinstance(value, float):  # the common case, without numpy's overhead
+        nan, inf = math.isnan(value), math.isinf(value)
+    else:
+        values = np.asarray(value, dtype=float)
+        nan, inf = bool(np.isnan(values).any()), bool(np.isinf(values).any())
+    if nan:
         raise GridError(span, f"'{spec.name}' is not a number (NaN)", "check the arithmetic, e.g. a division 0 / 0, or the data file")
-    if np.isinf(values).any() and not (isinstance(spec.default, ast.Name) and spec.default.id == "inf"):
+    if inf and not (isinstance(spec.default, ast.Name) and spec.default.id == "inf"):
         raise GridError(span, f"'{spec.name}' must be finite", f"'{spec.name}' has no infinite default; give a number")
     return q
 
@@ -318,30 +324,28 @@ def _attr_values(attrs: Sequence[ast.Attr], specs: Mapping[str, ir.ParamSpec], o
 
 
 def _row_values(columns, cells, specs, owner: str, span: Span, scope: _Scope) -> dict[str, tuple[Quantity, Span]]:
+    """One table row's values; ``columns`` are (column, unit factor, unit dim) triples."""
     out = {}
-    for col, cell in zip(columns, cells):
+    for (col, factor, dim), cell in zip(columns, cells):
         key = col.name.name
+        spec = specs[key]
         try:
-            if isinstance(cell, ast.Ident):
+            if isinstance(cell, float):
+                q = Quantity(cell * factor, dim) if factor is not None else Quantity(cell)
+            elif isinstance(cell, ast.Ident):
                 if cell.name in scope.profiles:
                     q = scope.profiles[cell.name]
                 elif cell.name in ("true", "false"):
                     q = Quantity(cell.name == "true")
                 else:
                     raise GridError(cell.span, f"'{cell.name}' is not a profile or number", did_you_mean(cell.name, scope.profiles))
-            elif isinstance(cell, ast.Str):
-                raise GridError(cell.span, "a table cell here is a number or a profile name")
+                if factor is not None:
+                    q = Quantity(q.value * factor, dim)
             else:
-                q = Quantity(cell)
-            if col.unit is not None:
-                factor, dim = scope.base.factor(col.unit)
-                q = Quantity(q.value * factor, dim)
-            out[key] = (_plausible(expect(q, specs[key].dim, span, f"'{key}' of {owner}"), specs[key], span), span)
+                raise GridError(cell.span, "a table cell here is a number or a profile name")
+            out[key] = (_plausible(q if q.dim == spec.dim else expect(q, spec.dim, span, f"'{key}' of {owner}"), spec, span), span)
         except GridError as exc:
             scope.errors.extend(exc)
-            out[key] = (_FAILED, span)
-        except UnitError as exc:
-            scope.errors.add(span, str(exc))
             out[key] = (_FAILED, span)
     return out
 
@@ -362,6 +366,14 @@ def _table(t: ast.Table, keys: Sequence[str], specs: Mapping[str, ir.ParamSpec],
         if c.name.name not in specs:
             scope.errors.add(c.name.span, f"unknown column '{c.name.name}' for {owner}", did_you_mean(c.name.name, specs) or f"{owner} takes: {', '.join(specs)}")
             return
+    columns = []
+    for c in data_cols:
+        try:
+            factor, dim = scope.base.factor(c.unit) if c.unit is not None else (None, None)
+        except UnitError as exc:
+            scope.errors.add(c.name.span, str(exc))
+            return
+        columns.append((c, factor, dim))
     rows = t.rows
     if t.source is not None:
         rows = _csv_rows(t, scope)
@@ -374,7 +386,7 @@ def _table(t: ast.Table, keys: Sequence[str], specs: Mapping[str, ir.ParamSpec],
         if not all(isinstance(i, ast.Ident) for i in idents):
             scope.errors.add(span, f"the {', '.join(keys)} cells must be names")
             continue
-        values = _row_values(data_cols, [by_key[c.name.name] for c in data_cols], specs, owner, span, scope)
+        values = _row_values(columns, [by_key[c.name.name] for c in data_cols], specs, owner, span, scope)
         yield idents, values, span
 
 
@@ -431,13 +443,17 @@ def _stack(given, default, n: int, steps: int, flag: bool) -> np.ndarray:
     d = None if default is None else np.asarray(default)
     if d is not None and d.ndim < 2:
         d = d.reshape(1, -1) if d.ndim == 1 else d.reshape(1, 1)  # a profile is (T,)
-    series = any(g is not None and g[0].is_series for g in given) or (d is not None and d.shape[1] > 1)
+    rows = [i for i, g in enumerate(given) if g is not None]
+    values = [given[i][0].value for i in rows]
+    series = any(isinstance(v, np.ndarray) and v.ndim for v in values) or (d is not None and d.shape[1] > 1)
     out = np.zeros((n, steps if series else 1), dtype=bool if flag else float)
     if d is not None:
         out[:] = d
-    for i, g in enumerate(given):
-        if g is not None:
-            out[i] = g[0].value
+    if not series:
+        out[rows, 0] = values
+    else:
+        for i, v in zip(rows, values):
+            out[i] = v
     return out
 
 
