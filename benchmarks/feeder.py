@@ -1,7 +1,9 @@
 """A synthetic radial distribution feeder for the compile-scaling benchmark.
 
 :func:`make_feeder` draws one deterministic instance from ``(n_buses, steps,
-seed)``; :func:`render_grid` writes it as ``.grid`` text for gridlang and
+seed)``; :func:`render_grid` writes it as ``.grid`` text for gridlang (lines,
+loads, PV and storage as inline tables; :func:`render_grid_statements` writes
+every load as its own statement instead, for ``parse_speed.py``) and
 :func:`per_unit` converts it to the internal per-unit arrays that the
 hand-written linopy and Pyomo models use.  All three therefore describe the
 same optimisation problem, defined by gridlang's standard library
@@ -283,8 +285,17 @@ def _list(values: FloatArray, per_line: int = 12) -> str:
     return "[" + ",\n  ".join(chunks) + "]"
 
 
-def render_grid(f: Feeder) -> str:
-    """The feeder as a ``.grid`` case, one statement or table row per line."""
+def render_grid(f: Feeder, loads: str = "table") -> str:
+    """The feeder as a ``.grid`` case, one statement or table row per line.
+
+    ``loads="table"`` (the default) writes the loads as one ``load table`` whose
+    ``scale`` column applies the residential profile to p and q;
+    ``loads="statements"`` writes one ``load ... { p = ...; q = ... }``
+    statement per load instead (see :func:`render_grid_statements`).  Both
+    describe the same problem.
+    """
+    if loads not in ("table", "statements"):
+        raise ValueError(f"loads must be 'table' or 'statements', got {loads!r}")
     names = f.bus_names
     out: list[str] = [
         f"# synthetic radial feeder: {f.n_buses} buses, {f.steps} steps, seed {f.seed}",
@@ -301,8 +312,14 @@ def render_grid(f: Feeder) -> str:
     for i, (a, b) in enumerate(zip(f.line_from.tolist(), f.line_to.tolist())):
         out.append(f"    l{b + 1} {names[a]} {names[b]} {_num(f.r_ohm[i])} {_num(f.x_ohm[i])}")
     out += ["  }", "}"]
-    for bus, p, q in zip(f.load_bus.tolist(), f.load_p_kw, f.load_q_kvar):
-        out.append(f"load ld{bus + 1} at {names[bus]} {{ p = {_num(p)} kW * residential; q = {_num(q)} kvar * residential }}")
+    if loads == "statements":
+        for bus, p, q in zip(f.load_bus.tolist(), f.load_p_kw, f.load_q_kvar):
+            out.append(f"load ld{bus + 1} at {names[bus]} {{ p = {_num(p)} kW * residential; q = {_num(q)} kvar * residential }}")
+    elif len(f.load_bus):
+        out.append("load table (name, at, p [kW], q [kvar], scale) {")
+        for bus, p, q in zip(f.load_bus.tolist(), f.load_p_kw, f.load_q_kvar):
+            out.append(f"  ld{bus + 1} {names[bus]} {_num(p)} {_num(q)} residential")
+        out.append("}")
     if len(f.pv_bus):
         out.append("pv table (name, at, capacity [kW], availability) {")
         for bus, cap in zip(f.pv_bus.tolist(), f.pv_capacity_kw):
@@ -319,6 +336,11 @@ def render_grid(f: Feeder) -> str:
     out.append(f"grid grid1 at b1 {{ import_price = tou; export_price = {_num(f.export_price)} $/MWh }}")
     out.append("objective minimize cost")
     return "\n".join(out) + "\n"
+
+
+def render_grid_statements(f: Feeder) -> str:
+    """The same case with every load written as its own statement (statement-heavy text)."""
+    return render_grid(f, loads="statements")
 
 
 if __name__ == "__main__":  # print a small case, e.g. `python benchmarks/feeder.py 30 24`

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import linopy
@@ -19,6 +19,8 @@ from gridlang.compiler.resolve import resolve
 from gridlang.errors import GridError, Span
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse
+from gridlang.report import settlement_dataset
+from gridlang.settle import settle
 from gridlang.solvers.result import Result
 
 
@@ -40,8 +42,15 @@ class Case:
         return self.built.model
 
     def solve(self, solver: str | None = None, **options: object) -> Result:
-        """Solve with ``solver`` (default: by problem class) and solver options."""
-        return solvers.solve(self.built, solver, options)
+        """Solve with ``solver`` (default: by problem class) and solver options.
+
+        A case with markets is settled too: every member is solved alone for
+        its disagreement point and payments follow by Nash bargaining."""
+        result = solvers.solve(self.built, solver, options)
+        if self.built.markets:
+            settlements = settle(self.built, lambda alone: solvers.solve(build(alone), solver, options).objective)
+            result = replace(result, settlements=settlements, dataset=result.dataset.merge(settlement_dataset(settlements)))
+        return result
 
 
 def parse_case(source: str | Path) -> tuple[ast.Module, Path]:

@@ -20,7 +20,9 @@ from rich.table import Table
 
 import gridlang
 from gridlang.errors import GridError
+from gridlang.io.gridtext import import_source
 from gridlang.io.results import write_atomic, write_results
+from gridlang.report import settlement_tables
 from gridlang.solvers import problem_class
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="gridlang: compile and solve .grid cases.")
@@ -76,7 +78,7 @@ def solve(
         _summary(case, c, result)
         folder = out_dir or Path("results") / case.stem
         files = write_results(result, folder)
-        out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable)")
+        out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market)" if result.settlements else ")"))
 
 
 @app.command(name="compile")
@@ -94,6 +96,22 @@ def compile_(
         write_atomic(output, lambda tmp: model.to_file(tmp, explicit_coordinate_names=True))
         out.print(f"wrote {output} ({model.nvars} variables, {model.ncons} constraints)")
 
+
+@app.command(name="import")
+def import_(
+    source: Annotated[str, typer.Argument(help="a MATPOWER case file (.m) or pandapower:NAME", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the .grid file to write")],
+    formulation: Annotated[str, typer.Option("--formulation", "-f", help="network formulation of the written case")] = "lindistflow",
+    name: Annotated[Optional[str], typer.Option("--name", "-n", help="system and network name (default: the file or network name)")] = None,
+    debug: Debug = False,
+) -> None:
+    """Convert a MATPOWER case or a pandapower network into a .grid case."""
+    with _reporting(debug):
+        imported = import_source(source, name, formulation)
+        for warning in imported.warnings:
+            err.print(f"warning: {warning}", markup=False, highlight=False)
+        write_atomic(output, lambda tmp: tmp.write_text(imported.text, encoding="utf-8"))
+        out.print(f"wrote {output} ({imported.summary})", markup=False, highlight=False)
 
 def _options(pairs: list[str]) -> dict[str, object]:
     options: dict[str, object] = {}
@@ -117,15 +135,24 @@ def _summary(case: Path, c: gridlang.Case, result: gridlang.Result) -> None:
     head.add_row("termination", result.termination)
     head.add_row("primal / dual status", f"{result.primal_status} / {result.dual_status}")
     head.add_row("objective (total cost)", f"{result.objective:,.4f}")
-    head.add_row("primal residual", f"{result.residual:.2e}")
+    head.add_row("primal / dual residual", f"{result.residual:.2e} / " + (f"{result.dual_residual:.2e}" if result.dual_residual is not None else "n/a"))
     head.add_row("solver, time", f"{result.solver}, {result.solve_time:.2f} s")
     out.print(head)
+    for note in c.ir.notes:
+        out.print(f"note: {note}")
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
     table = Table("quantity", "unit", "min", "mean", "max", "total")
     for name, array in result.dataset.data_vars.items():
         if array.isnull().all():
             continue
         table.add_row(name, array.attrs.get("units", ""), *(f"{float(f()):.5g}" for f in (array.min, array.mean, array.max, array.sum)))
     out.print(table)
+    for s in result.settlements:
+        for t in settlement_tables(s, result.dataset):
+            out.print(t)
+        for message in s.messages:
+            out.print(f"[yellow]warning:[/yellow] {message}")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gridlang`

@@ -53,6 +53,16 @@ class Built:
     integer: bool = False
     offset: float = 0.0  # constant part of the total cost, kept out of the solver's objective
     cones: tuple[ConeBlock, ...] = ()  # second-order cones beside the linear model
+    markets: tuple[MarketBlock, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MarketBlock:
+    """A compiled market: its sales variable and the fees each seller pays."""
+
+    market: ir.MarketIR
+    sale: str  # linopy variable over (seller, buyer, time)
+    fees: object  # Lin over (seller,): fees paid, summed over time
 
 
 @dataclass
@@ -69,8 +79,10 @@ class _State:
     offset: float = 0.0
     costs: list = field(default_factory=list)
     injections: dict = field(default_factory=dict)  # channel -> list of (bus group, expression)
+    exports: list = field(default_factory=list)  # (owner of each instance, active-power injection) per kind
     blocks: list = field(default_factory=list)
     cones: list = field(default_factory=list)
+    markets: list = field(default_factory=list)
 
 
 def build(case: ir.CaseIR) -> Built:
@@ -84,13 +96,15 @@ def build(case: ir.CaseIR) -> Built:
             _kind(group, state)
         for network in case.networks:
             _network(network, state)
+        for market in case.markets:
+            _market(market, state)
         state.errors.raise_if_any()
         m = state.model
         if state.objective:
             m.add_objective(_total(state.objective))
     quadratic = any(isinstance(t, linopy.QuadraticExpression) for t in state.objective)
     integer = any(v.attrs.get("binary") or v.attrs.get("integer") for _, v in m.variables.items())
-    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset, tuple(state.cones))
+    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset, tuple(state.cones), tuple(state.markets))
 
 
 def _total(terms: list):
@@ -135,6 +149,9 @@ def _kind(group: ir.Group, state: _State) -> None:
             expr = template + expr  # a constant injection, over every instance and step
         if expr is not None:
             state.injections.setdefault(inject.channel.name, []).append((buses, expr))
+            if inject.channel.name == "p":
+                owners = [state.case.owners.get(n, "") for n in group.names]
+                state.exports.append((xr.DataArray(np.asarray(owners, dtype=object), coords={kind.name: index}, dims=kind.name), expr))
     state.blocks.append(Block(kind.name, kind, frame, spans))
 
 
@@ -155,6 +172,42 @@ def _network(net: ir.NetworkIR, state: _State) -> None:
     frame = _frame(state, values, dims, net)
     frame = _statements(net.name, f, frame, {}, {}, state, sets)
     state.blocks.append(Block(net.name, f, frame, {}))
+
+
+def _market(mk: ir.MarketIR, state: _State) -> None:
+    """Sales between members, each member's sales balancing its net export, and fees.
+
+    ``sum_j s[i, j, t] - sum_j s[j, i, t] == sum of the p injections of i's assets``
+    for every member i except the network owner (whose trades are whatever the
+    others need); ``fee[i, j] * s[i, j, t] * dt`` is a cost of seller i."""
+    m = state.model
+    agents = pd.Index(mk.members, name="agent")
+    seller, buyer = agents.rename("seller"), agents.rename("buyer")
+    pair = xr.DataArray(np.not_equal.outer(np.arange(len(agents)), np.arange(len(agents))), coords={"seller": seller, "buyer": buyer})
+    mask = pair & xr.DataArray(np.ones(len(state.time), dtype=bool), coords={ir.TIME: state.time})
+    name = f"{mk.name}-sale"
+    sale = m.add_variables(lower=0, upper=mk.limit, coords=[seller, buyer, state.time], name=name, mask=mask)
+    state.origins[name] = mk.span
+    state.units[name] = ("MW", state.case.system.base.factor("MW")[0])
+    labels = sale.labels
+    sold = Lin(m, ((labels.rename(seller="agent").drop_vars("agent").assign_coords(agent=agents), 1.0),)).sum("buyer")
+    bought = Lin(m, ((labels.rename(buyer="agent").drop_vars("agent").assign_coords(agent=agents), -1.0),)).sum("seller")
+    exported = None
+    for owners, expr in state.exports:
+        part = group_sum(expr, owners, agents)
+        exported = part if exported is None else (exported + part if is_expr(exported) else part + exported)
+    if exported is None or not is_expr(exported):
+        state.errors.add(mk.span, f"the members of market '{mk.name}' own nothing that injects power", "agents trade the net output of the assets they own")
+        return
+    trades = as_linopy(sold + bought)
+    others = xr.DataArray([a != state.case.network_owner for a in mk.members], coords={"agent": agents})
+    balance = f"{mk.name}-balance"
+    state.model.add_constraints(as_linopy(exported) - trades, "=", 0, name=balance, mask=others & mask.any(["seller", "buyer"]))
+    state.origins[balance] = mk.span
+    fee = xr.DataArray(mk.fee, coords={"seller": seller, "buyer": buyer})
+    paid = (Lin.of(sale) * (fee * state.case.system.dt)).sum("buyer").sum(ir.TIME)
+    state.objective.append(paid.sum())
+    state.markets.append(MarketBlock(mk, name, paid))
 
 
 def _channels(f: ir.ModelDef) -> set[str]:
@@ -202,6 +255,14 @@ def _eval(expr: ast.Expr, frame: Frame, span: Span, state: _State, cond: ast.Exp
     except GridError as exc:
         state.errors.extend(exc)
         return None
+
+
+def _applies_nowhere(cond: ast.Expr, frame: Frame, span: Span, state: _State) -> bool:
+    """Is a statement's where-mask false everywhere (so it adds nothing)?"""
+    try:
+        return not bool(Evaluator(frame, span)._condition(cond).any())
+    except GridError:
+        return False  # reported when the statement itself is evaluated
 
 
 def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, spans: dict, state: _State, sets: dict | None = None) -> Frame:
@@ -252,6 +313,8 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
             continue
         _constraint(name, c, frame, state)
     for c in defn.costs:
+        if c.where is not None and _applies_nowhere(c.where, frame, c.span, state):
+            continue
         value = _eval(c.expr, frame, c.span, state, c.where)
         if value is None:
             continue

@@ -294,7 +294,7 @@ def group_sum(value, group: xr.DataArray, index: pd.Index):
         codes = index.get_indexer(group.values)
         moved = value.transpose(dim, ...)
         out = np.zeros((len(index), *moved.shape[1:]))
-        np.add.at(out, codes, moved.values)
+        np.add.at(out, codes[codes >= 0], moved.values[codes >= 0])  # members outside index drop out
         coords = {index.name: index, **{d: moved.coords[d] for d in moved.dims[1:] if d in moved.coords}}
         return xr.DataArray(out, coords=coords, dims=(index.name, *moved.dims[1:]))
     summed = as_linopy(value).groupby(group.to_pandas().rename(index.name)).sum()

@@ -83,12 +83,32 @@ class NetworkIR:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class MarketIR:
+    """Bilateral trading among agents: sales s[i, j, t] >= 0 from i to j.
+
+    Each member but the network owner sells its net export:
+    ``sum_j s[i, j, t] - s[j, i, t] == net export of i's assets``.  A fee per
+    unit of energy sold, paid by the seller to the network owner, is a cost
+    of trading; payments split the surplus by Nash bargaining."""
+
+    name: str
+    members: tuple[str, ...]  # agents
+    fee: np.ndarray  # (members, members), internal currency per p.u. energy
+    limit: float  # largest sale per pair and step, internal power
+    powers: np.ndarray  # bargaining powers, normalised to sum 1
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class CaseIR:
     path: str
     system: SystemIR
     networks: tuple[NetworkIR, ...]
     groups: tuple[Group, ...]
-    owners: Mapping[str, str]  # asset or network name -> agent
+    owners: Mapping[str, str]  # every asset instance and network -> its agent
     sense: str  # minimize / maximize
     solver: str | None
     solver_options: Mapping[str, object]
+    markets: tuple[MarketIR, ...] = ()
+    network_owner: str | None = None  # the agent of the (first) network
+    notes: tuple[str, ...] = ()  # things the compiler decided and says

@@ -111,11 +111,13 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     bus_names = {b: n.name for n in networks if n for b in n.buses}
     groups = _groups(by_type.get(ast.Asset, []), [t for t in by_type.get(ast.Table, [])], models, bus_names, scope)
     owners = _owners(by_type.get(ast.Agent, []), scope)
+    owners, network_owner, notes = _default_owners(owners, [n for n in networks if n], groups)
+    markets = tuple(_market(m, {*owners.values()}, scope) for m in by_type.get(ast.Market, []))
     sense = _objective(by_type.get(ast.Objective, []), scope)
     if not networks and not scope.errors.errors:
         scope.errors.add(Span(main.path, 1, 1), "the case has no network", "add e.g. 'network grid uses copper_plate { bus b1 }'")
     scope.errors.raise_if_any()
-    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options)
+    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, notes)
 
 
 # ---------------------------------------------------------------- definitions
@@ -578,6 +580,8 @@ def _owners(agents: Sequence[ast.Agent], scope: _Scope) -> dict[str, str]:
     owners: dict[str, str] = {}
     for a in agents:
         _define(a.name, scope, "agent")
+        if not a.owns:
+            scope.errors.add(a.span, f"agent '{a.name.name}' owns nothing", f"write 'agent {a.name.name} owns ...' with its assets, or leave it out")
         for item in a.owns:
             if item.name not in scope.defined or item.name == a.name.name:
                 scope.errors.add(item.span, f"agent '{a.name.name}' owns '{item.name}', which is not defined", did_you_mean(item.name, scope.defined))
@@ -586,6 +590,74 @@ def _owners(agents: Sequence[ast.Agent], scope: _Scope) -> dict[str, str]:
             else:
                 owners[item.name] = a.name.name
     return owners
+
+
+def _default_owners(owners: dict[str, str], networks: Sequence[ir.NetworkIR], groups: Sequence[ir.Group]) -> tuple[dict[str, str], str | None, tuple[str, ...]]:
+    """Every asset and network gets an agent: unowned ones belong to the network owner.
+
+    The owner of the first network is its agent, or, if no agent owns it, an
+    agent named after the network.  Without any agent there is one owner and
+    nothing to say."""
+    if not owners or not networks:
+        return owners, None, ()
+    net = networks[0].name
+    network_owner = owners.get(net, net)
+    items = [net, *(n.name for n in networks[1:]), *(name for g in groups for name in g.names)]
+    unowned = [name for name in items if name not in owners]
+    notes = []
+    if unowned:
+        shown = ", ".join(unowned[:5]) + (f" and {len(unowned) - 5} more" if len(unowned) > 5 else "")
+        notes.append(f"{len(unowned)} item(s) without an agent belong to the network owner '{network_owner}': {shown}")
+    return {**owners, **{name: network_owner for name in unowned}}, network_owner, tuple(notes)
+
+
+def _market(node, agents: set[str], scope: _Scope) -> ir.MarketIR | None:
+    """``market NAME among A, B, ... { fee = ...; limit = ...; payments = nash(power = [...]) }``."""
+    _define(node.name, scope, "market")
+    members: list[str] = []
+    for a in node.members:
+        if a.name not in agents:
+            scope.errors.add(a.span, f"'{a.name}' is not an agent", did_you_mean(a.name, agents) or "declare it with 'agent NAME owns ...'")
+        elif a.name in members:
+            scope.errors.add(a.span, f"'{a.name}' is named twice in market '{node.name.name}'")
+        else:
+            members.append(a.name)
+    if len(node.members) < 2:
+        scope.errors.add(node.name.span, f"market '{node.name.name}' has a single agent", "a market is among two or more agents")
+    n = len(members)
+    fee, limit, powers = 0.0, np.inf, np.full(n, 1.0 / max(n, 1))
+    for a in node.attrs:
+        key = a.name.name
+        try:
+            match key:
+                case "fee":
+                    fee = float(expect(_evaluator(scope)(a.value), parse_unit("$/MWh")[1], a.value.span, "'fee'").value)
+                    if fee < 0:
+                        raise GridError(a.value.span, "a network fee cannot be negative")
+                case "limit":
+                    limit = float(expect(_evaluator(scope)(a.value), POWER, a.value.span, "'limit'").value)
+                case "payments":
+                    powers = _bargaining_powers(a.value, n, scope)
+                case _:
+                    scope.errors.add(a.name.span, f"unknown market setting '{key}'", did_you_mean(key, ["fee", "limit", "payments"]) or "settings: fee, limit, payments")
+        except GridError as exc:
+            scope.errors.extend(exc)
+    return ir.MarketIR(node.name.name, tuple(members), np.full((n, n), fee), limit, powers, node.span)
+
+
+def _bargaining_powers(e: ast.Expr, n: int, scope: _Scope) -> np.ndarray:
+    """``nash`` (equal powers) or ``nash(power = [a, b, ...])``, normalised to sum 1."""
+    match e:
+        case ast.Name("nash"):
+            return np.full(n, 1.0 / max(n, 1))
+        case ast.Call(ast.Ident("nash"), (), ((ast.Ident("power"), ast.ListLit(values, None, span)),)):
+            powers = np.asarray(values, dtype=float)
+            if len(powers) != n:
+                raise GridError(span, f"{len(powers)} bargaining powers for {n} agents", "give one power per agent, in the order of 'among'")
+            if (powers < 0).any() or powers.sum() <= 0:
+                raise GridError(span, "bargaining powers must be non-negative and not all zero", "e.g. power = [0.5, 0.3, 0.2]")
+            return powers / powers.sum()
+    raise GridError(e.span, "payments are 'nash' or 'nash(power = [...])'", "e.g. payments = nash(power = [2, 1, 1])")
 
 
 def _objective(objectives: Sequence[ast.Objective], scope: _Scope) -> str:

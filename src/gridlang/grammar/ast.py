@@ -213,6 +213,16 @@ class Agent:
 
 
 @dataclass(frozen=True, slots=True)
+class Market:
+    """``market energy among a, b, c { fee = 5 $/MWh; payments = nash }``."""
+
+    name: Ident
+    members: tuple[Ident, ...]
+    attrs: tuple[Attr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Objective:
     sense: str
     expr: Expr

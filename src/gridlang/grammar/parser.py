@@ -1,26 +1,32 @@
 """Text to syntax tree: ``parse(text, path) -> Module``.
 
-The grammar lives in ``grid.lark`` (LALR, contextual lexer, positions kept);
-the compiled parser is cached on disk by lark and in memory here.  Syntax
-errors become :class:`GridError` with the position and a hint.
+The grammar lives in ``grid.lark`` (LALR, contextual lexer).  Lark calls
+:class:`_ToAst` as it reduces each rule, so the syntax tree is built during
+parsing and no lark parse tree exists; every node gets its span from the
+first and last tokens its rule matched.  The body of an inline table is one
+token, split into rows and cells by :func:`_table_rows` with one regular
+expression.  The compiled parser is cached on disk by lark and in memory here.
+Syntax errors become :class:`GridError` with the position and a hint.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from gridlang.errors import SOURCES, GridError, Span
 from gridlang.grammar import ast
 
 GRAMMAR = Path(__file__).with_name("grid.lark")
 
-_OPEN = {"LPAR", "LSQB"}
-_CLOSE = {"RPAR", "RSQB"}
+_OPEN = frozenset(("LPAR", "LSQB"))
+_CLOSE = frozenset(("RPAR", "RSQB"))
 
 
 class _Brackets:
@@ -31,41 +37,48 @@ class _Brackets:
     def process(self, stream):
         depth = 0
         for tok in stream:
-            if tok.type in _OPEN:
+            kind = tok.type
+            if kind == "_SEP":
+                if depth and ";" not in tok:
+                    continue
+            elif kind in _OPEN:
                 depth += 1
-            elif tok.type in _CLOSE:
-                depth = max(0, depth - 1)
-            elif tok.type == "_SEP" and depth and ";" not in tok:
-                continue
+            elif depth and kind in _CLOSE:
+                depth -= 1
             yield tok
 
 
 @cache
-def _lark() -> Lark:
+def _lark() -> tuple[Lark, _ToAst]:
+    """The parser and the callbacks it calls (one pair per process; see ``_LOCK``)."""
     cache_file = Path(tempfile.gettempdir()) / f"gridlang-{GRAMMAR.stat().st_mtime_ns}.lark-cache"
-    return Lark(
+    to_ast = _ToAst()
+    parser = Lark(
         GRAMMAR.read_text(),
         parser="lalr",
         lexer="contextual",
-        propagate_positions=True,
         maybe_placeholders=False,
         postlex=_Brackets(),
+        transformer=to_ast,
         cache=str(cache_file),
     )
+    return parser, to_ast
+
+
+#: the callbacks hold the path of the text being parsed: one parse at a time
+_LOCK = threading.Lock()
 
 
 def parse(text: str, path: str = "<string>") -> ast.Module:
     """Parse one source text; raise GridError at the first syntax error."""
     SOURCES[path] = text
-    try:
-        tree = _lark().parse(text if text.endswith("\n") else text + "\n")
-        statements = _ToAst(path).transform(tree)
-    except UnexpectedInput as exc:
-        raise _syntax_error(exc, path, text) from None
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, GridError):
-            raise exc.orig_exc from None
-        raise
+    parser, to_ast = _lark()
+    with _LOCK:
+        to_ast.path = path
+        try:
+            statements = parser.parse(text if text.endswith("\n") else text + "\n")
+        except UnexpectedInput as exc:
+            raise _syntax_error(exc, path, text) from None
     return ast.Module(path, tuple(statements))
 
 
@@ -86,6 +99,7 @@ _TOKEN_WORDS = {
     "MUL": "'*' or '/'",
     "MINUS": "'-'",
     "SENSE": "minimize or maximize",
+    "ROWS": "'{'",
     "$END": "the end of the file",
 }
 
@@ -93,7 +107,7 @@ _TOKEN_WORDS = {
 def _describe(terminal: str) -> str:
     if terminal in _TOKEN_WORDS:
         return _TOKEN_WORDS[terminal]
-    pattern = _lark().get_terminal(terminal).pattern
+    pattern = _lark()[0].get_terminal(terminal).pattern
     return f"'{pattern.value}'" if pattern.type == "str" else terminal.lower()
 
 
@@ -129,216 +143,435 @@ def _syntax_error(exc: UnexpectedInput, path: str, text: str) -> GridError:
     return GridError(Span(path, line, col, width), message, hint)
 
 
-# ---------------------------------------------------------------- tree to AST
+# ---------------------------------------------------------------- table bodies
+
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"  # the grammar's NUMBER
+_GAP = r"(?:[ \t\r\f]|\\\r?\n)*+"  # what may stand between '-' and its number: spaces, continued lines
+_GLUE = r"[A-Za-z0-9_.$%€\"-]"  # what may not follow a number directly (5kW, 1.2.3, 5$, 5-3)
+
+#: one cell, row separator or stray character of a table body, after the
+#: spaces, line continuations and comments before it; lexes like the grammar
+_CELL = re.compile(
+    rf"""
+    (?:[ \t\r\f]+|\\\r?\n|\#[^\n]*)*+               # ignored, as %ignore in the grammar
+    (?:
+        (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<num>{_NUMBER})(?!{_GLUE})
+      | (?P<sep>[;\n](?:[;\s]|\#[^\n]*)*+)           # the grammar's _SEP
+      | (?P<str>"[^"\n]*")
+      | (?P<neg>-{_GAP}{_NUMBER})(?!{_GLUE})
+      | (?P<glued>-?{_GAP}{_NUMBER}[^\s;\#}}\\]+)    # a number with something stuck to it
+      | (?P<minus>-)                                 # '-' without a number
+      | (?P<bad>[\s\S])
+      | (?P<end>\Z)                                  # only spaces and comments were left
+    )
+    """,
+    re.VERBOSE,
+)
+_SKIP = re.compile(r"(?:[ \t\r\f]+|\\\r?\n|#[^\n]*)*+")
+_WORD = re.compile(rf'[A-Za-z_][A-Za-z0-9_]*|{_NUMBER}|"[^"\n]*"|[\s\S]')  # a token, roughly
+_NUMBER_AT_END = re.compile(_NUMBER + r"$")
+
+_ROW_HINT = 'a row holds names, numbers and "strings" separated by spaces; rows end at a new line or \';\''
 
 
-def _span(path: str, meta) -> Span:
-    width = meta.end_column - meta.column if getattr(meta, "end_line", None) == meta.line else 1
-    return Span(path, meta.line, meta.column, max(width, 1))
+def _table_rows(tok: Token, path: str) -> tuple[tuple[tuple[ast.Cell, ...], Span], ...]:
+    """Split the ROWS token ``{ ... }`` into rows of cells with their spans.
+
+    Gives exactly what the grammar ``"{" _SEP? (row (_SEP row)* _SEP?)? "}"``,
+    ``row: cell+``, ``cell: NAME | MINUS? NUMBER | STRING`` gave: a row's span
+    runs from its first to its last cell, a name becomes an Ident, a number a
+    float, a string a Str.  A number with something stuck to it (``5kW``,
+    ``1.2.3``) is an error.  Lines and columns are counted as lark counts them.
+    """
+    body: str = tok.value
+    end = len(body) - 1 if body.endswith("}") else len(body)  # the text ends with '\n', so '}' closes
+    line = tok.line
+    line_start = 1 - tok.column  # offset in ``body`` of the current line's first character, as if column 1
+    rows: list[tuple[tuple[ast.Cell, ...], Span]] = []
+    cells: list[ast.Cell] = []
+    row_line = row_col = 0
+    after_sep = False  # a second _SEP in a row (only possible across a '\' continuation) is an error
+    last_at = None  # (line, col) of the last token, where an unclosed body is reported
+    cell_end = 0
+    cell_end_line = 0
+    for m in _CELL.finditer(body, 1, end):
+        kind = m.lastgroup
+        if kind == "end":
+            break
+        at = m.start(kind)
+        if at != m.start():  # a continued line before the item moves it down
+            nl = body.rfind("\n", m.start(), at)
+            if nl >= 0:
+                line += body.count("\n", m.start(), at)
+                line_start = nl + 1
+        if kind == "sep":
+            if after_sep:
+                raise GridError(Span(path, line, at - line_start + 1), "unexpected end of line",
+                                "a line ending in '\\' continues on the next one; remove the '\\'")
+            if cells:
+                width = cell_end - row_col if cell_end_line == row_line else 1
+                rows.append((tuple(cells), Span(path, row_line, row_col, width if width > 1 else 1)))
+                cells = []
+            after_sep = True
+            last_at = (line, at - line_start + 1)
+            nl = body.rfind("\n", at, m.end())
+            if nl >= 0:
+                line += body.count("\n", at, m.end())
+                line_start = nl + 1
+            continue
+        if kind in ("name", "num", "str", "neg"):
+            text = m.group(kind)
+            col = at - line_start + 1
+            if not cells:
+                row_line, row_col = line, col
+            if kind == "name":
+                cells.append(ast.Ident(text, Span(path, line, col, len(text))))
+            elif kind == "num":
+                cells.append(float(text))
+            elif kind == "str":
+                cells.append(ast.Str(text[1:-1], Span(path, line, col, len(text))))
+            else:
+                number = _NUMBER_AT_END.search(text).group()
+                cells.append(-float(number))
+                if "\n" in text:  # '-' and its number on two lines joined by '\'
+                    line += text.count("\n")
+                    line_start = at + text.rindex("\n") + 1
+                last_at = (line, m.end() - len(number) - line_start + 1)
+                cell_end, cell_end_line = m.end() - line_start + 1, line
+                after_sep = False
+                continue
+            last_at = (line, col)
+            cell_end, cell_end_line = col + len(text), line
+            after_sep = False
+            continue
+        raise _bad_cell(m, kind, body, line, line_start, path)
+    if end == len(body):
+        where = Span(path, *last_at) if last_at else Span(path, tok.line, tok.column)
+        raise GridError(where, "the file ends in the middle of a statement", "close every '{', '(' and '['")
+    if cells:
+        width = cell_end - row_col if cell_end_line == row_line else 1
+        rows.append((tuple(cells), Span(path, row_line, row_col, width if width > 1 else 1)))
+    return tuple(rows)
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
-    """Builds ast nodes bottom-up; tokens become Ident, numbers or strings."""
+def _bad_cell(m: re.Match, kind: str, body: str, line: int, line_start: int, path: str) -> GridError:
+    """The error for a table body's first stray item (``kind`` glued, minus or bad)."""
+    at = m.start(kind)
+    col = at - line_start + 1
+    if kind == "glued":
+        text = m.group(kind)
+        number = re.match(r"-?" + _GAP + _NUMBER, text).group()
+        rest = text[len(number):]
+        if "\n" in text:
+            return GridError(Span(path, line, col), f"'{text.split(chr(10))[0]}' is not a number", _ROW_HINT)
+        if rest[0] in "$%€" or rest[0].isalpha():
+            hint = "cells are separated by spaces and hold bare numbers; a unit goes in the column header, e.g. (name, at, p [kW])"
+        else:
+            hint = "a number is written like 12, -0.5 or 2.5e3; cells are separated by spaces"
+        return GridError(Span(path, line, col, len(text)), f"'{text}' is not a number", hint)
+    if kind == "minus":  # old grammar: MINUS then whatever came next was unexpected
+        nxt = _SKIP.match(body, at + 1).end()
+        nl = body.rfind("\n", at, nxt)
+        if nl >= 0:
+            line, line_start = line + body.count("\n", at, nxt), nl + 1
+        where = Span(path, line, nxt - line_start + 1)
+        hint = "a '-' in a table row starts a negative number, e.g. -1.5"
+        if nxt >= len(body) or body[nxt] in ";\n":
+            return GridError(where, "unexpected end of line", hint)
+        word = _WORD.match(body, nxt).group()
+        return GridError(Span(path, where.line, where.col, len(word)), f"unexpected {word!r}", hint)
+    char = m.group(kind)
+    if char == '"':
+        return GridError(Span(path, line, col), 'this "string" is not closed on its line', 'end it with a " before the end of the line')
+    if char in "$%€":
+        hint = "a cell holds a bare number; its unit goes in the column header, e.g. (name, at, p [kW])"
+    elif char == ",":
+        hint = "cells are separated by spaces, not commas"
+    else:
+        hint = _ROW_HINT
+    return GridError(Span(path, line, col), f"unexpected character {char!r} in a table row", hint)
 
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
+
+# ---------------------------------------------------------------- syntax tree
+
+# Every callback gets the values of its rule's symbols and returns a triple
+# (value, first token, last token): the value is an ast node or a piece of one
+# (a tuple of attributes, a list of columns...), the tokens are the first and
+# last the rule matched, from which the spans of the enclosing nodes follow.
+# Tokens come as they are.  Brackets around an expression make its triple
+# reach out to them without changing the expression's own span.
+
+
+def _first(x) -> Token:
+    return x if type(x) is Token else x[1]
+
+
+def _last(x) -> Token:
+    return x if type(x) is Token else x[2]
+
+
+class _ToAst:
+    """Lark callbacks (one method per rule or alias; ROWS for table bodies) building ast nodes."""
+
+    path = "<string>"
 
     # -- helpers
-    def _tok(self, tok: Token) -> Span:
-        return Span(self.path, tok.line, tok.column, len(tok))
+    def _span(self, a: Token, b: Token) -> Span:
+        """From the start of token ``a`` to the end of token ``b``; width 1 across lines."""
+        if b.end_line == a.line:
+            width = b.end_column - a.column
+            return Span(self.path, a.line, a.column, width if width > 1 else 1)
+        return Span(self.path, a.line, a.column, 1)
 
     def _id(self, tok: Token) -> ast.Ident:
-        return ast.Ident(str(tok), self._tok(tok))
-
-    def _s(self, meta) -> Span:
-        return _span(self.path, meta)
+        return ast.Ident(tok.value, Span(self.path, tok.line, tok.column, len(tok.value)))
 
     # -- top level
-    def start(self, meta, children):
-        return children
+    def start(self, c):
+        return [x[0] for x in c]
 
-    def system(self, meta, c):
-        return ast.System(self._id(c[0]), c[1], self._s(meta))
+    def system(self, c):  # "system" NAME attrs
+        a, attrs = c[0], c[2]
+        return ast.System(self._id(c[1]), attrs[0], self._span(a, attrs[2])), a, attrs[2]
 
-    def profile(self, meta, c):
-        return ast.Profile(self._id(c[0]), c[1], self._s(meta))
+    def profile(self, c):  # "profile" NAME "=" expr
+        a, e = c[0], c[3]
+        return ast.Profile(self._id(c[1]), e[0], self._span(a, e[2])), a, e[2]
 
-    def network(self, meta, c):
-        return ast.Network(self._id(c[0]), self._id(c[1]), tuple(c[2:]), self._s(meta))
+    def network(self, c):  # "network" NAME "uses" NAME "{" items "}"
+        a, b = c[0], c[-1]
+        items = tuple(x[0] for x in c[5:-1] if type(x) is tuple)
+        return ast.Network(self._id(c[1]), self._id(c[3]), items, self._span(a, b)), a, b
 
-    def element(self, meta, c):
-        (first, last) = c[1]
-        link = next((x for x in c[2:] if isinstance(x, list)), None)
-        attrs = next((x for x in c[2:] if isinstance(x, tuple)), ())
-        return ast.Element(self._id(c[0]), first, last, tuple(link) if link else None, attrs, self._s(meta))
+    def element(self, c):  # NAME names link? attrs?
+        (first, last), b = c[1][0], c[1][2]
+        link, attrs = None, ()
+        for x in c[2:]:
+            if type(x[0]) is list:
+                link = tuple(x[0])
+            else:
+                attrs = x[0]
+            b = x[2]
+        a = c[0]
+        return ast.Element(self._id(a), first, last, link, attrs, self._span(a, b)), a, b
 
-    def link(self, meta, c):
-        return [self._id(c[0]), self._id(c[1])]
+    def link(self, c):  # "from" NAME "to" NAME
+        return [self._id(c[1]), self._id(c[3])], c[0], c[3]
 
-    def names(self, meta, c):
-        return (self._id(c[0]), self._id(c[1]) if len(c) > 1 else None)
+    def names(self, c):  # NAME (".." NAME)?
+        return (self._id(c[0]), self._id(c[1]) if len(c) > 1 else None), c[0], c[-1]
 
-    def asset(self, meta, c):
-        return ast.Asset(self._id(c[0]), self._id(c[1]), self._id(c[2]), c[3] if len(c) > 3 else (), self._s(meta))
+    def asset(self, c):  # NAME NAME "at" NAME attrs?
+        a = c[0]
+        attrs, b = (c[3][0], c[3][2]) if len(c) > 3 else ((), c[2])
+        return ast.Asset(self._id(a), self._id(c[1]), self._id(c[2]), attrs, self._span(a, b)), a, b
 
-    def table(self, meta, c):
-        set_, columns, body = c
-        rows, source = (body, None) if isinstance(body, list) else ((), body)
-        return ast.Table(self._id(set_), tuple(columns), tuple(rows), source, self._s(meta))
+    def table(self, c):  # NAME "table" "(" columns ")" (ROWS | "from" expr)
+        a, body = c[0], c[2]
+        rows, source = (body[0], None) if type(body[0]) is tuple else ((), body[0])
+        node = ast.Table(self._id(a), tuple(c[1][0]), rows, source, self._span(a, body[2]))
+        return node, a, body[2]
 
-    def columns(self, meta, c):
-        return c
+    def ROWS(self, tok):  # a terminal callback: called as the token is shifted, so errors come in text order
+        return _table_rows(tok, self.path), tok, tok
 
-    def column(self, meta, c):
-        return ast.Column(self._id(c[0]), str(c[1]) if len(c) > 1 else None)
+    def columns(self, c):
+        return [x[0] for x in c], c[0][1], c[-1][2]
 
-    def rows(self, meta, c):
-        return list(c)
+    def column(self, c):  # NAME ("[" UNIT "]")?
+        return ast.Column(self._id(c[0]), c[2].value if len(c) > 1 else None), c[0], c[-1]
 
-    def row(self, meta, c):
-        return (tuple(c), self._s(meta))
+    def agent(self, c):  # "agent" NAME ("owns" NAME ("," NAME)*)?
+        a, b = c[0], c[-1]
+        return ast.Agent(self._id(c[1]), tuple(self._id(t) for t in c[3::2]), self._span(a, b)), a, b
 
-    def agent(self, meta, c):
-        return ast.Agent(self._id(c[0]), tuple(self._id(t) for t in c[1:]), self._s(meta))
+    def market(self, c):  # "market" NAME "among" NAME ("," NAME)* attrs?
+        a = c[0]
+        attrs, b = (c[-1][0], c[-1][2]) if type(c[-1]) is tuple else ((), c[-1])
+        members = tuple(self._id(t) for t in c[3:] if isinstance(t, Token) and t.type == "NAME")
+        return ast.Market(self._id(c[1]), members, attrs, self._span(a, b)), a, b
 
-    def objective(self, meta, c):
-        return ast.Objective(str(c[0]), c[1], self._s(meta))
+    def objective(self, c):  # "objective" SENSE expr
+        a, e = c[0], c[2]
+        return ast.Objective(c[1].value, e[0], self._span(a, e[2])), a, e[2]
 
-    def include(self, meta, c):
-        return ast.Include(ast.Str(str(c[0])[1:-1], self._tok(c[0])), self._s(meta))
+    def include(self, c):  # "include" STRING
+        a, s = c
+        path = ast.Str(s.value[1:-1], Span(self.path, s.line, s.column, len(s.value)))
+        return ast.Include(path, self._span(a, s)), a, s
 
-    def study(self, meta, c):
-        return ast.Study(self._id(c[0]), self._id(c[1]), c[2] if len(c) > 2 else (), self._s(meta))
+    def study(self, c):  # "study" NAME ":" NAME attrs?
+        a = c[0]
+        attrs, b = (c[4][0], c[4][2]) if len(c) > 4 else ((), c[3])
+        return ast.Study(self._id(c[1]), self._id(c[3]), attrs, self._span(a, b)), a, b
 
-    def attrs(self, meta, c):
-        return tuple(c)
+    def attrs(self, c):  # "{" attr... "}"
+        return tuple(x[0] for x in c[1:-1] if type(x) is tuple), c[0], c[-1]
 
-    def assign(self, meta, c):
-        return ast.Attr(self._id(c[0]), c[1], self._s(meta))
+    def assign(self, c):  # NAME "=" expr
+        a, e = c
+        return ast.Attr(self._id(a), e[0], self._span(a, e[2])), a, e[2]
 
-    def flag(self, meta, c):
-        return ast.Attr(self._id(c[0]), None, self._s(meta))
+    def flag(self, c):  # NAME
+        a = c[0]
+        return ast.Attr(self._id(a), None, self._span(a, a)), a, a
 
     # -- model layer
-    def kind_def(self, meta, c):
-        return ast.KindDef(self._id(c[0]), self._id(c[1]), c[2], self._s(meta))
+    def kind_def(self, c):  # "kind" NAME "at" NAME body
+        a, body = c[0], c[4]
+        return ast.KindDef(self._id(c[1]), self._id(c[3]), body[0], self._span(a, body[2])), a, body[2]
 
-    def formulation_def(self, meta, c):
-        radial = any(isinstance(x, Token) and x.type == "RADIAL" for x in c)
-        return ast.FormulationDef(self._id(c[0]), radial, c[-1], self._s(meta))
+    def formulation_def(self, c):  # "formulation" NAME "for" RADIAL? "network" body
+        a, body = c[0], c[-1]
+        radial = c[3].type == "RADIAL"
+        return ast.FormulationDef(self._id(c[1]), radial, body[0], self._span(a, body[2])), a, body[2]
 
-    def body(self, meta, c):
-        return tuple(c)
+    def body(self, c):  # "{" decl... "}"
+        return tuple(x[0] for x in c[1:-1] if type(x) is tuple), c[0], c[-1]
 
-    def _dims_unit_rest(self, c):
-        """Split the optional [dims] and : unit that follow a declared name."""
+    def _declared(self, c):
+        """Split ``NAME dims? (":" UNIT)?`` from what follows it (c[1:])."""
+        i, n = 2, len(c)
         dims: tuple = ()
         unit = None
-        rest = list(c)
-        if rest and isinstance(rest[0], tuple) and all(isinstance(d, ast.Ident) for d in rest[0]):
-            dims = rest.pop(0)
-        if rest and isinstance(rest[0], Token) and rest[0].type == "UNIT":
-            unit = self._id(rest.pop(0))
-        return dims, unit, rest
+        if i < n and type(c[i]) is tuple and type(c[i][0]) is tuple:
+            dims = c[i][0]
+            i += 1
+        if i < n and c[i] == ":":
+            unit = self._id(c[i + 1])
+            i += 2
+        return dims, unit, c[i:]
 
-    def param_decl(self, meta, c):
-        dims, unit, rest = self._dims_unit_rest(c[1:])
-        return ast.ParamDecl(self._id(c[0]), dims, unit, rest[0] if rest else None, self._s(meta))
+    def param_decl(self, c):  # "param" NAME dims? (":" UNIT)? ("=" expr)?
+        dims, unit, rest = self._declared(c)
+        a, b = c[0], _last(c[-1])
+        default = rest[1][0] if rest else None
+        return ast.ParamDecl(self._id(c[1]), dims, unit, default, self._span(a, b)), a, b
 
-    def var_decl(self, meta, c):
-        dims, unit, rest = self._dims_unit_rest(c[1:])
+    def var_decl(self, c):  # "var" NAME dims? (":" UNIT)? domain? ("where" expr)?
+        dims, unit, rest = self._declared(c)
         domain = ast.Domain("continuous", None, None)
-        if rest and isinstance(rest[0], ast.Domain):
-            domain = rest.pop(0)
-        return ast.VarDecl(self._id(c[0]), dims, unit, domain, rest[0] if rest else None, self._s(meta))
+        if rest and type(rest[0]) is tuple:
+            domain = rest[0][0]
+            rest = rest[1:]
+        where = rest[1][0] if rest else None
+        a, b = c[0], _last(c[-1])
+        return ast.VarDecl(self._id(c[1]), dims, unit, domain, where, self._span(a, b)), a, b
 
-    def dims(self, meta, c):
-        return tuple(self._id(t) for t in c)
+    def dims(self, c):  # "[" NAME ("," NAME)* "]"
+        return tuple(self._id(t) for t in c[1:-1:2]), c[0], c[-1]
 
-    def bounds(self, meta, c):
-        return ast.Domain("continuous", c[0], c[1])
+    def bounds(self, c):  # "in" "[" expr "," expr "]"
+        return ast.Domain("continuous", c[2][0], c[4][0]), c[0], c[-1]
 
-    def binary(self, meta, c):
-        return ast.Domain("binary", None, None)
+    def binary(self, c):  # "binary"
+        return ast.Domain("binary", None, None), c[0], c[0]
 
-    def integer(self, meta, c):
-        return ast.Domain("integer", c[0] if c else None, c[1] if len(c) > 1 else None)
+    def integer(self, c):  # "integer" ("in" "[" expr "," expr "]")?
+        if len(c) > 1:
+            return ast.Domain("integer", c[3][0], c[5][0]), c[0], c[-1]
+        return ast.Domain("integer", None, None), c[0], c[0]
 
-    def constraint(self, meta, c):
-        label = self._id(c[0]) if isinstance(c[0], Token) else None
+    def constraint(self, c):  # (NAME ":")? expr ("where" expr)?
+        label = self._id(c[0]) if type(c[0]) is Token else None
         rest = c[1:] if label is not None else c
-        return ast.Constraint(label, rest[0], rest[1] if len(rest) > 1 else None, self._s(meta))
+        a, b = _first(c[0]), c[-1][2]
+        node = ast.Constraint(label, rest[0][0], rest[1][0] if len(rest) > 1 else None, self._span(a, b))
+        return node, a, b
 
-    def inject(self, meta, c):
-        dims = c[1] if len(c) == 3 else ()
-        return ast.Inject(self._id(c[0]), dims, c[-1], self._s(meta))
+    def inject(self, c):  # "inject" NAME dims? "=" expr
+        a, e = c[0], c[-1]
+        dims = c[2][0] if len(c) == 5 else ()
+        return ast.Inject(self._id(c[1]), dims, e[0], self._span(a, e[2])), a, e[2]
 
-    def cost(self, meta, c):
-        return ast.Cost(c[0], c[1] if len(c) > 1 else None, self._s(meta))
+    def cost(self, c):  # "cost" expr ("where" expr)?
+        a, b = c[0], c[-1][2]
+        return ast.Cost(c[1][0], c[3][0] if len(c) > 2 else None, self._span(a, b)), a, b
 
-    def output(self, meta, c):
-        dims, unit, rest = self._dims_unit_rest(c[1:])
-        return ast.Output(self._id(c[0]), dims, unit, rest[0], self._s(meta))
+    def output(self, c):  # "output" NAME dims? (":" UNIT)? "=" expr
+        dims, unit, rest = self._declared(c)
+        a, e = c[0], c[-1]
+        return ast.Output(self._id(c[1]), dims, unit, e[0], self._span(a, e[2])), a, e[2]
 
     # -- expressions
-    def or_(self, meta, c):
-        return c[0] if len(c) == 1 else ast.BoolOp("or", tuple(c), self._s(meta))
-
-    def and_(self, meta, c):
-        return c[0] if len(c) == 1 else ast.BoolOp("and", tuple(c), self._s(meta))
-
-    def not_(self, meta, c):
-        return ast.Not(c[0], self._s(meta))
-
-    def compare(self, meta, c):
+    def or_(self, c):
         if len(c) == 1:
             return c[0]
-        return ast.Compare(tuple(c[0::2]), tuple(str(op) for op in c[1::2]), self._s(meta))
+        a, b = c[0][1], c[-1][2]
+        return ast.BoolOp("or", tuple(x[0] for x in c), self._span(a, b)), a, b
 
-    def binop(self, meta, c):
-        return ast.BinOp(str(c[1]), c[0], c[2], self._s(meta))
+    def and_(self, c):
+        if len(c) == 1:
+            return c[0]
+        a, b = c[0][1], c[-1][2]
+        return ast.BoolOp("and", tuple(x[0] for x in c), self._span(a, b)), a, b
 
-    def neg(self, meta, c):
-        return ast.Neg(c[1], self._s(meta))
+    def not_(self, c):  # "not" not_expr
+        a, e = c
+        return ast.Not(e[0], self._span(a, e[2])), a, e[2]
 
-    def pow(self, meta, c):
-        return ast.Pow(c[0], c[1], self._s(meta))
+    def compare(self, c):  # arith (CMP arith)*
+        if len(c) == 1:
+            return c[0]
+        a, b = c[0][1], c[-1][2]
+        node = ast.Compare(tuple(x[0] for x in c[0::2]), tuple(t.value for t in c[1::2]), self._span(a, b))
+        return node, a, b
 
-    def name(self, meta, c):
-        return ast.Name(str(c[0]), self._tok(c[0]))
+    def binop(self, c):  # left ADD|MUL right
+        left, op, right = c
+        a, b = left[1], right[2]
+        return ast.BinOp(op.value, left[0], right[0], self._span(a, b)), a, b
 
-    def cell_name(self, meta, c):
-        return self._id(c[0])
+    def neg(self, c):  # MINUS factor
+        a, e = c
+        return ast.Neg(e[0], self._span(a, e[2])), a, e[2]
 
-    def indexed(self, meta, c):
-        return ast.Indexed(self._id(c[0]), tuple(c[1:]), self._s(meta))
+    def pow(self, c):  # atom "^" factor
+        base, exponent = c
+        a, b = base[1], exponent[2]
+        return ast.Pow(base[0], exponent[0], self._span(a, b)), a, b
 
-    def call(self, meta, c):
-        func, args = c[0], c[1:]
-        positional = tuple(a for a in args if not isinstance(a, tuple))
-        kwargs = tuple(a for a in args if isinstance(a, tuple))
-        return ast.Call(self._id(func), positional, kwargs, self._s(meta))
+    def atom(self, c):  # "(" expr ")": the expression, reaching out to its brackets
+        return c[1][0], c[0], c[2]
 
-    def kwarg(self, meta, c):
-        return (self._id(c[0]), c[1])
+    def name(self, c):  # NAME
+        t = c[0]
+        return ast.Name(t.value, Span(self.path, t.line, t.column, len(t.value))), t, t
 
-    def generator(self, meta, c):
-        func, body, var, domain = c[:4]
-        cond = c[4] if len(c) > 4 else None
-        return ast.Generator(self._id(func), body, self._id(var), domain, cond, self._s(meta))
+    def indexed(self, c):  # NAME "[" expr ("," expr)* "]"
+        a, b = c[0], c[-1]
+        return ast.Indexed(self._id(a), tuple(x[0] for x in c[2:-1:2]), self._span(a, b)), a, b
 
-    def string(self, meta, c):
-        return ast.Str(str(c[0])[1:-1], self._tok(c[0]))
+    def call(self, c):  # NAME "(" [arg ("," arg)*] ")"
+        a, b = c[0], c[-1]
+        args = [x[0] for x in c[2:-1:2]]
+        positional = tuple(v for v in args if type(v) is not tuple)
+        kwargs = tuple(v for v in args if type(v) is tuple)
+        return ast.Call(self._id(a), positional, kwargs, self._span(a, b)), a, b
 
-    def quantity(self, meta, c):
-        return ast.Number(float(c[0]), str(c[1]) if len(c) > 1 else None, self._s(meta))
+    def kwarg(self, c):  # NAME "=" expr
+        a, e = c
+        return (self._id(a), e[0]), a, e[2]
 
-    def list(self, meta, c):
-        unit = str(c[-1]) if c and isinstance(c[-1], Token) else None
-        values = tuple(v for v in c if not isinstance(v, Token))
-        return ast.ListLit(values, unit, self._s(meta))
+    def generator(self, c):  # NAME "(" expr "for" NAME "in" expr ("if" expr)? ")"
+        a, b = c[0], c[-1]
+        cond = c[8][0] if len(c) == 10 else None
+        return ast.Generator(self._id(a), c[2][0], self._id(c[4]), c[6][0], cond, self._span(a, b)), a, b
 
-    def signed_number(self, meta, c):
-        return -float(c[-1]) if len(c) == 2 else float(c[0])
+    def string(self, c):  # STRING
+        t = c[0]
+        return ast.Str(t.value[1:-1], Span(self.path, t.line, t.column, len(t.value))), t, t
+
+    def quantity(self, c):  # NUMBER UNIT?
+        a, b = c[0], c[-1]
+        return ast.Number(float(a), c[1].value if len(c) > 1 else None, self._span(a, b)), a, b
+
+    def list(self, c):  # "[" [signed_number ("," signed_number)*] "]" UNIT?
+        a, b = c[0], c[-1]
+        unit = b.value if b.type == "UNIT" else None
+        values = tuple(x[0] for x in c[1:] if type(x) is tuple)
+        return ast.ListLit(values, unit, self._span(a, b)), a, b
+
+    def signed_number(self, c):  # MINUS? NUMBER
+        return (-float(c[1]) if len(c) == 2 else float(c[0])), c[0], c[-1]

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from gridlang.report import plot_markets
 from gridlang.solvers.result import Result
 
 
@@ -49,8 +50,13 @@ def write_results(result: Result, out: Path) -> list[Path]:
             "solve_time_s": result.solve_time,
             "solver": result.solver,
             "warnings": list(result.warnings),
+            "markets": [
+                {"market": s.market, "surplus": s.surplus, "fees_collected": s.fees_collected, "budget_balance": s.budget_balance, "individually_rational": s.rational, "messages": list(s.messages)}
+                for s in result.settlements
+            ],
         }
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot_markets(result.settlements, result.dataset, staging)
         if out.exists():
             old = out.with_name(f".{out.name}-old")
             shutil.rmtree(old, ignore_errors=True)

@@ -8,7 +8,10 @@ and elements that wrote the conflicting rows and bounds.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from contextlib import contextmanager
 from collections.abc import Mapping
 
 import highspy
@@ -26,7 +29,8 @@ def solve(built: Built, options: Mapping[str, object]) -> Result:
     opts = {"output_flag": False, **options}
     start = time.perf_counter()
     try:
-        m.solve(solver_name="highs", io_api="direct", **opts)
+        with _quiet(not opts.get("output_flag")):
+            m.solve(solver_name="highs", io_api="direct", **opts)
     except Exception as exc:  # an option HiGHS rejects, for instance
         raise GridError(built.case.system.span, f"HiGHS could not solve the case: {exc}", "check the solver options") from None
     elapsed = time.perf_counter() - start
@@ -50,10 +54,28 @@ def solve(built: Built, options: Mapping[str, object]) -> Result:
     )
 
 
+@contextmanager
+def _quiet(enabled: bool):
+    """Silence what HiGHS prints from C (its banner) unless the user asked for its log."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def explain_infeasible(built: Built, solver: str) -> GridError | GridErrors:
     """Why a conic case is infeasible: HiGHS's conflict in its linear part, if there is one."""
     m = built.model
-    m.solve(solver_name="highs", io_api="direct", output_flag=False)
+    with _quiet(True):
+        m.solve(solver_name="highs", io_api="direct", output_flag=False)
     h: highspy.Highs = m.solver_model
     if str(m.termination_condition) in ("infeasible", "infeasible_or_unbounded") and _is_infeasible(h):
         return infeasible(built, h)

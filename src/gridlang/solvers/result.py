@@ -31,6 +31,7 @@ class Result:
     dataset: xr.Dataset
     warnings: tuple[str, ...] = ()  # e.g. a relaxation that is not exact somewhere
     dual_residual: float | None = None  # stationarity error of the duals, where the solver gives duals
+    settlements: tuple = ()  # stage 2 of each market (gridlang.settle.Settlement)
 
     @property
     def optimal(self) -> bool:

@@ -1,0 +1,329 @@
+"""pandapower networks as ``.grid`` text.
+
+:func:`from_pandapower` converts a ``pandapowerNet``:
+
+- ``bus`` -> buses ``b<index>`` (``min_vm_pu``/``max_vm_pu`` as vmin/vmax);
+  buses joined by closed bus-bus switches become one bus;
+- ``line`` -> a line table, impedance ``length_km * r_ohm_per_km`` (and x)
+  in ohm, divided by ``parallel``, referred to the system base voltage;
+- ``trafo`` -> ``transformer`` items, r and x from ``vk_percent``,
+  ``vkr_percent`` and ``sn_mva`` on the system base (as pandapower computes
+  them), written in ohm;
+- ``load`` -> a load table (``p_mw``, ``q_mvar`` times ``scaling``);
+- ``sgen`` -> ``pv`` assets with a capacity of their ``p_mw`` and an
+  availability of 1, or (``sgen="load"``) fixed negative loads;
+- ``ext_grid`` -> the slack bus (``v_set = vm_pu``) and a ``grid`` asset
+  priced from ``poly_cost``; ``gen`` -> generators.
+
+Open line and transformer switches leave the branch out.  Elements gridlang
+has no counterpart for (``trafo3w``, ``shunt``, ``storage``, ...) are
+reported as warnings.  pandapower is optional: it is imported when needed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from typing import Any
+
+from gridlang.errors import GridError, Span, did_you_mean
+from gridlang.io.gridtext import PV, Branch, Bus, Feeder, Generator, Imported, Load, Supply, grid_name, num, summary, write_grid
+
+_CLI = Span("<command line>", 0, 0)
+#: element tables gridlang does not convert
+_UNSUPPORTED = (
+    "trafo3w", "impedance", "dcline", "ward", "xward", "shunt", "storage", "motor",
+    "asymmetric_load", "asymmetric_sgen", "svc", "tcsc", "ssc", "vsc", "line_dc", "source_dc", "load_dc",
+)  # fmt: skip
+
+
+def _pandapower():
+    """The pandapower package, or a clear error when it is not installed."""
+    try:
+        import pandapower
+        import pandapower.networks  # noqa: F401  (loads the submodule)
+    except ImportError:
+        raise GridError(_CLI, "pandapower is not installed", "install it with: pip install pandapower  (or pip install -e '.[test]')") from None
+    return pandapower
+
+
+def import_pandapower(spec: str, name: str | None = None, formulation: str = "lindistflow", sgen: str = "pv") -> Imported:
+    """Import ``pandapower:NAME``, a function of ``pandapower.networks`` without required arguments."""
+    prefix, _, func_name = spec.partition(":")
+    if prefix != "pandapower" or not re.fullmatch(r"[A-Za-z_]\w*", func_name):
+        raise GridError(_CLI, f"'{spec}' is not pandapower:NAME", "e.g. pandapower:case33bw, a function of pandapower.networks")
+    pp = _pandapower()
+    networks = pp.networks
+    func = getattr(networks, func_name, None)
+    if func_name.startswith("_") or not callable(func) or inspect.isclass(func):
+        known = [n for n in dir(networks) if not n.startswith("_") and inspect.isfunction(getattr(networks, n))]
+        raise GridError(_CLI, f"pandapower.networks has no network '{func_name}'", did_you_mean(func_name, known) or "e.g. pandapower:case33bw")
+    try:
+        required = [
+            p.name
+            for p in inspect.signature(func).parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        required = []
+    if required:
+        raise GridError(_CLI, f"pandapower.networks.{func_name} needs arguments ({', '.join(required)})", "choose a network function that needs none, e.g. pandapower:case33bw")
+    try:
+        net = func()
+    except Exception as exc:  # pandapower's own failures (missing data files, optional packages)
+        raise GridError(_CLI, f"pandapower.networks.{func_name}() failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(net, pp.pandapowerNet):
+        raise GridError(_CLI, f"pandapower.networks.{func_name}() does not return a network", "choose a function that returns a pandapowerNet")
+    return convert_pandapower(net, name or func_name, formulation, sgen)
+
+
+def from_pandapower(net: Any, name: str, formulation: str = "lindistflow", sgen: str = "pv") -> str:
+    """The ``.grid`` text of a pandapower network (see the module's description)."""
+    return convert_pandapower(net, name, formulation, sgen).text
+
+
+def convert_pandapower(net: Any, name: str, formulation: str = "lindistflow", sgen: str = "pv") -> Imported:
+    """Like :func:`from_pandapower`, with the warnings about what was not converted."""
+    _pandapower()
+    if sgen not in ("pv", "load"):
+        raise GridError(_CLI, f"sgen is 'pv' or 'load', not '{sgen}'")
+    feeder, warnings = _feeder(net, name, sgen)
+    return Imported(write_grid(feeder, formulation), tuple(warnings), summary(feeder))
+
+
+def _finite(row, column: str) -> float | None:
+    """``row[column]`` as a float when the column exists and holds a finite number."""
+    try:
+        v = float(row[column])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _on(row) -> bool:
+    try:
+        return bool(row["in_service"])
+    except KeyError:
+        return True
+
+
+def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
+    warnings: list[str] = []
+    header = [f"Imported from the pandapower network '{name}' by `gridlang import`.", ""]
+    left_out: list[str] = []
+    label = f"pandapower network '{name}'"
+
+    buses = net.bus
+    on = {int(b) for b, row in buses.iterrows() if _on(row)}
+    # closed bus-bus switches join buses into one; open line and transformer switches cut branches
+    parent = {int(b): int(b) for b in buses.index}
+
+    def node(b: int) -> int:
+        while parent[b] != b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        return b
+
+    open_branches: set[tuple[str, int]] = set()
+    switch = getattr(net, "switch", None)
+    if switch is not None:
+        for _, s in switch.iterrows():
+            closed = bool(s["closed"])
+            if s["et"] == "b" and closed:
+                a, b = node(int(s["bus"])), node(int(s["element"]))
+                parent[max(a, b)] = min(a, b)
+            elif s["et"] in ("l", "t") and not closed:
+                open_branches.add((str(s["et"]), int(s["element"])))
+
+    # the reference: ext_grid, else generators marked as slack
+    slack_rows = [(i, row) for i, row in net.ext_grid.iterrows() if _on(row) and int(row["bus"]) in on]
+    gens = getattr(net, "gen", None)
+    slack_gens: set[int] = set()
+    if not slack_rows and gens is not None and "slack" in gens:
+        slack_rows = [(i, row) for i, row in gens.iterrows() if _on(row) and bool(row["slack"]) and int(row["bus"]) in on]
+        slack_gens = {int(i) for i, _ in slack_rows}
+    if not slack_rows:
+        raise GridError(_CLI, f"the {label} has no ext_grid in service", "the network needs an ext_grid (or a gen with slack=True) as its reference")
+    ref_bus = int(slack_rows[0][1]["bus"])
+    base_kv = float(num(float(buses.at[ref_bus, "vn_kv"])))
+    base_mva = float(num(float(net.sn_mva)))
+    z_base = base_kv**2 / base_mva
+    kvs = sorted({float(buses.at[b, "vn_kv"]) for b in on})
+    v_set = {node(int(row["bus"])): float(row["vm_pu"]) for _, row in slack_rows}
+
+    out_buses = []
+    for b, row in buses.iterrows():
+        b = int(b)
+        if b not in on:
+            left_out.append(f"bus b{b} is out of service and left out")
+            continue
+        if node(b) != b:
+            left_out.append(f"bus b{b} is joined to b{node(b)} by closed bus switches")
+            continue
+        vmin, vmax = _finite(row, "min_vm_pu"), _finite(row, "max_vm_pu")
+        out_buses.append(Bus(f"b{b}", b, vmin, vmax, b in v_set, v_set.get(b)))
+
+    def ends(kind: str, index: int, a: int, b: int, on_: bool, what: str) -> tuple[int, int] | None:
+        if not on_ or (kind, index) in open_branches:
+            left_out.append(f"{what} b{a} b{b} is out of service or switched open and left out")
+            return None
+        if a not in on or b not in on:
+            left_out.append(f"{what} b{a} b{b} ends at a bus out of service and is left out")
+            return None
+        na, nb = node(a), node(b)
+        if na == nb:
+            left_out.append(f"{what} b{a} b{b} joins one bus to itself through closed switches and is left out")
+            return None
+        return na, nb
+
+    branches = []
+    capacitance = 0
+    for i, row in net.line.iterrows():
+        i = int(i)
+        fb, tb = int(row["from_bus"]), int(row["to_bus"])
+        e = ends("l", i, fb, tb, _on(row), f"line l{i}")
+        if e is None:
+            continue
+        parallel = _finite(row, "parallel") or 1.0
+        length = float(row["length_km"])
+        refer = (base_kv / float(buses.at[fb, "vn_kv"])) ** 2
+        r = length * float(row["r_ohm_per_km"]) / parallel * refer
+        x = length * float(row["x_ohm_per_km"]) / parallel * refer
+        capacitance += bool(_finite(row, "c_nf_per_km"))
+        branches.append(Branch(f"l{i}", f"b{e[0]}", f"b{e[1]}", r, x))
+    if capacitance:
+        header.append(f"Line capacitance (c_nf_per_km) of {capacitance} lines is not modelled.")
+
+    trafos = getattr(net, "trafo", None)
+    magnetising = 0
+    for i, row in (trafos.iterrows() if trafos is not None else ()):
+        i = int(i)
+        hv, lv = int(row["hv_bus"]), int(row["lv_bus"])
+        e = ends("t", i, hv, lv, _on(row), f"transformer t{i}")
+        if e is None:
+            continue
+        # pandapower's short-circuit impedance, on the system base
+        ratio = (float(row["vn_lv_kv"]) / float(buses.at[lv, "vn_kv"])) ** 2 * base_mva / float(row["sn_mva"])
+        z = float(row["vk_percent"]) / 100 * ratio
+        r = float(row["vkr_percent"]) / 100 * ratio
+        x = math.copysign(math.sqrt(max(z * z - r * r, 0.0)), z)
+        parallel = _finite(row, "parallel") or 1.0
+        notes = []
+        tap, neutral = _finite(row, "tap_pos"), _finite(row, "tap_neutral")
+        if tap is not None and neutral is not None and tap != neutral:
+            notes.append(f"tap position {num(tap)} (neutral {num(neutral)})")
+        if _finite(row, "shift_degree"):
+            notes.append(f"phase shift {num(float(row['shift_degree']))} deg")
+        magnetising += bool(_finite(row, "pfe_kw") or _finite(row, "i0_percent"))
+        note = ", ".join(notes) + " not modelled" if notes else ""
+        branches.append(Branch(f"t{i}", f"b{e[0]}", f"b{e[1]}", r / parallel * z_base, x / parallel * z_base, True, note))
+    if magnetising:
+        header.append(f"Magnetising losses (pfe_kw, i0_percent) of {magnetising} transformers are not modelled.")
+    header.append("Line impedances are length_km x r_ohm_per_km (and x) in ohm; transformers' from vk_percent, vkr_percent, sn_mva.")
+    if len(kvs) > 1:
+        header.append(f"The buses have several voltages ({', '.join(num(k) for k in kvs)} kV); all impedances are referred to {num(base_kv)} kV.")
+
+    # loads, and static generators as pv plants or negative loads
+    loads: list[Load] = []
+    pvs: list[PV] = []
+    rows = [(int(i), row) for i, row in net.load.iterrows() if _on(row) and int(row["bus"]) in on]
+    per_bus: dict[int, int] = {}
+    for _, row in rows:
+        per_bus[node(int(row["bus"]))] = per_bus.get(node(int(row["bus"])), 0) + 1
+    zip_loads = 0
+    for i, row in rows:
+        b = node(int(row["bus"]))
+        scaling = _finite(row, "scaling")
+        scaling = 1.0 if scaling is None else scaling
+        p, q = float(row["p_mw"]) * scaling, float(row["q_mvar"]) * scaling
+        zip_loads += bool(_finite(row, "const_z_percent") or _finite(row, "const_i_percent") or _finite(row, "const_z_p_percent") or _finite(row, "const_i_p_percent"))
+        if p or q:
+            loads.append(Load(f"ld{b}" if per_bus[b] == 1 else f"ld{b}_{i}", f"b{b}", p, q))
+    if zip_loads:
+        header.append(f"{zip_loads} loads have voltage-dependent shares; they are modelled as constant power.")
+    sgen_q = 0
+    for i, row in net.sgen.iterrows():
+        if not _on(row) or int(row["bus"]) not in on:
+            continue
+        b = node(int(row["bus"]))
+        scaling = _finite(row, "scaling")
+        scaling = 1.0 if scaling is None else scaling
+        p, q = float(row["p_mw"]) * scaling, float(row["q_mvar"]) * scaling
+        if sgen_as == "pv" and p >= 0:
+            pvs.append(PV(f"pv{int(i)}", f"b{b}", p))
+            sgen_q += q != 0
+        elif p or q:
+            loads.append(Load(f"sg{int(i)}", f"b{b}", -p, -q))
+    if sgen_q:
+        header.append(f"The reactive power of {sgen_q} static generators (pv here) is not modelled.")
+    if sgen_as == "pv" and pvs:
+        header.append("Static generators are pv plants with their p_mw as capacity and an availability of 1.")
+    elif len(net.sgen):
+        header.append("Static generators are fixed negative loads.")
+
+    # the grid at the reference, generators, and their costs from poly_cost
+    costs: dict[tuple[str, int], tuple[float, float]] = {}
+    poly = getattr(net, "poly_cost", None)
+    for _, row in (poly.iterrows() if poly is not None else ()):
+        costs[(str(row["et"]), int(row["element"]))] = (_finite(row, "cp1_eur_per_mw") or 0.0, _finite(row, "cp2_eur_per_mw2") or 0.0)
+    pwl = getattr(net, "pwl_cost", None)
+    if pwl is not None and len(pwl):
+        warnings.append(f"{label}: {len(pwl)} piecewise-linear costs (pwl_cost) are not imported")
+    supplies = []
+    for i, row in slack_rows:
+        et = "gen" if slack_gens else "ext_grid"
+        b = node(int(row["bus"]))
+        c1, c2 = costs.get((et, int(i)), (0.0, 0.0))
+        if c1 <= 0:
+            header.append(f"{et} {i} has no linear cost in poly_cost; its grid connection is priced at 1 €/MWh.")
+        if c2:
+            header.append(f"The quadratic cost of {et} {i} is left out.")
+        pmax, pmin = _finite(row, "max_p_mw"), _finite(row, "min_p_mw")
+        export = None if pmin is None else max(-pmin, 0.0)
+        supplies.append(Supply(f"grid{b}", f"b{b}", c1 if c1 > 0 else 1.0, pmax if pmax is not None and pmax > 0 else None, export))
+    generators = []
+    for i, row in (gens.iterrows() if gens is not None else ()):
+        i = int(i)
+        if i in slack_gens:
+            continue
+        if not _on(row) or int(row["bus"]) not in on:
+            left_out.append(f"generator g{i} at b{int(row['bus'])} is out of service and left out")
+            continue
+        b = node(int(row["bus"]))
+        scaling = _finite(row, "scaling")
+        p = float(row["p_mw"]) * (1.0 if scaling is None else scaling)
+        pmax, pmin = _finite(row, "max_p_mw"), _finite(row, "min_p_mw")
+        controllable = bool(row["controllable"]) if "controllable" in row and row["controllable"] == row["controllable"] else pmax is not None
+        if not controllable or pmax is None:
+            pmax = pmin = p  # a fixed set point
+        qmax, qmin = _finite(row, "max_q_mvar"), _finite(row, "min_q_mvar")
+        c1, c2 = costs.get(("gen", i), (0.0, 0.0))
+        generators.append(Generator(f"g{i}", f"b{b}", pmax, pmin if pmin is not None else 0.0, math.inf if qmax is None else qmax, -math.inf if qmin is None else qmin, c1, c2))
+    if generators:
+        header.append("Voltage set points of generators (vm_pu) are not modelled.")
+
+    for table in _UNSUPPORTED:
+        frame = getattr(net, table, None)
+        if frame is None or not len(frame):
+            continue
+        n = int(frame["in_service"].astype(bool).sum()) if "in_service" in frame else len(frame)
+        if n:
+            warnings.append(f"{label}: {n} {table} elements are not imported (gridlang has no counterpart)")
+    return (
+        Feeder(
+            name=grid_name(name),
+            base_mva=base_mva,
+            base_kv=base_kv,
+            buses=tuple(out_buses),
+            branches=tuple(branches),
+            loads=tuple(loads),
+            supplies=tuple(supplies),
+            generators=tuple(generators),
+            pvs=tuple(pvs),
+            header=tuple(header),
+            left_out=tuple(left_out),
+            currency="€",
+        ),
+        warnings,
+    )

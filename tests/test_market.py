@@ -1,0 +1,127 @@
+"""Markets: trades, fees, disagreement points and Nash-bargaining payments,
+checked against numbers known in closed form, and bad market input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gridlang
+from conftest import CASES
+from gridlang.errors import GridError
+from gridlang.settle import nash_payments
+
+# A seller with a cheap generator and a buyer with an expensive one, one hour
+# on a copper plate.  Alone: the seller pays 10 $/MWh * 0.5 MWh = 5, the buyer
+# 50 $/MWh * 1 MWh = 50.  Together the cheap unit runs flat out (1 MW) and the
+# buyer's unit covers the rest (0.5 MW): 10 + 25 plus the fee on 0.5 MWh sold.
+TWO = """system s {{ base_power = 1 MVA; base_voltage = 10 kV; horizon = 1 h; step = 1 h }}
+network n uses copper_plate {{ bus b1 {{ slack }}; bus b2; bus b3 }}
+generator cheap at b1 {{ pmax = 1 MW; marginal_cost = 10 $/MWh }}
+load la at b1 {{ p = 0.5 MW }}
+generator dear at b2 {{ pmax = 2 MW; marginal_cost = 50 $/MWh }}
+load lb at b2 {{ p = 1 MW }}
+{extra}
+agent a owns cheap, la
+agent b owns dear, lb
+{agents}
+market m among {members} {{ fee = {fee} $/MWh{payments} }}
+objective minimize cost
+"""
+
+
+def solve(fee: float = 2, payments: str = "", extra: str = "", agents: str = "", members: str = "a, b"):
+    text = TWO.format(fee=fee, payments=payments, extra=extra, agents=agents, members=members)
+    r = gridlang.load(text).solve()
+    assert r.optimal
+    (s,) = r.settlements
+    return r, s
+
+
+def test_two_agents_symmetric_nash_in_closed_form() -> None:
+    r, s = solve(fee=2)
+    assert s.agents == ("a", "b")
+    np.testing.assert_allclose(s.disagreement, [5, 50], atol=1e-6)
+    np.testing.assert_allclose(s.fees_paid, [1, 0], atol=1e-6)  # the seller pays 2 $/MWh on 0.5 MWh
+    np.testing.assert_allclose(s.cost, [11, 25], atol=1e-6)
+    assert s.surplus == pytest.approx(55 - 36, abs=1e-6)
+    np.testing.assert_allclose(s.gain, [9.5, 9.5], atol=1e-6)  # symmetric: equal gains
+    np.testing.assert_allclose(s.payment, [-15.5, 15.5], atol=1e-6)  # the buyer pays the seller
+    assert abs(s.budget_balance) < 1e-6 and s.rational
+    assert s.fees_collected == pytest.approx(1.0, abs=1e-6)
+    sale = r["m-sale"].isel(time=0)
+    assert float(sale.sel(seller="a", buyer="b")) == pytest.approx(0.5, abs=1e-6)
+    assert float(sale.sel(seller="b", buyer="a")) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_generalized_nash_gains_proportional_to_powers() -> None:
+    _, s = solve(fee=2, payments="; payments = nash(power = [3, 1])")
+    np.testing.assert_allclose(s.powers, [0.75, 0.25])
+    np.testing.assert_allclose(s.gain, [0.75 * 19, 0.25 * 19], atol=1e-6)  # gain_i = alpha_i * surplus
+    np.testing.assert_allclose(s.gain / s.surplus, s.powers, atol=1e-9)
+    assert abs(s.budget_balance) < 1e-6 and s.rational
+
+
+def test_identical_agents_gain_equally() -> None:
+    extra = "generator dear2 at b3 { pmax = 2 MW; marginal_cost = 50 $/MWh }\nload lc at b3 { p = 1 MW }"
+    _, s = solve(fee=2, extra=extra, agents="agent c owns dear2, lc", members="a, b, c")
+    np.testing.assert_allclose(s.disagreement[1], s.disagreement[2], atol=1e-6)
+    np.testing.assert_allclose(s.gain, np.full(3, s.surplus / 3), atol=1e-6)
+    assert s.gain[1] == pytest.approx(s.gain[2], abs=1e-6) and s.surplus > 0
+    assert abs(s.budget_balance) < 1e-6 and s.rational
+
+
+def test_no_trade_when_the_fee_exceeds_every_price_spread() -> None:
+    r, s = solve(fee=41)  # the spread is 50 - 10 = 40 $/MWh
+    assert float(r["m-sale"].sum()) == pytest.approx(0, abs=1e-9)
+    assert s.surplus == pytest.approx(0, abs=1e-6)
+    np.testing.assert_allclose(s.gain, 0, atol=1e-6)
+    np.testing.assert_allclose(s.payment, 0, atol=1e-6)
+
+
+def test_nash_payments_formula() -> None:
+    surplus, gain, pay = nash_payments(np.array([11.0, 25.0]), np.array([5.0, 50.0]), np.array([0.5, 0.5]))
+    assert surplus == 19 and list(gain) == [9.5, 9.5] and list(pay) == [-15.5, 15.5]
+
+
+def test_an_agent_that_cannot_operate_alone_is_said_clearly() -> None:
+    # without its generator the buyer's island cannot serve its load
+    text = TWO.format(fee=2, payments="", extra="", agents="", members="a, b").replace("generator dear at b2 { pmax = 2 MW", "generator dear at b2 { pmax = 0 MW")
+    text = text.replace("generator cheap at b1 { pmax = 1 MW", "generator cheap at b1 { pmax = 2 MW")
+    r = gridlang.load(text).solve()
+    (s,) = r.settlements
+    assert np.isnan(s.disagreement[1]) and np.isnan(s.payment).all()
+    assert any("agent 'b' cannot operate alone" in m and "no payments" in m for m in s.messages)
+
+
+def test_three_microgrids_case() -> None:
+    r = gridlang.load(CASES / "three_microgrids.grid").solve()
+    (s,) = r.settlements
+    assert s.agents == ("dso", "mg1", "mg2", "mg3")
+    assert s.cost.sum() < s.disagreement.sum()  # the social-welfare total beats going alone
+    assert s.surplus > 0 and s.rational and abs(s.budget_balance) < 1e-6
+    np.testing.assert_allclose(s.gain, s.surplus / 4, rtol=1e-9)
+    assert s.fees_collected > 0
+    assert r.objective == pytest.approx(s.cost.sum(), rel=1e-9)  # stage 1 is the members' total cost
+    sales = r["energy-sale"]
+    assert float(sales.sum()) > 0
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (TWO.format(fee=2, payments="; payments = nash(power = [1, 2, 3])", extra="", agents="", members="a, b"), r"3 bargaining powers for 2 agents"),
+        (TWO.format(fee=2, payments="; payments = nash(power = [1, -1])", extra="", agents="", members="a, b"), r"non-negative"),
+        (TWO.format(fee=2, payments="", extra="", agents="", members="a"), r"single agent"),
+        (TWO.format(fee=2, payments="", extra="", agents="agent c", members="a, b"), r"'c' owns nothing"),
+        (TWO.format(fee=2, payments="", extra="", agents="agent c owns cheap", members="a, b"), r"owned twice"),
+        (TWO.format(fee=2, payments="", extra="", agents="", members="a, z"), r"'z' is not an agent"),
+        (TWO.format(fee=-1, payments="", extra="", agents="", members="a, b"), r"cannot be negative"),
+    ],
+    ids=["powers-count", "powers-negative", "single-agent", "agent-with-nothing", "owned-twice", "unknown-member", "negative-fee"],
+)
+def test_bad_market_input(text: str, match: str) -> None:
+    with pytest.raises(GridError, match=match) as info:
+        gridlang.load(text)
+    rendered = str(info.value)
+    assert "<string>:" in rendered and "^" in rendered
