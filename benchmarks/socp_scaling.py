@@ -298,16 +298,17 @@ def worker_gridlang(n_buses: int, steps: int, seed: int, profile: int) -> dict[s
         del case, built, form, result
         gc.collect()
         prof = cProfile.Profile()
+        start = time.perf_counter()
         prof.enable()
         gridlang.load(text).solve("clarabel")  # load, built, conic_form, Clarabel, unpacking
         prof.disable()
+        res["profile_total_s"] = time.perf_counter() - start
         stats = pstats.Stats(prof)
         rows = []
         for (file, line, func), (_, ncalls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
             where = f"{_short_path(file)}:{line}({func})" if line else func
             rows.append((cumtime, tottime, ncalls, where))
         rows.sort(reverse=True)
-        res["profile_total_s"] = max((r[0] for r in rows), default=0.0)
         res["profile"] = [
             {"function": where, "cumulative_s": cum, "own_s": own, "calls": calls}
             for cum, own, calls, where in rows[:profile]
@@ -493,7 +494,7 @@ def report(rows: list[Row]) -> str:
             out += [
                 "",
                 f"cProfile of gridlang load + built + solve('clarabel') at {row.n_buses} x {row.steps}"
-                f" (cumulative s; profiled total {row.results['gridlang']['profile_total_s']:.2f} s)",
+                f" (s; wall time under the profiler {row.results['gridlang']['profile_total_s']:.2f} s)",
                 _grid(
                     ["cumulative", "own", "calls", "function"],
                     [[f"{p['cumulative_s']:.3f}", f"{p['own_s']:.3f}", f"{p['calls']}", p["function"]] for p in prof],

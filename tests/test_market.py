@@ -125,3 +125,39 @@ def test_bad_market_input(text: str, match: str) -> None:
         gridlang.load(text)
     rendered = str(info.value)
     assert "<string>:" in rendered and "^" in rendered
+
+
+# ---------------------------------------------------------------- prosumer-operator game
+
+
+def test_prosumers_game_splits_the_surplus_by_power() -> None:
+    r = gridlang.load(CASES / "prosumers.grid").solve()
+    (g,) = r.games
+    assert len(g.prosumers) >= 20 and g.operator == "dso"
+    assert g.surplus > 0
+    assert 0 <= g.theta <= 1 and not g.messages
+    np.testing.assert_allclose([g.gain.sum(), g.operator_gain], [0.5 * g.surplus, 0.5 * g.surplus], rtol=1e-6)
+    # the price stays between the tariffs at every step
+    np.testing.assert_allclose(r["local-price"].values, g.price)
+    tou = np.array([45] * 7 + [75] * 10 + [120] * 4 + [75] * 3)
+    assert (g.price >= 30 - 1e-9).all() and (g.price <= tou + 60 + 1e-9).all()
+    # money only moves between the sides: together they pay the stage-1 total
+    assert g.final.sum() + g.operator_final == pytest.approx(g.cost.sum() + g.operator_cost, rel=1e-9)
+    assert r.objective == pytest.approx(g.cost.sum() + g.operator_cost, rel=1e-9)
+    assert r["local-net_import"].dropna("agent", how="all").sizes["agent"] == len(g.prosumers)
+
+
+@pytest.mark.parametrize(
+    "attrs, match",
+    [
+        ("feed_in = 30 $/MWh; payments = nash", r"needs 'retail'"),
+        ("retail = 20 $/MWh; feed_in = 30 $/MWh", r"feed-in tariff is above the retail tariff"),
+        ("retail = 90 $/MWh; feed_in = 30 $/MWh; payments = nash(power = [1, 1, 1])", r"3 bargaining powers for 2 agents"),
+        ("retail = 90 kW; feed_in = 30 $/MWh", r"unit mismatch"),
+    ],
+    ids=["no-retail", "feed-in-above-retail", "three-powers", "retail-not-a-price"],
+)
+def test_bad_game_input(attrs: str, match: str) -> None:
+    text = TWO.format(fee=2, payments="", extra="", agents="", members="a, b").replace("market m among a, b { fee = 2 $/MWh }", f"game g between a and b {{ {attrs} }}")
+    with pytest.raises(GridError, match=match):
+        gridlang.load(text)

@@ -19,8 +19,8 @@ from gridlang.compiler.resolve import resolve
 from gridlang.errors import GridError, Span
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse
-from gridlang.report import settlement_dataset
-from gridlang.settle import settle
+from gridlang.report import game_dataset, settlement_dataset
+from gridlang.settle import settle, settle_games
 from gridlang.solvers.result import Result
 
 
@@ -47,9 +47,16 @@ class Case:
         A case with markets is settled too: every member is solved alone for
         its disagreement point and payments follow by Nash bargaining."""
         result = solvers.solve(self.built, solver, options)
+        def solve_alone(case: CaseIR) -> tuple[Built, Result]:
+            built = build(case)
+            return built, solvers.solve(built, solver, options)
+
         if self.built.markets:
-            settlements = settle(self.built, lambda alone: solvers.solve(build(alone), solver, options).objective)
+            settlements = settle(self.built, solve_alone)
             result = replace(result, settlements=settlements, dataset=result.dataset.merge(settlement_dataset(settlements)))
+        if self.built.games:
+            games = settle_games(self.built, solve_alone)
+            result = replace(result, games=games, dataset=result.dataset.merge(game_dataset(games)))
         return result
 
 

@@ -22,7 +22,7 @@ import gridlang
 from gridlang.errors import GridError
 from gridlang.io.gridtext import import_source
 from gridlang.io.results import write_atomic, write_results
-from gridlang.report import settlement_tables
+from gridlang.report import game_tables, settlement_tables
 from gridlang.solvers import problem_class
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="gridlang: compile and solve .grid cases.")
@@ -78,7 +78,7 @@ def solve(
         _summary(case, c, result)
         folder = out_dir or Path("results") / case.stem
         files = write_results(result, folder)
-        out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market)" if result.settlements else ")"))
+        out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market and game)" if result.settlements or result.games else ")"))
 
 
 @app.command(name="compile")
@@ -152,6 +152,11 @@ def _summary(case: Path, c: gridlang.Case, result: gridlang.Result) -> None:
         for t in settlement_tables(s, result.dataset):
             out.print(t)
         for message in s.messages:
+            out.print(f"[yellow]warning:[/yellow] {message}")
+    for g in result.games:
+        for t in game_tables(g):
+            out.print(t)
+        for message in g.messages:
             out.print(f"[yellow]warning:[/yellow] {message}")
 
 

@@ -28,6 +28,31 @@ def settlement_dataset(settlements: tuple[Settlement, ...]) -> xr.Dataset:
     return xr.Dataset(data)
 
 
+def game_dataset(games) -> xr.Dataset:
+    """Interactive price per step and each side's money, as ``{game}-...`` arrays."""
+    data = {}
+    for g in games:
+        agents = [*g.prosumers, g.operator]
+        data[f"{g.game}-price"] = xr.DataArray(g.price, dims="time", attrs={"units": "currency/MWh"})
+        data[f"{g.game}-net_import"] = xr.DataArray(g.net_import, coords={"agent": list(g.prosumers)}, dims=("agent", "time"), attrs={"units": "MW"})
+        for what, values in (("tariff_cost", [*g.alone, g.operator_alone]), ("final_cost", [*g.final, g.operator_final])):
+            data[f"{g.game}-{what}"] = xr.DataArray(np.asarray(values), coords={"agent": agents}, dims="agent", attrs={"units": "currency"})
+        data[f"{g.game}-gain"] = data[f"{g.game}-tariff_cost"] - data[f"{g.game}-final_cost"]
+        data[f"{g.game}-gain"].attrs["units"] = "currency"
+    return xr.Dataset(data)
+
+
+def game_tables(g) -> list[Table]:
+    price = Table("step", "interactive price", "prosumers' net import, MW", title=f"game {g.game}: interactive price (theta {g.theta:.3f} between feed-in and retail)")
+    for t, (p, m) in enumerate(zip(g.price, g.net_import.sum(axis=0))):
+        price.add_row(str(t), f"{p:,.2f}", f"{m:+.3f}")
+    money = Table("side", "at the tariffs alone", "together", "gain", title=f"game {g.game}: costs and gains")
+    money.add_row(f"prosumers ({len(g.prosumers)})", f"{g.alone.sum():,.2f}", f"{g.final.sum():,.2f}", f"{g.gain.sum():,.2f}")
+    money.add_row(f"operator {g.operator}", f"{g.operator_alone:,.2f}", f"{g.operator_final:,.2f}", f"{g.operator_gain:,.2f}")
+    money.caption = f"surplus {g.surplus:,.2f} split {g.powers[0]:.2f} / {g.powers[1]:.2f}; transfer from prosumers to the operator {g.transfer:,.2f}"
+    return [price, money]
+
+
 def net_sales(dataset: xr.Dataset, market: str) -> xr.DataArray:
     """Net sales of each agent per step (MW): what it sells minus what it buys."""
     sale = dataset[f"{market}-sale"].fillna(0)
@@ -47,14 +72,46 @@ def settlement_tables(s: Settlement, dataset: xr.Dataset) -> list[Table]:
     return [money, schedule]
 
 
-def plot_markets(settlements: tuple[Settlement, ...], dataset: xr.Dataset, folder: Path) -> list[Path]:
-    """``market_<name>.png``: net sales per step and payments per agent."""
+def _pyplot():
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:  # the plot extra is not installed
+        return None
+    return plt
+
+
+def plot_games(games, folder: Path) -> list[Path]:
+    """``game_<name>.png``: the interactive price between the tariffs, and the prosumers' net import."""
+    plt = _pyplot()
+    if plt is None:
+        return []
+    paths = []
+    for g in games:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+        steps = np.arange(len(g.price))
+        top.step(steps, g.retail, where="post", color="tab:red", label="retail tariff")
+        top.step(steps, g.feed_in, where="post", color="tab:green", label="feed-in tariff")
+        top.step(steps, g.price, where="post", color="black", linewidth=2, label="interactive price")
+        top.set(title=f"game {g.game}: interactive price (gains {g.gain.sum():,.1f} prosumers / {g.operator_gain:,.1f} operator)", ylabel="currency/MWh")
+        top.legend(fontsize="small")
+        bottom.bar(steps, g.net_import.sum(axis=0), color="tab:blue")
+        bottom.axhline(0, color="black", linewidth=0.6)
+        bottom.set(xlabel="step", ylabel="MW", title="prosumers' net import (negative: export)")
+        fig.tight_layout()
+        path = folder / f"game_{g.game}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_markets(settlements: tuple[Settlement, ...], dataset: xr.Dataset, folder: Path) -> list[Path]:
+    """``market_<name>.png``: net sales per step and payments per agent."""
+    plt = _pyplot()
+    if plt is None:
         return []
     paths = []
     for s in settlements:

@@ -54,6 +54,7 @@ class Built:
     offset: float = 0.0  # constant part of the total cost, kept out of the solver's objective
     cones: tuple[ConeBlock, ...] = ()  # second-order cones beside the linear model
     markets: tuple[MarketBlock, ...] = ()
+    games: tuple[GameBlock, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -63,6 +64,14 @@ class MarketBlock:
     market: ir.MarketIR
     sale: str  # linopy variable over (seller, buyer, time)
     fees: object  # Lin over (seller,): fees paid, summed over time
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GameBlock:
+    """A prosumer-operator game: each prosumer's net export over (agent, time)."""
+
+    game: ir.GameIR
+    exported: object  # linopy expression over (agent, time)
 
 
 @dataclass
@@ -83,6 +92,7 @@ class _State:
     blocks: list = field(default_factory=list)
     cones: list = field(default_factory=list)
     markets: list = field(default_factory=list)
+    games: list = field(default_factory=list)
 
 
 def build(case: ir.CaseIR) -> Built:
@@ -98,13 +108,15 @@ def build(case: ir.CaseIR) -> Built:
             _network(network, state)
         for market in case.markets:
             _market(market, state)
+        for game in case.games:
+            state.games.append(GameBlock(game, _exported(pd.Index(game.prosumers, name="agent"), state)))
         state.errors.raise_if_any()
         m = state.model
         if state.objective:
             m.add_objective(_total(state.objective))
     quadratic = any(isinstance(t, linopy.QuadraticExpression) for t in state.objective)
     integer = any(v.attrs.get("binary") or v.attrs.get("integer") for _, v in m.variables.items())
-    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset, tuple(state.cones), tuple(state.markets))
+    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset, tuple(state.cones), tuple(state.markets), tuple(state.games))
 
 
 def _total(terms: list):
@@ -192,10 +204,7 @@ def _market(mk: ir.MarketIR, state: _State) -> None:
     labels = sale.labels
     sold = Lin(m, ((labels.rename(seller="agent").drop_vars("agent").assign_coords(agent=agents), 1.0),)).sum("buyer")
     bought = Lin(m, ((labels.rename(buyer="agent").drop_vars("agent").assign_coords(agent=agents), -1.0),)).sum("seller")
-    exported = None
-    for owners, expr in state.exports:
-        part = group_sum(expr, owners, agents)
-        exported = part if exported is None else (exported + part if is_expr(exported) else part + exported)
+    exported = _exported(agents, state)
     if exported is None or not is_expr(exported):
         state.errors.add(mk.span, f"the members of market '{mk.name}' own nothing that injects power", "agents trade the net output of the assets they own")
         return
@@ -208,6 +217,15 @@ def _market(mk: ir.MarketIR, state: _State) -> None:
     paid = (Lin.of(sale) * (fee * state.case.system.dt)).sum("buyer").sum(ir.TIME)
     state.objective.append(paid.sum())
     state.markets.append(MarketBlock(mk, name, paid))
+
+
+def _exported(agents: pd.Index, state: _State):
+    """Net active-power injection of each agent's assets, over (agent, time)."""
+    exported = None
+    for owners, expr in state.exports:
+        part = group_sum(expr, owners, agents)
+        exported = part if exported is None else (exported + part if is_expr(exported) else part + exported)
+    return as_linopy(exported) if exported is not None and is_expr(exported) else exported
 
 
 def _channels(f: ir.ModelDef) -> set[str]:

@@ -100,6 +100,21 @@ class MarketIR:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class GameIR:
+    """Prosumers and an operator trading at an interactive price per step,
+    between the feed-in tariff and the retail tariff, set by Nash bargaining
+    between the prosumer side and the operator."""
+
+    name: str
+    prosumers: tuple[str, ...]
+    operator: str
+    retail: np.ndarray  # (T,) internal currency per p.u. energy
+    feed_in: np.ndarray  # (T,)
+    powers: np.ndarray  # (prosumer side, operator), sum 1
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class CaseIR:
     path: str
     system: SystemIR
@@ -112,3 +127,4 @@ class CaseIR:
     markets: tuple[MarketIR, ...] = ()
     network_owner: str | None = None  # the agent of the (first) network
     notes: tuple[str, ...] = ()  # things the compiler decided and says
+    games: tuple[GameIR, ...] = ()

@@ -113,11 +113,12 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     owners = _owners(by_type.get(ast.Agent, []), scope)
     owners, network_owner, notes = _default_owners(owners, [n for n in networks if n], groups)
     markets = tuple(_market(m, {*owners.values()}, scope) for m in by_type.get(ast.Market, []))
+    games = tuple(_game(g, {*owners.values()}, scope) for g in by_type.get(ast.Game, []))
     sense = _objective(by_type.get(ast.Objective, []), scope)
     if not networks and not scope.errors.errors:
         scope.errors.add(Span(main.path, 1, 1), "the case has no network", "add e.g. 'network grid uses copper_plate { bus b1 }'")
     scope.errors.raise_if_any()
-    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, notes)
+    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, notes, games)
 
 
 # ---------------------------------------------------------------- definitions
@@ -645,6 +646,42 @@ def _market(node, agents: set[str], scope: _Scope) -> ir.MarketIR | None:
     return ir.MarketIR(node.name.name, tuple(members), np.full((n, n), fee), limit, powers, node.span)
 
 
+def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
+    """``game NAME between p1, ..., pn and operator { retail = ...; feed_in = ...; payments = ... }``."""
+    _define(node.name, scope, "game")
+    prosumers: list[str] = []
+    for a in (*node.prosumers, node.operator):
+        if a.name not in agents:
+            scope.errors.add(a.span, f"'{a.name}' is not an agent", did_you_mean(a.name, agents) or "declare it with 'agent NAME owns ...'")
+        elif a.name in prosumers or (a is not node.operator and a.name == node.operator.name):
+            scope.errors.add(a.span, f"'{a.name}' is named twice in game '{node.name.name}'")
+        elif a is not node.operator:
+            prosumers.append(a.name)
+    price = parse_unit("$/MWh")[1]
+    tariffs: dict[str, np.ndarray] = {}
+    powers = np.array([0.5, 0.5])
+    for a in node.attrs:
+        key = a.name.name
+        try:
+            match key:
+                case "retail" | "feed_in":
+                    q = _series_ok(expect(_evaluator(scope)(a.value), price, a.value.span, f"'{key}'"), scope, a.value.span)
+                    tariffs[key] = np.broadcast_to(np.asarray(q.value, dtype=float), (scope.steps,)).copy()
+                case "payments":
+                    powers = _bargaining_powers(a.value, 2, scope)
+                case _:
+                    scope.errors.add(a.name.span, f"unknown game setting '{key}'", did_you_mean(key, ["retail", "feed_in", "payments"]) or "settings: retail, feed_in, payments")
+        except GridError as exc:
+            scope.errors.extend(exc)
+    for key in ("retail", "feed_in"):
+        if key not in tariffs:
+            scope.errors.add(node.name.span, f"game '{node.name.name}' needs '{key}'", f"add '{key} = ...' (a price or a price profile)")
+            tariffs[key] = np.zeros(scope.steps)
+    if (tariffs["feed_in"] > tariffs["retail"]).any():
+        scope.errors.add(node.name.span, "the feed-in tariff is above the retail tariff at some step", "the interactive price lies between them; check the tariffs")
+    return ir.GameIR(node.name.name, tuple(prosumers), node.operator.name, tariffs["retail"], tariffs["feed_in"], powers, node.span)
+
+
 def _bargaining_powers(e: ast.Expr, n: int, scope: _Scope) -> np.ndarray:
     """``nash`` (equal powers) or ``nash(power = [a, b, ...])``, normalised to sum 1."""
     match e:
@@ -653,7 +690,7 @@ def _bargaining_powers(e: ast.Expr, n: int, scope: _Scope) -> np.ndarray:
         case ast.Call(ast.Ident("nash"), (), ((ast.Ident("power"), ast.ListLit(values, None, span)),)):
             powers = np.asarray(values, dtype=float)
             if len(powers) != n:
-                raise GridError(span, f"{len(powers)} bargaining powers for {n} agents", "give one power per agent, in the order of 'among'")
+                raise GridError(span, f"{len(powers)} bargaining powers for {n} agents", "give one power per agent, in the order of 'among' (a game: the prosumer side, then the operator)")
             if (powers < 0).any() or powers.sum() <= 0:
                 raise GridError(span, "bargaining powers must be non-negative and not all zero", "e.g. power = [0.5, 0.3, 0.2]")
             return powers / powers.sum()

@@ -223,6 +223,17 @@ class Market:
 
 
 @dataclass(frozen=True, slots=True)
+class Game:
+    """``game local between p1, p2 and dso { retail = r; feed_in = f; payments = nash }``."""
+
+    name: Ident
+    prosumers: tuple[Ident, ...]
+    operator: Ident
+    attrs: tuple[Attr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Objective:
     sense: str
     expr: Expr

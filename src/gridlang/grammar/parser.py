@@ -392,6 +392,12 @@ class _ToAst:
         members = tuple(self._id(t) for t in c[3:] if isinstance(t, Token) and t.type == "NAME")
         return ast.Market(self._id(c[1]), members, attrs, self._span(a, b)), a, b
 
+    def game(self, c):  # "game" NAME "between" NAME ("," NAME)* "and" NAME attrs?
+        a = c[0]
+        attrs, b = (c[-1][0], c[-1][2]) if type(c[-1]) is tuple else ((), c[-1])
+        names = [self._id(t) for t in c[3:] if isinstance(t, Token) and t.type == "NAME"]
+        return ast.Game(self._id(c[1]), tuple(names[:-1]), names[-1], attrs, self._span(a, b)), a, b
+
     def objective(self, c):  # "objective" SENSE expr
         a, e = c[0], c[2]
         return ast.Objective(c[1].value, e[0], self._span(a, e[2])), a, e[2]

@@ -7,9 +7,9 @@ a ``system`` block, a ``network`` block (buses, a line table, transformers),
 a load table, the assets and ``objective minimize cost``.
 
 Impedances are always written in ohm referred to the system's base voltage:
-gridlang reads impedances only in ohm (``p.u.`` is dimensionless and does not
-fit an impedance parameter), and dividing by ``base_voltage^2 / base_power``
-gives back the per-unit values of the source exactly.
+a line table's ``[p.u.]`` column is not accepted for an impedance, and
+dividing by ``base_voltage^2 / base_power`` gives back the per-unit values of
+the source (to 12 significant digits, as numbers are written).
 """
 
 from __future__ import annotations

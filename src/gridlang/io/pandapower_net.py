@@ -220,7 +220,9 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
         branches.append(Branch(f"t{i}", f"b{e[0]}", f"b{e[1]}", r / parallel * z_base, x / parallel * z_base, True, note))
     if magnetising:
         header.append(f"Magnetising losses (pfe_kw, i0_percent) of {magnetising} transformers are not modelled.")
-    header.append("Line impedances are length_km x r_ohm_per_km (and x) in ohm; transformers' from vk_percent, vkr_percent, sn_mva.")
+    header.append("Line r, x are length_km x r_ohm_per_km, x_ohm_per_km (over parallel), in ohm.")
+    if any(b.transformer for b in branches):
+        header.append("Transformer r, x come from vk_percent, vkr_percent and sn_mva on the system base, written in ohm.")
     if len(kvs) > 1:
         header.append(f"The buses have several voltages ({', '.join(num(k) for k in kvs)} kV); all impedances are referred to {num(base_kv)} kV.")
 

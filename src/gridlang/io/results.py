@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gridlang.report import plot_markets
+from gridlang.report import plot_games, plot_markets
 from gridlang.solvers.result import Result
 
 
@@ -54,9 +54,14 @@ def write_results(result: Result, out: Path) -> list[Path]:
                 {"market": s.market, "surplus": s.surplus, "fees_collected": s.fees_collected, "budget_balance": s.budget_balance, "individually_rational": s.rational, "messages": list(s.messages)}
                 for s in result.settlements
             ],
+            "games": [
+                {"game": g.game, "surplus": g.surplus, "theta": g.theta, "transfer": g.transfer, "prosumer_gain": float(g.gain.sum()), "operator_gain": g.operator_gain, "messages": list(g.messages)}
+                for g in result.games
+            ],
         }
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         plot_markets(result.settlements, result.dataset, staging)
+        plot_games(result.games, staging)
         if out.exists():
             old = out.with_name(f".{out.name}-old")
             shutil.rmtree(old, ignore_errors=True)

@@ -11,7 +11,7 @@ from enum import Enum
 
 from gridlang.compiler.build import Built
 from gridlang.errors import GridError
-from gridlang.solvers import clarabel, highs, scs
+from gridlang.solvers import clarabel, highs, scip, scs
 from gridlang.solvers.result import Result
 
 
@@ -30,6 +30,7 @@ BACKENDS: dict[str, tuple[frozenset[ProblemClass], Callable[[Built, Mapping], Re
     "highs": (frozenset({P.LP, P.MILP, P.QP}), highs.solve),
     "clarabel": (frozenset({P.LP, P.QP, P.SOCP}), clarabel.solve),
     "scs": (frozenset({P.LP, P.QP, P.SOCP}), scs.solve),
+    "scip": (frozenset({P.LP, P.MILP, P.QP, P.MIQP, P.SOCP, P.MISOCP}), scip.solve),
 }
 #: the default backend per problem class
 DEFAULT = {P.LP: "highs", P.MILP: "highs", P.QP: "highs", P.SOCP: "clarabel", P.MISOCP: "scip", P.MIQP: "scip"}

@@ -32,6 +32,7 @@ class Result:
     warnings: tuple[str, ...] = ()  # e.g. a relaxation that is not exact somewhere
     dual_residual: float | None = None  # stationarity error of the duals, where the solver gives duals
     settlements: tuple = ()  # stage 2 of each market (gridlang.settle.Settlement)
+    games: tuple = ()  # each prosumer-operator game (gridlang.settle.GameSettlement)
 
     @property
     def optimal(self) -> bool:

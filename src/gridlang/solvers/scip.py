@@ -1,0 +1,123 @@
+"""SCIP backend through PySCIPOpt: LP, MILP, QP, MIQP, SOCP and MISOCP.
+
+The case is written as free MPS by :mod:`gridlang.io.modelfiles` (plain
+names ``x<column>``, cones as quadratic constraints) into a temporary folder
+and read with ``Model.readProblem``; SCIP's C reader is fast, and the file is
+the same model every other solver gets from ``gridlang compile``.  The values
+come back by name into linopy's column order and :func:`conic.finish` writes
+them into the model.  SCIP gives no duals for these problems (mixed-integer,
+or nonlinear through its cone handlers), so prices are NaN.
+
+Options are SCIP parameters by name (``limits/time = 60``, ``limits/gap =
+1e-4``, ``display/verblevel = 4``, ``numerics/feastol = 1e-7``); a few
+common names are accepted too: ``time_limit``, ``mip_rel_gap``, ``threads``
+and ``verbose`` / ``output_flag``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pyscipopt
+
+from gridlang.compiler.build import Built
+from gridlang.errors import GridError
+from gridlang.solvers import conic
+
+#: gridlang's common option names -> SCIP parameters
+ALIASES = {"time_limit": "limits/time", "mip_rel_gap": "limits/gap", "threads": "parallel/maxnthreads"}
+
+#: SCIP status -> (termination, primal status, dual status); a limit keeps the
+#: primal status of the best solution found ("feasible" if there is one)
+STATUS = {
+    "optimal": ("optimal", "feasible", "none"),
+    "infeasible": ("infeasible", "infeasible", "none"),
+    "unbounded": ("unbounded", "none", "infeasible"),
+    "inforunbd": ("infeasible_or_unbounded", "unknown", "unknown"),
+    "timelimit": ("time_limit", "unknown", "none"),
+    "gaplimit": ("gap_limit", "unknown", "none"),
+    "nodelimit": ("node_limit", "unknown", "none"),
+    "totalnodelimit": ("node_limit", "unknown", "none"),
+    "stallnodelimit": ("stall_node_limit", "unknown", "none"),
+    "memlimit": ("memory_limit", "unknown", "none"),
+    "sollimit": ("solution_limit", "unknown", "none"),
+    "bestsollimit": ("solution_limit", "unknown", "none"),
+    "primallimit": ("objective_limit", "unknown", "none"),
+    "duallimit": ("objective_limit", "unknown", "none"),
+    "restartlimit": ("restart_limit", "unknown", "none"),
+    "userinterrupt": ("interrupted", "unknown", "none"),
+    "terminate": ("interrupted", "unknown", "none"),
+}
+
+
+def solve(built: Built, options: Mapping[str, object]):
+    from gridlang.io import modelfiles
+
+    span = built.case.system.span
+    form = conic.conic_form(built)
+    model = pyscipopt.Model()
+    model.hideOutput()
+    with tempfile.TemporaryDirectory(prefix="gridlang-scip-") as folder:
+        path = Path(folder) / "case.mps"
+        modelfiles.write_mps(built, path, plain_names=True)
+        model.readProblem(str(path))
+    verbose = _set_options(model, options, span)
+    model.hideOutput(not verbose)
+
+    start = time.perf_counter()
+    model.optimize()
+    status = STATUS.get(model.getStatus(), (model.getStatus(), "unknown", "none"))
+    if status[0] == "infeasible_or_unbounded":  # presolve could not tell: ask again without it
+        model.freeTransform()
+        model.setPresolve(pyscipopt.SCIP_PARAMSETTING.OFF)
+        model.optimize()
+        status = STATUS.get(model.getStatus(), (model.getStatus(), "unknown", "none"))
+    elapsed = time.perf_counter() - start
+    if status[0] == "infeasible_or_unbounded":
+        raise GridError(span, "the case is infeasible or unbounded (SCIP could not tell which)", "solve it with --solver highs or clarabel for a diagnosis of its linear or continuous part")
+    conic.check_status(built, status, "SCIP")
+
+    n = len(form.vlabels)
+    x = np.full(n, np.nan)
+    if model.getNSols():
+        sol = model.getBestSol()
+        variables = model.getVars()
+        position = np.fromiter((int(v.name[1:]) for v in variables), dtype=np.int64, count=len(variables))
+        x[position] = np.fromiter((model.getSolVal(sol, v) for v in variables), dtype=float, count=len(variables))
+        if status[1] == "unknown":
+            status = (status[0], "feasible", status[2])
+    elif status[1] == "unknown":
+        status = (status[0], "none", status[2])
+    # no duals: every row's dual becomes NaN (and none is left from an earlier solve)
+    return conic.finish(built, form, x, np.full(form.A.shape[0], np.nan), status, elapsed, "scip")
+
+
+def _set_options(model: pyscipopt.Model, options: Mapping[str, object], span) -> bool:
+    """Set SCIP parameters by name; returns whether SCIP should print its log."""
+    verbose = False
+    for key, value in options.items():
+        if key in ("verbose", "output_flag"):
+            verbose = _flag(value)
+            continue
+        name = ALIASES.get(key, key)
+        try:
+            model.getParam(name)
+        except (KeyError, LookupError, ValueError):
+            raise GridError(span, f"SCIP has no parameter '{key}'", "use SCIP parameter names, e.g. limits/time, limits/gap, numerics/feastol, display/verblevel") from None
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = _flag(value)
+        try:
+            model.setParam(name, value)
+        except (TypeError, ValueError, KeyError, LookupError) as exc:
+            raise GridError(span, f"SCIP parameter '{name}' = {value!r}: {exc}", "check the type and range of the value") from None
+        if name == "display/verblevel":
+            verbose = int(value) > 0
+    return verbose
+
+
+def _flag(value: object) -> bool:
+    return value.lower() in ("true", "1", "yes", "on") if isinstance(value, str) else bool(value)
