@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import linopy
+import xarray as xr
 
 from gridlang import solvers
 from gridlang.compiler.build import Built, build
@@ -20,7 +21,7 @@ from gridlang.errors import GridError, Span
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse
 from gridlang.report import game_dataset, settlement_dataset
-from gridlang.settle import settle, settle_games
+from gridlang.settle import agent_costs, settle, settle_games
 from gridlang.solvers.result import Result
 
 
@@ -51,6 +52,10 @@ class Case:
             built = build(case)
             return built, solvers.solve(built, solver, options)
 
+        agents = tuple(dict.fromkeys(self.ir.owners.values()))
+        if agents:  # each agent's own cost terms (fees and payments are in the market's arrays)
+            costs = xr.DataArray(agent_costs(self.built, agents), coords={"agent": list(agents)}, dims="agent", attrs={"units": "currency"})
+            result = replace(result, dataset=result.dataset.assign(agent_cost=costs))
         if self.built.markets:
             settlements = settle(self.built, solve_alone)
             result = replace(result, settlements=settlements, dataset=result.dataset.merge(settlement_dataset(settlements)))

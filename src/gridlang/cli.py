@@ -84,17 +84,21 @@ def solve(
 @app.command(name="compile")
 def compile_(
     case: CaseArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="model file: .lp or .mps")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="model file: .lp, .mps or .cbf")],
     allow_outside: AllowOutside = False,
     debug: Debug = False,
 ) -> None:
-    """Write the compiled model as an LP or MPS file for any solver."""
+    """Write the compiled model as an LP, MPS or CBF file for any solver (cones included)."""
+    from gridlang.io.modelfiles import FORMATS, write_model
+
     with _reporting(debug):
-        if output.suffix.lower() not in (".lp", ".mps"):
-            raise GridError(gridlang.Span(str(output), 0, 0), f"cannot write '{output.suffix}' files", "use a .lp or .mps file name")
-        model = gridlang.load(case, allow_outside).compile()
-        write_atomic(output, lambda tmp: model.to_file(tmp, explicit_coordinate_names=True))
-        out.print(f"wrote {output} ({model.nvars} variables, {model.ncons} constraints)")
+        if output.suffix.lower() not in FORMATS:
+            raise GridError(gridlang.Span(str(output), 0, 0), f"cannot write '{output.suffix}' files", "use a .lp or .mps file name (any case), or .cbf (conic, no quadratic cost)")
+        built = gridlang.load(case, allow_outside).built
+        write_model(built, output)
+        m = built.model
+        cones = sum(len(block.rows()) for block in built.cones)
+        out.print(f"wrote {output} ({problem_class(built).value}: {m.nvars} variables, {m.ncons} constraints{f', {cones} cones' if cones else ''})")
 
 
 @app.command(name="import")

@@ -74,7 +74,7 @@ def write_model(built: Built, path: str | Path) -> Path:
     suffix = path.suffix.lower()
     writers = {".lp": write_lp, ".mps": write_mps, ".cbf": write_cbf}
     if suffix not in writers:
-        raise GridError(built.case.system.span, f"cannot write '{suffix or path.name}' model files", "use a file name ending in .lp, .mps or .cbf")
+        raise GridError(built.case.system.span, f"cannot write '{suffix or path.name}' model files", "use a .lp or .mps file name (any case), or .cbf (conic, no quadratic cost)")
     if suffix == ".cbf":
         _check_cbf(built)
     write_atomic(path, lambda tmp: writers[suffix](built, tmp))
