@@ -48,9 +48,9 @@ def solve(built: Built, options: Mapping[str, object]):
         cones.append(clarabel.NonnegativeConeT(form.nonneg))
     cones.extend(clarabel.SecondOrderConeT(int(k)) for k in form.soc)
     start = time.perf_counter()
-    solver = clarabel.DefaultSolver(form.P, form.q, form.A, form.b, cones, settings)
+    solver = clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones, settings)
     sol = solver.solve()
     elapsed = time.perf_counter() - start
     status = STATUS.get(str(sol.status).split(".")[-1], ("unknown", "unknown", "unknown"))
     conic.check_status(built, status, "Clarabel")
-    return conic.finish(built, form, np.asarray(sol.x), np.asarray(sol.z), status, elapsed, "clarabel")
+    return conic.finish(built, form, form.full(np.asarray(sol.x)), np.asarray(sol.z), status, elapsed, "clarabel")

@@ -26,8 +26,14 @@ from gridlang.compiler.cones import RSOC, SOC
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ConicForm:
-    P: sp.csc_matrix  # upper triangle
+    """``P``, ``q`` over every column (for the objective); the solver gets the
+    columns in ``keep``: ``P_solve``, ``q_solve``, ``A``, ``b`` with the
+    variables fixed by their bounds substituted out."""
+
+    P: sp.csc_matrix  # upper triangle, all columns
     q: np.ndarray
+    P_solve: sp.csc_matrix  # upper triangle, kept columns
+    q_solve: np.ndarray
     A: sp.csc_matrix
     b: np.ndarray
     zero: int  # rows of the zero cone
@@ -37,6 +43,14 @@ class ConicForm:
     con_sign: np.ndarray  # +1 if the row is the constraint as written, -1 if negated
     vlabels: np.ndarray  # linopy variable label of each column
     integer: np.ndarray  # columns that must be integer
+    keep: np.ndarray  # columns the solver sees (not fixed by their bounds)
+    fixed: np.ndarray  # value of every column fixed by its bounds (nan for kept ones)
+
+    def full(self, x: np.ndarray) -> np.ndarray:
+        """A solver's solution over the kept columns, with the fixed ones put back."""
+        out = self.fixed.copy()
+        out[self.keep] = x
+        return out
 
 
 def conic_form(built: Built) -> ConicForm:
@@ -45,62 +59,77 @@ def conic_form(built: Built) -> ConicForm:
     n = len(mat.vlabels)
     pos = m.variables.label_index.label_to_pos
     A = mat.A.tocsr() if mat.A is not None else sp.csr_matrix((0, n))
-    b, sense = np.asarray(mat.b, dtype=float), np.asarray(mat.sense)
+    cones = [(block.kind, pos[block.rows()]) for block in built.cones]
+    return assemble(A, mat.b, mat.sense, mat.lb, mat.ub, mat.Q, mat.c, cones, np.asarray(mat.vlabels), np.asarray(mat.vtypes))
+
+
+def assemble(A: sp.csr_matrix, b, sense, lb, ub, Q, c, cones: list[tuple[str, np.ndarray]], vlabels: np.ndarray, vtypes: np.ndarray) -> ConicForm:
+    """The conic form of ``min c'x + x'Qx/2, A x (sense) b, lb <= x <= ub`` and cones of columns."""
+    n = A.shape[1]
+    b, sense = np.asarray(b, dtype=float), np.asarray(sense)
     eq, le, ge = sense == "=", sense == "<", sense == ">"
-    lb, ub = np.asarray(mat.lb, dtype=float), np.asarray(mat.ub, dtype=float)
+    lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
     fixed = np.isfinite(lb) & (lb == ub)
     upper, lower = np.isfinite(ub) & ~fixed, np.isfinite(lb) & ~fixed
     eye = sp.identity(n, format="csr")
 
     blocks = [
         (A[eq], b[eq]),
-        (eye[fixed], ub[fixed]),
         (A[le], b[le]),
         (-A[ge], -b[ge]),
         (eye[upper], ub[upper]),
         (-eye[lower], -lb[lower]),
     ]
-    cone_rows, sizes = _cone_rows(built, pos, n)
+    cone_rows, sizes = _cone_rows(cones, n)
     rows = sp.vstack([blk for blk, _ in blocks] + [cone_rows], format="csc")
     rhs = np.concatenate([v for _, v in blocks] + [np.zeros(cone_rows.shape[0])])
+    # substitute the variables fixed by their bounds: fewer columns and rows for the solver
+    value = np.where(fixed, lb, np.nan)
+    keep = ~fixed
+    rhs = rhs - rows[:, fixed] @ lb[fixed]
+    rows = rows[:, keep]
 
-    n_eq, n_fixed, n_le, n_ge = int(eq.sum()), int(fixed.sum()), int(le.sum()), int(ge.sum())
+    n_eq, n_le, n_ge = int(eq.sum()), int(le.sum()), int(ge.sum())
     con_rows = np.empty(len(sense), dtype=np.int64)
     con_sign = np.ones(len(sense))
     con_rows[eq] = np.arange(n_eq)
-    start = n_eq + n_fixed
-    con_rows[le] = start + np.arange(n_le)
-    con_rows[ge] = start + n_le + np.arange(n_ge)
+    con_rows[le] = n_eq + np.arange(n_le)
+    con_rows[ge] = n_eq + n_le + np.arange(n_ge)
     con_sign[ge] = -1.0
 
-    Q = mat.Q
     P = sp.triu(Q, format="csc") if Q is not None else sp.csc_matrix((n, n))
+    q = np.asarray(c, dtype=float)
+    full = P + sp.triu(P, 1).T
+    q_solve = q[keep] + full[keep][:, fixed] @ lb[fixed]
     return ConicForm(
         P=P,
-        q=np.asarray(mat.c, dtype=float),
+        q=q,
+        P_solve=sp.triu(full[keep][:, keep], format="csc"),
+        q_solve=np.asarray(q_solve).ravel(),
         A=rows,
         b=rhs,
-        zero=n_eq + n_fixed,
+        zero=n_eq,
         nonneg=n_le + n_ge + int(upper.sum()) + int(lower.sum()),
         soc=sizes,
         con_rows=con_rows,
         con_sign=con_sign,
-        vlabels=np.asarray(mat.vlabels),
-        integer=np.flatnonzero(np.isin(mat.vtypes, ["B", "I"])),
+        vlabels=vlabels,
+        integer=np.flatnonzero(np.isin(vtypes, ["B", "I"])),
+        keep=keep,
+        fixed=value,
     )
 
 
-def _cone_rows(built: Built, pos: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
+def _cone_rows(cones: list[tuple[str, np.ndarray]], n: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """Rows ``-s`` of every cone (so that ``0 - A x = s``), and the cone sizes."""
     parts, sizes = [sp.csr_matrix((0, n))], [np.zeros(0, dtype=np.int64)]
-    for block in built.cones:
-        cols = pos[block.rows()]  # (cones, members); each cone has k rows
+    for kind, cols in cones:  # cols: (cones, members); each cone has k rows
         count, k = cols.shape
         first = np.arange(count) * k
-        if block.kind == SOC:  # (t, x_1, ..., x_{k-1})
+        if kind == SOC:  # (t, x_1, ..., x_{k-1})
             row, col, val = (first[:, None] + np.arange(k)).ravel(), cols.ravel(), -np.ones(count * k)
         else:  # (u + w, u - w, 2 x_1, ..., 2 x_{k-2})
-            assert block.kind == RSOC
+            assert kind == RSOC
             u, w, xs = cols[:, 0], cols[:, 1], cols[:, 2:]
             row = np.concatenate([first, first, first + 1, first + 1, (first[:, None] + 2 + np.arange(k - 2)).ravel()])
             col = np.concatenate([u, w, u, w, xs.ravel()])
@@ -159,8 +188,14 @@ def finish(built: Built, form: ConicForm, x: np.ndarray, z: np.ndarray | None, s
         solver=solver,
         dataset=dataset.assign(gaps),
         warnings=warnings,
-        dual_residual=None if z is None else float(np.max(np.abs(form.P @ x + sp.triu(form.P, 1).T @ x + form.q + form.A.T @ z), initial=0.0)),
+        dual_residual=None if z is None else _dual_residual(form, x, z),
     )
+
+
+def _dual_residual(form: ConicForm, x: np.ndarray, z: np.ndarray) -> float:
+    """Stationarity of the solver's problem: |P x + q + A'z| over the kept columns."""
+    k = x[form.keep]
+    return float(np.max(np.abs(form.P_solve @ k + sp.triu(form.P_solve, 1).T @ k + form.q_solve + form.A.T @ z), initial=0.0))
 
 
 #: a rotated cone whose gap exceeds this (in per unit squared) is reported

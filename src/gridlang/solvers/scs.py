@@ -28,7 +28,7 @@ STATUS = {
 def solve(built: Built, options: Mapping[str, object]):
     form = conic.conic_form(built)
     settings = {"verbose": False, "eps_abs": 1e-7, "eps_rel": 1e-7, "max_iters": 200_000, **options}
-    data = {"P": form.P, "A": form.A, "b": form.b, "c": form.q}
+    data = {"P": form.P_solve, "A": form.A, "b": form.b, "c": form.q_solve}
     cone = {"z": form.zero, "l": form.nonneg, "q": [int(k) for k in form.soc]}
     start = time.perf_counter()
     try:
@@ -39,4 +39,4 @@ def solve(built: Built, options: Mapping[str, object]):
     elapsed = time.perf_counter() - start
     status = STATUS.get(sol["info"]["status"], (sol["info"]["status"].replace(" ", "_"), "unknown", "unknown"))
     conic.check_status(built, status, "SCS")
-    return conic.finish(built, form, np.asarray(sol["x"]), np.asarray(sol["y"]), status, elapsed, "scs")
+    return conic.finish(built, form, form.full(np.asarray(sol["x"])), np.asarray(sol["y"]), status, elapsed, "scs")
