@@ -333,8 +333,9 @@ def _row_values(columns, cells, specs, owner: str, span: Span, scope: _Scope) ->
         key = col.name.name
         spec = specs[key]
         try:
+            per_unit = col.unit in ("pu", "p.u.")
             if isinstance(cell, float):
-                q = Quantity(cell * factor, dim) if factor is not None else Quantity(cell)
+                q = Quantity(cell * factor, dim, per_unit) if factor is not None else Quantity(cell)
             elif isinstance(cell, ast.Ident):
                 if cell.name in scope.profiles:
                     q = scope.profiles[cell.name]
@@ -343,7 +344,7 @@ def _row_values(columns, cells, specs, owner: str, span: Span, scope: _Scope) ->
                 else:
                     raise GridError(cell.span, f"'{cell.name}' is not a profile or number", did_you_mean(cell.name, scope.profiles))
                 if factor is not None:
-                    q = Quantity(q.value * factor, dim)
+                    q = Quantity(q.value * factor, dim, per_unit)
             else:
                 raise GridError(cell.span, "a table cell here is a number or a profile name")
             out[key] = (_plausible(q if q.dim == spec.dim else expect(q, spec.dim, span, f"'{key}' of {owner}"), spec, span), span)

@@ -466,6 +466,9 @@ class _Reader:
             self._warn(st, "not an assignment the importer understands")
             return
         lhs, rhs = st[:eq], st[eq + 1 :]
+        if not lhs:
+            self._warn(st, "nothing before '='")
+            return
         if not rhs:
             raise GridError(Span(self.path, st[eq].line, st[eq].col), "nothing after '='", "give the value, e.g. mpc.baseMVA = 100;")
         try:
@@ -694,7 +697,7 @@ class _Reader:
         if self.base_mva is None:
             self.errors.add(top, "the case sets no mpc.baseMVA", "add e.g. 'mpc.baseMVA = 10;'")
         elif not (self.base_mva > 0 and math.isfinite(self.base_mva)):
-            self.errors.add(top, f"mpc.baseMVA must be positive, not {self.base_mva:g}")
+            self.errors.add(top, f"mpc.baseMVA must be positive, not {self.base_mva:g}", "the system base in MVA, e.g. 'mpc.baseMVA = 10;'")
         for name in ("bus", "gen", "branch"):
             if name not in self.arrays and not any(e.message.startswith(f"mpc.{name} ") for e in self.errors.errors):
                 self.errors.add(top, f"the case has no mpc.{name} matrix", _HINT)
@@ -715,6 +718,8 @@ class _Reader:
                 self.errors.add(Span(self.path, self.rows["bus"][i], 1), f"bus {b:g} is defined twice (first at line {self.rows['bus'][seen[b]]})", "give every bus its own number")
             else:
                 seen[b] = i
+            if bus[i, BUS_TYPE] not in (1, 2, 3, 4):
+                self.errors.add(Span(self.path, self.rows["bus"][i], 1), f"bus type {bus[i, BUS_TYPE]:g} is not 1 (PQ), 2 (PV), 3 (reference) or 4 (isolated)", "the second column of mpc.bus is the bus type")
         for name, array, columns in (("gen", gen, (GEN_BUS,)), ("branch", branch, (F_BUS, T_BUS))):
             for i, row in enumerate(array):
                 for c in columns:
