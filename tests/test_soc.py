@@ -188,3 +188,19 @@ def test_formulation_chosen_at_load_overrides_the_network() -> None:
     case = gridlang.load(CASES / "ieee33_base.grid", formulation="distflow_soc")
     assert case.ir.networks[0].formulation.name == "distflow_soc"
     assert case.solve().objective == pytest.approx(3.715 + LOSSES_33_KW / 1000, rel=1e-6)
+
+
+def test_cones_routed_to_highs_are_refused(soc33) -> None:
+    case = gridlang.load(soc33)
+    with pytest.raises(gridlang.GridError, match=r"solver 'highs' cannot solve a SOCP problem") as info:
+        case.solve("highs")
+    assert "highs solves LP, MILP, QP" in str(info.value)
+
+
+def test_meshed_pandapower_net_for_a_radial_formulation_is_refused() -> None:
+    pytest.importorskip("pandapower")
+    from gridlang.io.gridtext import import_source
+
+    imported = import_source("pandapower:case9", formulation="distflow_soc")
+    with pytest.raises(gridlang.GridError, match=r"not radial"):
+        gridlang.load(imported.text)
