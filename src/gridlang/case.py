@@ -58,10 +58,10 @@ class Case:
             result = replace(result, dataset=result.dataset.assign(agent_cost=costs))
         if self.built.markets:
             settlements = settle(self.built, solve_alone)
-            result = replace(result, settlements=settlements, dataset=result.dataset.merge(settlement_dataset(settlements)))
+            result = replace(result, settlements=settlements, dataset=result.dataset.merge(settlement_dataset(settlements), join="outer"))
         if self.built.games:
             games = settle_games(self.built, solve_alone)
-            result = replace(result, games=games, dataset=result.dataset.merge(game_dataset(games)))
+            result = replace(result, games=games, dataset=result.dataset.merge(game_dataset(games), join="outer"))
         return result
 
 

@@ -74,7 +74,10 @@ def collect(built: Built) -> xr.Dataset:
         data[name] = (var.solution / factor).assign_attrs(units=unit)
     price_factor = base.factor("$/MWh")[0]
     for name, (network, channel) in built.balances.items():
-        dual = m.constraints[name].dual
+        try:
+            dual = m.constraints[name].dual
+        except AttributeError:  # a solve without duals (a MIP, a decomposition)
+            continue
         # constants move to the right-hand side, which is then the withdrawal at the
         # bus; the dual is d(cost)/d(withdrawal) for one step, per unit of power
         data[f"{network}-price_{channel}"] = (dual / dt / price_factor).assign_attrs(units="currency/MWh")

@@ -1,0 +1,134 @@
+"""Where the agents' subproblems run: in this process, or in worker processes.
+
+An executor is built from the subproblems, keeps each agent's model alive
+for the whole run, and answers ``solve_all(targets, rho) -> {agent: y}``.
+``serial`` solves them one after the other here; ``processes`` gives every
+agent a persistent worker process that receives its subproblem once and
+then only targets (and returns only its contribution).  A worker that dies is
+started again from its subproblem and its last target, and the iteration
+goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Mapping
+
+import numpy as np
+
+from gridlang.decompose.local import LocalSolver
+from gridlang.decompose.split import Subproblem
+from gridlang.errors import GridError, Span
+
+
+class SerialExecutor:
+    def __init__(self, subproblems: tuple[Subproblem, ...]) -> None:
+        self.local = {s.agent: LocalSolver(s) for s in subproblems}
+
+    def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
+        return {a: self.local[a].solve(v, rho) for a, v in targets.items()}
+
+    def costs(self) -> dict[str, float]:
+        return {a: s.cost() for a, s in self.local.items()}
+
+    def points(self) -> dict[str, np.ndarray]:
+        return {a: s.x for a, s in self.local.items()}
+
+    def close(self) -> None:
+        pass
+
+
+def _worker(sub: Subproblem, conn) -> None:
+    local = LocalSolver(sub)
+    while True:
+        request = conn.recv()
+        if request[0] == "solve":
+            try:
+                conn.send(("y", local.solve(request[1], request[2])))
+            except GridError as exc:
+                conn.send(("error", str(exc)))
+        elif request[0] == "state":
+            conn.send(("state", local.cost(), local.x))
+        else:
+            conn.close()
+            return
+
+
+class ProcessExecutor:
+    """One persistent worker process per agent."""
+
+    def __init__(self, subproblems: tuple[Subproblem, ...]) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.subs = {s.agent: s for s in subproblems}
+        self.workers: dict[str, tuple] = {}
+        self.restarts: dict[str, int] = dict.fromkeys(self.subs, 0)
+        for agent in self.subs:
+            self._start(agent)
+
+    def _start(self, agent: str) -> None:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker, args=(self.subs[agent], child), daemon=True)
+        proc.start()
+        self.workers[agent] = (proc, parent)
+
+    def kill(self, agent: str) -> None:
+        """Stop a worker abruptly (fault injection)."""
+        proc, _ = self.workers[agent]
+        proc.kill()
+        proc.join()
+
+    def _ask(self, agent: str, request: tuple):
+        for attempt in range(2):
+            proc, conn = self.workers[agent]
+            try:
+                conn.send(request)
+                reply = conn.recv()
+                break
+            except (EOFError, BrokenPipeError, ConnectionResetError):
+                if attempt:
+                    raise GridError(Span("<decomposition>", 0, 0), f"the worker of agent '{agent}' failed twice", "see the worker's log") from None
+                self.restarts[agent] += 1
+                self._start(agent)  # a fresh model; the next solve warm-starts nothing but loses nothing
+        if reply[0] == "error":
+            raise GridError(Span("<decomposition>", 0, 0), reply[1])
+        return reply
+
+    def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
+        for agent, v in targets.items():  # send to every worker first, so they solve in parallel
+            proc, conn = self.workers[agent]
+            try:
+                conn.send(("solve", v, rho))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        out = {}
+        for agent, v in targets.items():
+            proc, conn = self.workers[agent]
+            try:
+                reply = conn.recv()
+            except (EOFError, ConnectionResetError):
+                self.restarts[agent] += 1
+                self._start(agent)
+                reply = self._ask(agent, ("solve", v, rho))
+            if reply[0] == "error":
+                raise GridError(Span("<decomposition>", 0, 0), reply[1])
+            out[agent] = reply[1]
+        return out
+
+    def costs(self) -> dict[str, float]:
+        return {a: self._ask(a, ("state",))[1] for a in self.subs}
+
+    def points(self) -> dict[str, np.ndarray]:
+        return {a: self._ask(a, ("state",))[2] for a in self.subs}
+
+    def close(self) -> None:
+        for proc, conn in self.workers.values():
+            try:
+                conn.send(("stop",))
+            except (BrokenPipeError, OSError):
+                pass
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+
+
+EXECUTORS = {"serial": SerialExecutor, "processes": ProcessExecutor}

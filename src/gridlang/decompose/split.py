@@ -1,0 +1,171 @@
+"""Split a compiled case by agent: private subproblems and the coupling rows.
+
+Every column of the model belongs to one agent: a kind's variable to the
+owner of its instance, a network's to the network owner, a market's sales
+to the seller.  A row whose columns all belong to one agent is that agent's
+own; a row with columns of several agents is a *coupling row* (a nodal
+balance, a market balance).  Each agent's subproblem holds its columns, its
+own rows, cones and costs, and its contribution to the coupling rows,
+
+    y_a = C_a x_a - d_a,        sum_a y_a = 0 at every coupling row,
+
+where ``d_a`` is the part of the row's right-hand side the agent owns (the
+whole of it for one contributor of the row, the network owner if it takes
+part).  A coordinator only ever sees the ``y_a`` and the multipliers of the
+coupling rows: nothing here is specific to one case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from gridlang.compiler.build import Built
+from gridlang.errors import GridError
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Subproblem:
+    """One agent's private problem and its coupling contribution (see the module doc)."""
+
+    agent: str
+    vlabels: np.ndarray  # linopy labels of its columns
+    A: sp.csr_matrix  # its own rows
+    b: np.ndarray
+    sense: np.ndarray  # '=', '<', '>'
+    lb: np.ndarray
+    ub: np.ndarray
+    c: np.ndarray
+    Q: sp.csr_matrix  # its block of the objective's Hessian
+    cones: tuple[tuple[str, np.ndarray], ...]  # (kind, local column positions per cone)
+    rows: np.ndarray  # the coupling rows it contributes to (global coupling ids)
+    C: sp.csr_matrix  # (len(rows), columns)
+    d: np.ndarray  # its share of those rows' right-hand sides
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Split:
+    agents: tuple[str, ...]
+    subproblems: tuple[Subproblem, ...]
+    n_coupling: int
+    contributors: np.ndarray  # agents per coupling row
+    offset: float  # constant part of the objective
+
+
+def column_owners(built: Built, agents: tuple[str, ...]) -> np.ndarray:
+    """Agent index of every linopy variable label (-1: none)."""
+    m = built.model
+    case = built.case
+    index = {a: i for i, a in enumerate(agents)}
+    kinds = {g.kind.name for g in case.groups}
+    networks = {n.name for n in case.networks}
+    markets = {mk.name for mk in case.markets}
+    owner = np.full(m._xCounter, -1, dtype=np.int64)
+    for name, var in m.variables.items():
+        prefix = name.split("-", 1)[0]
+        labels = var.labels
+        if prefix in kinds and prefix in labels.dims:
+            who = np.vectorize(lambda n: index.get(case.owners.get(str(n), ""), -1), otypes=[np.int64])(labels.coords[prefix].values)
+            shape = [labels.sizes[d] if d == prefix else 1 for d in labels.dims]
+            agent = np.broadcast_to(who.reshape(shape), labels.shape)
+        elif prefix in networks:
+            agent = np.full(labels.shape, index.get(case.owners.get(prefix, ""), -1))
+        elif prefix in markets:
+            who = np.array([index.get(str(s), -1) for s in labels.coords["seller"].values])
+            agent = np.broadcast_to(who.reshape([labels.sizes[d] if d == "seller" else 1 for d in labels.dims]), labels.shape)
+        else:
+            raise GridError(case.system.span, f"cannot tell which agent owns the variable '{name}'", "every variable must belong to a kind, network or market")
+        active = labels.values >= 0
+        owner[labels.values[active]] = agent[active]
+    return owner
+
+
+def split(built: Built) -> Split:
+    """The subproblem of every agent and the coupling rows (see the module doc)."""
+    case = built.case
+    agents = tuple(dict.fromkeys(case.owners.values()))
+    if len(agents) < 2:
+        raise GridError(case.system.span, "a decomposition needs two or more agents", "declare them with 'agent NAME owns ...'")
+    if built.integer:
+        raise GridError(case.system.span, "a decomposition of a mixed-integer case is not supported", "solve it centrally (method = central)")
+    m = built.model
+    mat = m.matrices
+    vlabels = np.asarray(mat.vlabels)
+    label_owner = column_owners(built, agents)
+    col_owner = label_owner[vlabels]
+    if (col_owner < 0).any():
+        name, _ = m.variables.get_label_position(int(vlabels[np.argmax(col_owner < 0)]))
+        raise GridError(case.system.span, f"the variable '{name}' has no agent", "give every asset and network an owner")
+    A = mat.A.tocsr() if mat.A is not None else sp.csr_matrix((0, len(vlabels)))
+    A.eliminate_zeros()  # an explicit zero does not make an agent take part in a row
+    coo = A.tocoo()
+    n_rows = A.shape[0]
+    low = np.full(n_rows, len(agents))
+    high = np.full(n_rows, -1)
+    np.minimum.at(low, coo.row, col_owner[coo.col])
+    np.maximum.at(high, coo.row, col_owner[coo.col])
+    coupling = (high >= 0) & (low != high)
+    sense, b = np.asarray(mat.sense), np.asarray(mat.b, dtype=float)
+    clabels = np.asarray(mat.clabels)
+    if (sense[coupling] != "=").any():
+        name, _ = m.constraints.get_label_position(int(clabels[np.flatnonzero(coupling & (sense != "="))[0]]))
+        raise GridError(built.origins.get(name, case.system.span), f"'{name}' couples agents with an inequality", "only equality rows may couple agents in a decomposition")
+    coupling_rows = np.flatnonzero(coupling)
+    coupling_id = np.full(n_rows, -1)
+    coupling_id[coupling_rows] = np.arange(len(coupling_rows))
+    row_owner = np.where(coupling, -1, np.where(high >= 0, low, 0))  # empty rows go to the first agent
+
+    # each coupling row's right-hand side goes to the network owner if it takes part, else its first agent
+    contributes = sp.csr_matrix((np.ones(coo.nnz), (coo.row, col_owner[coo.col])), shape=(n_rows, len(agents))) > 0
+    holder = np.asarray(contributes[coupling_rows].argmax(axis=1)).ravel()
+    if case.network_owner in agents:
+        owner_index = agents.index(case.network_owner)
+        takes_part = np.asarray(contributes[coupling_rows][:, owner_index].todense()).ravel()
+        holder = np.where(takes_part, owner_index, holder)
+    counts = np.asarray(contributes[coupling_rows].sum(axis=1)).ravel()
+
+    pos = m.variables.label_index.label_to_pos
+    cone_owner = []
+    for block in built.cones:
+        cols = pos[block.rows()]
+        who = col_owner[cols]
+        if (who != who[:, :1]).any():
+            raise GridError(block.span, "a cone couples the variables of several agents", "keep every cone within one agent's variables")
+        cone_owner.append((block.kind, cols, who[:, 0]))
+    Q = mat.Q.tocsr() if mat.Q is not None else sp.csr_matrix((len(vlabels), len(vlabels)))
+    if Q.nnz:
+        qc = Q.tocoo()
+        if (col_owner[qc.row] != col_owner[qc.col]).any():
+            raise GridError(case.system.span, "a quadratic cost couples agents", "give each cost term the variables of one agent")
+    c = np.asarray(mat.c, dtype=float)
+    lb, ub = np.asarray(mat.lb, dtype=float), np.asarray(mat.ub, dtype=float)
+
+    subproblems = []
+    for i, agent in enumerate(agents):
+        cols = np.flatnonzero(col_owner == i)
+        local = np.full(len(vlabels), -1)
+        local[cols] = np.arange(len(cols))
+        own = np.flatnonzero((row_owner == i) & ~coupling)
+        mine = coupling_rows[np.asarray(contributes[coupling_rows][:, i].todense()).ravel()]
+        ids = coupling_id[mine]
+        cones = tuple((kind, local[cols_k[who == i]]) for kind, cols_k, who in cone_owner if (who == i).any())
+        subproblems.append(
+            Subproblem(
+                agent=agent,
+                vlabels=vlabels[cols],
+                A=A[own][:, cols],
+                b=b[own],
+                sense=sense[own],
+                lb=lb[cols],
+                ub=ub[cols],
+                c=c[cols],
+                Q=Q[cols][:, cols],
+                cones=cones,
+                rows=ids,
+                C=A[mine][:, cols],
+                d=np.where(holder[ids] == i, b[mine], 0.0),
+            )
+        )
+    return Split(agents, tuple(subproblems), len(coupling_rows), counts, built.offset)
