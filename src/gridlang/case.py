@@ -42,12 +42,22 @@ class Case:
         """The linopy model of the case (built once)."""
         return self.built.model
 
-    def solve(self, solver: str | None = None, **options: object) -> Result:
-        """Solve with ``solver`` (default: by problem class) and solver options.
+    def solve(self, solver: str | None = None, method: str | None = None, executor: str = "serial", progress=None, **options: object) -> Result:
+        """Solve with ``solver`` (default: by problem class) and solver options,
+        centrally or decomposed by agent (``method="admm"``, or the study's
+        ``method = admm(...)``; ``executor`` serial or processes).
 
         A case with markets is settled too: every member is solved alone for
         its disagreement point and payments follow by Nash bargaining."""
-        result = solvers.solve(self.built, solver, options)
+        options = dict(options)
+        chosen, settings = self.ir.solver_options.get("method", ("central", {}))
+        chosen = method or chosen
+        if chosen == "central":
+            result = solvers.solve(self.built, solver, {k: v for k, v in options.items()})
+        else:
+            from gridlang import decompose
+
+            result, _ = decompose.solve(self.built, chosen, executor, progress, **{**settings, **options})
         def solve_alone(case: CaseIR) -> tuple[Built, Result]:
             built = build(case)
             return built, solvers.solve(built, solver, options)

@@ -16,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 import gridlang
@@ -68,13 +69,22 @@ def solve(
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="results folder (default results/<case>)")] = None,
     solver: Annotated[Optional[str], typer.Option("--solver", "-s", help="solver backend, e.g. highs")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="solver option NAME=VALUE (repeatable)")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="central or admm (default: the study's)")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial or processes")] = "serial",
+    formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     allow_outside: AllowOutside = False,
     debug: Debug = False,
 ) -> None:
     """Compile and solve the case, print a summary and write results."""
     with _reporting(debug):
-        c = gridlang.load(case, allow_outside)
-        result = c.solve(solver, **_options(option or []))
+        c = gridlang.load(case, allow_outside, formulation)
+        with Progress(TextColumn("{task.description}"), transient=True, console=out) as bar:
+            task = bar.add_task("solving")
+
+            def show(step) -> None:
+                bar.update(task, description=f"ADMM iteration {step.iteration}: primal {step.primal:.2e}, dual {step.dual:.2e}, rho {step.rho:.3g}")
+
+            result = c.solve(solver, method, executor, show, **_options(option or []))
         _summary(case, c, result)
         folder = out_dir or Path("results") / case.stem
         files = write_results(result, folder)

@@ -108,6 +108,25 @@ def plot_games(games, folder: Path) -> list[Path]:
     return paths
 
 
+def plot_trace(dataset: xr.Dataset, folder: Path) -> list[Path]:
+    """``convergence.png``: primal and dual residuals and rho per iteration of a decomposition."""
+    plt = _pyplot()
+    if plt is None or "admm_primal" not in dataset:
+        return []
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    it = dataset["iteration"].values
+    ax.semilogy(it, dataset["admm_primal"].values, label="primal residual")
+    ax.semilogy(it, dataset["admm_dual"].values, label="dual residual")
+    ax.semilogy(it, dataset["admm_rho"].values, label="rho", linestyle="--")
+    ax.set(xlabel="iteration", title="ADMM convergence")
+    ax.legend()
+    fig.tight_layout()
+    path = folder / "convergence.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
 def plot_markets(settlements: tuple[Settlement, ...], dataset: xr.Dataset, folder: Path) -> list[Path]:
     """``market_<name>.png``: net sales per step and payments per agent."""
     plt = _pyplot()

@@ -711,6 +711,26 @@ def _objective(objectives: Sequence[ast.Objective], scope: _Scope) -> str:
     return o.sense
 
 
+METHODS = ("central", "admm")
+
+
+def _method(e: ast.Expr, scope: _Scope) -> tuple[str, dict[str, float]]:
+    """``central``, ``admm`` or ``admm(rho = 1, tol = 1e-4, max_iter = 500)``."""
+    match e:
+        case ast.Name(name) if name in METHODS:
+            return name, {}
+        case ast.Call(ast.Ident(name), (), kwargs) if name in METHODS:
+            settings = {}
+            for key, value in kwargs:
+                if not isinstance(value, ast.Number) or value.unit is not None:
+                    scope.errors.add(value.span, f"'{key.name}' of {name} is a plain number")
+                    continue
+                settings[key.name] = int(value.value) if key.name == "max_iter" else value.value
+            return name, settings
+    scope.errors.add(e.span, "unknown method", f"methods: {', '.join(METHODS)}, e.g. admm(rho = 1, tol = 1e-4)")
+    return "central", {}
+
+
 def _study(studies: Sequence[ast.Study], scope: _Scope) -> tuple[str | None, dict[str, object], ast.Ident | None]:
     """The study's solver, the options passed through to it, and a formulation for every network."""
     if not studies:
@@ -722,6 +742,9 @@ def _study(studies: Sequence[ast.Study], scope: _Scope) -> tuple[str | None, dic
     for a in s.attrs:
         if a.name.name == "formulation" and isinstance(a.value, ast.Name):
             formulation = ast.Ident(a.value.id, a.value.span)
+            continue
+        if a.name.name == "method":
+            options["method"] = _method(a.value, scope)
             continue
         match a.value:
             case ast.Name(id) | ast.Str(id):

@@ -31,7 +31,7 @@ from gridlang.decompose.split import Split
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    rho: float = 1.0
+    rho: float | None = None  # None: the median cost coefficient, so that rho u is on the scale of prices
     tol: float = 1e-5  # absolute, per coupling row
     rel: float = 1e-4
     max_iter: int = 2000
@@ -67,7 +67,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
     subs = {s.agent: s for s in split.subproblems}
     m = split.n_coupling
     counts = np.maximum(split.contributors, 1)
-    rho = settings.rho
+    rho = settings.rho if settings.rho is not None else _price_scale(split)
     u = np.zeros(m)
     y = {a: np.zeros(len(s.rows)) for a, s in subs.items()}
     ybar = np.zeros(m)
@@ -110,3 +110,10 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
             elif dual > settings.mu * primal:
                 rho, u = rho / settings.tau, u * settings.tau
     return Run(status == "converged", status, len(trace), trace, log, u, rho)
+
+
+def _price_scale(split: Split) -> float:
+    """The median non-zero cost coefficient over all agents (1 if there is none)."""
+    costs = np.abs(np.concatenate([s.c for s in split.subproblems]))
+    costs = costs[costs > 0]
+    return float(np.median(costs)) if len(costs) else 1.0

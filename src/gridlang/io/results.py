@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gridlang.report import plot_games, plot_markets
+from gridlang.report import plot_games, plot_markets, plot_trace
 from gridlang.solvers.result import Result
 
 
@@ -62,6 +62,7 @@ def write_results(result: Result, out: Path) -> list[Path]:
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         plot_markets(result.settlements, result.dataset, staging)
         plot_games(result.games, staging)
+        plot_trace(result.dataset, staging)
         if out.exists():
             old = out.with_name(f".{out.name}-old")
             shutil.rmtree(old, ignore_errors=True)

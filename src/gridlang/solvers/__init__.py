@@ -54,7 +54,8 @@ def solve(built: Built, solver: str | None = None, options: Mapping[str, object]
     kind = problem_class(built)
     if kind not in classes:
         raise GridError(span, f"solver '{name}' cannot solve a {kind.value} problem", f"{name} solves {', '.join(sorted(c.value for c in classes))}")
-    return run(built, {**built.case.solver_options, **(options or {})})
+    study = {k: v for k, v in built.case.solver_options.items() if k != "method"}
+    return run(built, {**study, **(options or {})})
 
 
 __all__ = ["BACKENDS", "ProblemClass", "Result", "problem_class", "solve"]
