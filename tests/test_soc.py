@@ -204,3 +204,34 @@ def test_meshed_pandapower_net_for_a_radial_formulation_is_refused() -> None:
     imported = import_source("pandapower:case9", formulation="distflow_soc")
     with pytest.raises(gridlang.GridError, match=r"not radial"):
         gridlang.load(imported.text)
+
+
+def test_planning_variant_with_binary_builds_is_an_misocp_for_scip(tmp_path) -> None:
+    """SCIP's build decisions equal the best of all 8 fixed-build SOC solves (Clarabel)."""
+    import itertools
+    import re
+
+    from gridlang.solvers import ProblemClass, problem_class
+
+    path = CASES / "ieee33_soc_planning.grid"
+    case = gridlang.load(path)
+    assert problem_class(case.built) == ProblemClass.MISOCP
+    r = case.solve(**{"limits/gap": 1e-5})
+    assert r.solver == "scip" and r.termination in ("optimal", "gap_limit")
+    builds = tuple(int(round(v)) for v in r["pv_candidate-build"].values)
+    text = path.read_text().replace("var build binary", "param fixed = 0\n  var build in [fixed, fixed]").replace("solver = scip", "solver = clarabel")
+    text = text.replace("daily_cost [$]) {", "daily_cost [$], fixed) {")
+    for f in CASES.glob("ieee33_*.grid"):
+        shutil.copy(f, tmp_path)
+    shutil.copytree(CASES / "data", tmp_path / "data")
+    best = {}
+    for combo in itertools.product([0, 1], repeat=3):
+        t = text
+        for site, b in zip(["site18", "site25", "site33"], combo):
+            t = re.sub(rf"(  {site} [^\n]*)\n", lambda m: m.group(1) + f"  {b}\n", t, count=1)
+        variant = tmp_path / "planning_fixed.grid"
+        variant.write_text(t)
+        best[combo] = gridlang.load(variant).solve().objective
+    optimum = min(best, key=best.get)
+    assert builds == optimum == (1, 1, 0)
+    assert r.objective == pytest.approx(best[optimum], rel=1e-5)
