@@ -106,21 +106,15 @@ class _Conic:
     def __init__(self, sub: Subproblem, H: sp.spmatrix, q: np.ndarray) -> None:
         import clarabel
 
+        from gridlang.solvers import clarabel as clarabel_backend
         from gridlang.solvers import conic
 
-        self.clarabel = clarabel
         self.sub = sub
         self.form = conic.assemble(sub.A, sub.b, sub.sense, sub.lb, sub.ub, H, q, list(sub.cones), np.arange(len(sub.vlabels)), np.full(len(sub.vlabels), "C"))
         settings = clarabel.DefaultSettings()
         settings.verbose = False
         settings.presolve_enable = False  # keeps the data updatable
-        cones = []
-        if self.form.zero:
-            cones.append(clarabel.ZeroConeT(self.form.zero))
-        if self.form.nonneg:
-            cones.append(clarabel.NonnegativeConeT(self.form.nonneg))
-        cones.extend(clarabel.SecondOrderConeT(int(k)) for k in self.form.soc)
-        self.solver = clarabel.DefaultSolver(self.form.P_solve, self.form.q_solve, self.form.A, self.form.b, cones, settings)
+        self.solver = clarabel.DefaultSolver(self.form.P_solve, self.form.q_solve, self.form.A, self.form.b, clarabel_backend.cones(self.form), settings)
         self._H = H
 
     def _reduced(self, q: np.ndarray, H: sp.spmatrix) -> tuple[sp.csc_matrix, np.ndarray]:

@@ -30,6 +30,14 @@ STATUS = {
 }
 
 
+def cones(form: conic.ConicForm) -> list:
+    """Clarabel's cone list for the rows of a conic form."""
+    out = [clarabel.ZeroConeT(form.zero)] if form.zero else []
+    if form.nonneg:
+        out.append(clarabel.NonnegativeConeT(form.nonneg))
+    return out + [clarabel.SecondOrderConeT(int(k)) for k in form.soc]
+
+
 def solve(built: Built, options: Mapping[str, object]):
     form = conic.conic_form(built)
     settings = clarabel.DefaultSettings()
@@ -41,14 +49,8 @@ def solve(built: Built, options: Mapping[str, object]):
             setattr(settings, key, type(getattr(settings, key))(value))
         except (TypeError, ValueError) as exc:
             raise GridError(built.case.system.span, f"Clarabel setting '{key}': {exc}", "check the value's type") from None
-    cones = []
-    if form.zero:
-        cones.append(clarabel.ZeroConeT(form.zero))
-    if form.nonneg:
-        cones.append(clarabel.NonnegativeConeT(form.nonneg))
-    cones.extend(clarabel.SecondOrderConeT(int(k)) for k in form.soc)
     start = time.perf_counter()
-    solver = clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones, settings)
+    solver = clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones(form), settings)
     sol = solver.solve()
     elapsed = time.perf_counter() - start
     status = STATUS.get(str(sol.status).split(".")[-1], ("unknown", "unknown", "unknown"))
