@@ -117,8 +117,9 @@ def test_three_microgrids_case() -> None:
         (TWO.format(fee=2, payments="", extra="", agents="agent c owns cheap", members="a, b"), r"owned twice"),
         (TWO.format(fee=2, payments="", extra="", agents="", members="a, z"), r"'z' is not an agent"),
         (TWO.format(fee=-1, payments="", extra="", agents="", members="a, b"), r"cannot be negative"),
+        (TWO.format(fee=2, payments="; fee_per_ohm = 1 $/MWh/ohm", extra="", agents="", members="a, b"), r"needs a network with line impedances"),
     ],
-    ids=["powers-count", "powers-negative", "single-agent", "agent-with-nothing", "owned-twice", "unknown-member", "negative-fee"],
+    ids=["powers-count", "powers-negative", "single-agent", "agent-with-nothing", "owned-twice", "unknown-member", "negative-fee", "fee-per-ohm-without-impedances"],
 )
 def test_bad_market_input(text: str, match: str) -> None:
     with pytest.raises(GridError, match=match) as info:
@@ -172,3 +173,18 @@ def test_every_agent_has_its_cost_and_unowned_items_are_noted() -> None:
     assert list(costs.coords["agent"].values) == ["dso", "mg1", "mg2", "mg3"]
     (s,) = r.settlements
     np.testing.assert_allclose(costs.values + s.fees_paid, s.cost, atol=1e-6)
+
+
+def test_fee_by_electrical_distance() -> None:
+    """fee_ij = fee + fee_per_ohm * |z| of the path between the two points of connection."""
+    text = (CASES / "three_microgrids.grid").read_text().replace("{ fee = 4 $/MWh;", "{ fee = 1 $/MWh; fee_per_ohm = 0.5 $/MWh/ohm;")
+    case = gridlang.load(text.replace('include "', f'include "{CASES}/').replace('csv("data', f'csv("{CASES}/data'), allow_outside=True)
+    (mk,) = case.ir.markets
+    per_mwh = case.ir.system.base.factor("$/MWh")[0]
+    net = case.ir.networks[0]
+    zbase = 12.66e3**2 / 10e6  # ohm per p.u.
+    lines = {name: k for k, name in enumerate(net.lines)}
+    z18 = sum(np.hypot(net.params["r"][lines[f"l{k}"], 0], net.params["x"][lines[f"l{k}"], 0]) for k in range(1, 18)) * zbase  # b1 .. b18
+    i, j = mk.members.index("dso"), mk.members.index("mg1")
+    assert mk.fee[i, j] / per_mwh == pytest.approx(1 + 0.5 * z18, rel=1e-9)
+    assert mk.fee[i, j] == mk.fee[j, i] and mk.fee[i, i] == 1 * per_mwh

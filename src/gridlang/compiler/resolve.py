@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, shortest_path
 
 from gridlang.compiler import ir
 from gridlang.compiler.models import check_names, model_def
@@ -112,7 +112,8 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     groups = _groups(by_type.get(ast.Asset, []), [t for t in by_type.get(ast.Table, [])], models, bus_names, scope)
     owners = _owners(by_type.get(ast.Agent, []), scope)
     owners, network_owner, notes = _default_owners(owners, [n for n in networks if n], groups)
-    markets = tuple(_market(m, {*owners.values()}, scope) for m in by_type.get(ast.Market, []))
+    valid_networks = [n for n in networks if n]
+    markets = tuple(_market(m, {*owners.values()}, scope, _distances(valid_networks, groups, owners)) for m in by_type.get(ast.Market, []))
     games = tuple(_game(g, {*owners.values()}, scope) for g in by_type.get(ast.Game, []))
     sense = _objective(by_type.get(ast.Objective, []), scope)
     if not networks and not scope.errors.errors:
@@ -613,8 +614,34 @@ def _default_owners(owners: dict[str, str], networks: Sequence[ir.NetworkIR], gr
     return {**owners, **{name: network_owner for name in unowned}}, network_owner, tuple(notes)
 
 
-def _market(node, agents: set[str], scope: _Scope) -> ir.MarketIR | None:
-    """``market NAME among A, B, ... { fee = ...; limit = ...; payments = nash(power = [...]) }``."""
+def _distances(networks: Sequence[ir.NetworkIR], groups: Sequence[ir.Group], owners: Mapping[str, str]):
+    """``distance(a, b)``: impedance |z| of the path between two agents' points of connection
+    (the bus of each one's first asset) in the first network, or None without impedances."""
+    if not networks or not {"r", "x"} <= set(networks[0].params):
+        return None
+    net = networks[0]
+    z = np.hypot(net.params["r"][:, 0], net.params["x"][:, 0])
+    n = len(net.buses)
+    graph = coo_matrix((np.maximum(z, 1e-12), (net.line_from, net.line_to)), shape=(n, n))
+    position = {b: i for i, b in enumerate(net.buses)}
+    bus_of = {}
+    for g in groups:
+        for name, bus in zip(g.names, g.buses):
+            bus_of.setdefault(owners.get(name), position.get(bus))
+    table = shortest_path(graph, directed=False)
+
+    def distance(a: str, b: str) -> float:
+        i, j = bus_of.get(a), bus_of.get(b)
+        return float(table[i, j]) if i is not None and j is not None else np.inf
+
+    return distance
+
+
+def _market(node, agents: set[str], scope: _Scope, distance=None) -> ir.MarketIR | None:
+    """``market NAME among A, B, ... { fee = ...; fee_per_ohm = ...; limit = ...; payments = nash(power = [...]) }``.
+
+    The fee of a sale from i to j is ``fee + fee_per_ohm * |z(i, j)|``, with
+    ``|z|`` the impedance of the network path between their points of connection."""
     _define(node.name, scope, "market")
     members: list[str] = []
     for a in node.members:
@@ -627,7 +654,7 @@ def _market(node, agents: set[str], scope: _Scope) -> ir.MarketIR | None:
     if len(node.members) < 2:
         scope.errors.add(node.name.span, f"market '{node.name.name}' has a single agent", "a market is among two or more agents")
     n = len(members)
-    fee, limit, powers = 0.0, np.inf, np.full(n, 1.0 / max(n, 1))
+    fee, per_ohm, limit, powers = 0.0, 0.0, np.inf, np.full(n, 1.0 / max(n, 1))
     for a in node.attrs:
         key = a.name.name
         try:
@@ -636,15 +663,24 @@ def _market(node, agents: set[str], scope: _Scope) -> ir.MarketIR | None:
                     fee = float(expect(_evaluator(scope)(a.value), parse_unit("$/MWh")[1], a.value.span, "'fee'").value)
                     if fee < 0:
                         raise GridError(a.value.span, "a network fee cannot be negative")
+                case "fee_per_ohm":
+                    per_ohm = float(expect(_evaluator(scope)(a.value), parse_unit("$/MWh/ohm")[1], a.value.span, "'fee_per_ohm'").value)
+                    if per_ohm < 0:
+                        raise GridError(a.value.span, "a network fee cannot be negative")
+                    if distance is None:
+                        raise GridError(a.name.span, "'fee_per_ohm' needs a network with line impedances", "use a formulation with r and x, or a flat 'fee'")
                 case "limit":
                     limit = float(expect(_evaluator(scope)(a.value), POWER, a.value.span, "'limit'").value)
                 case "payments":
                     powers = _bargaining_powers(a.value, n, scope)
                 case _:
-                    scope.errors.add(a.name.span, f"unknown market setting '{key}'", did_you_mean(key, ["fee", "limit", "payments"]) or "settings: fee, limit, payments")
+                    scope.errors.add(a.name.span, f"unknown market setting '{key}'", did_you_mean(key, ["fee", "fee_per_ohm", "limit", "payments"]) or "settings: fee, fee_per_ohm, limit, payments")
         except GridError as exc:
             scope.errors.extend(exc)
-    return ir.MarketIR(node.name.name, tuple(members), np.full((n, n), fee), limit, powers, node.span)
+    fees = np.full((n, n), fee)
+    if per_ohm:
+        fees = fees + per_ohm * np.array([[distance(a, b) if a != b else 0.0 for b in members] for a in members])
+    return ir.MarketIR(node.name.name, tuple(members), fees, limit, powers, node.span)
 
 
 def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
