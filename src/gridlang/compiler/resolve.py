@@ -664,11 +664,12 @@ def _market(node, agents: set[str], scope: _Scope, distance=None) -> ir.MarketIR
                     if fee < 0:
                         raise GridError(a.value.span, "a network fee cannot be negative")
                 case "fee_per_ohm":
-                    per_ohm = float(expect(_evaluator(scope)(a.value), parse_unit("$/MWh/ohm")[1], a.value.span, "'fee_per_ohm'").value)
-                    if per_ohm < 0:
+                    value = float(expect(_evaluator(scope)(a.value), parse_unit("$/MWh/ohm")[1], a.value.span, "'fee_per_ohm'").value)
+                    if value < 0:
                         raise GridError(a.value.span, "a network fee cannot be negative")
                     if distance is None:
                         raise GridError(a.name.span, "'fee_per_ohm' needs a network with line impedances", "use a formulation with r and x, or a flat 'fee'")
+                    per_ohm = value
                 case "limit":
                     limit = float(expect(_evaluator(scope)(a.value), POWER, a.value.span, "'limit'").value)
                 case "payments":
