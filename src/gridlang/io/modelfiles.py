@@ -45,18 +45,18 @@ cones) is written in a few seconds.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import linopy
 import numpy as np
 import pandas as pd
 import polars as pl
 import scipy.sparse as sp
 
 from gridlang.compiler.build import Built
-from gridlang.compiler.cones import RSOC, SOC
+from gridlang.compiler.cones import RSOC
 from gridlang.errors import GridError
 
 FORMATS = (".lp", ".mps", ".cbf")
@@ -77,7 +77,14 @@ def write_model(built: Built, path: str | Path) -> Path:
         raise GridError(built.case.system.span, f"cannot write '{suffix or path.name}' model files", "use a .lp or .mps file name (any case), or .cbf (conic, no quadratic cost)")
     if suffix == ".cbf":
         _check_cbf(built)
-    write_atomic(path, lambda tmp: writers[suffix](built, tmp))
+
+    def write(tmp: Path) -> None:
+        writers[suffix](built, tmp)
+        umask = os.umask(0)  # the temporary file is private; give the result the usual mode
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+
+    write_atomic(path, write)
     return path
 
 
@@ -497,7 +504,8 @@ def _mps_bounds(lb: np.ndarray, ub: np.ndarray, integer: np.ndarray) -> tuple[np
 
     A lower bound of 0 and an infinite upper bound are MPS's defaults; an
     integer column gets both of its bounds written, as some readers give
-    integers without bounds other defaults."""
+    integers without bounds other defaults, and so does a column whose upper
+    bound is negative."""
     fin_lb, fin_ub = np.isfinite(lb), np.isfinite(ub)
     fixed = fin_lb & (lb == ub)
     binary = integer & (lb == 0) & (ub == 1)
@@ -509,7 +517,7 @@ def _mps_bounds(lb: np.ndarray, ub: np.ndarray, integer: np.ndarray) -> tuple[np
         (binary & ~fixed, "BV", nan),
         (free, "FR", nan),
         (rest & ~fin_lb, "MI", nan),
-        (rest & fin_lb & ((lb != 0) | integer), "LO", lb),
+        (rest & fin_lb & ((lb != 0) | integer | (ub < 0)), "LO", lb),  # (a reader may take UP < 0 alone as MI)
         (rest & fin_ub, "UP", ub),
         (rest & integer & ~fin_ub, "PL", nan),
     ]
@@ -551,7 +559,7 @@ def _cbf(p: Problem, f: BinaryIO) -> None:
     n, m, cones = p.n, p.A.shape[0], p.cones
     domain = cbf_domains(p)
     var_runs = _runs(domain)
-    head = ["# gridlang: rows are the linear constraints, then bounds, then one cone per cone row", "VER", "3", "", "OBJSENSE", "MAX" if p.maximize else "MIN", "", "VAR", f"{n} {len(var_runs)}"]
+    head = ["VER", "3", "# written by gridlang: rows are the linear constraints, then bounds, then one cone per cone row", "", "OBJSENSE", "MAX" if p.maximize else "MIN", "", "VAR", f"{n} {len(var_runs)}"]
     head += [f"{d} {k}" for d, k in var_runs]
     f.write(("\n".join(head) + "\n").encode())
     integer = np.flatnonzero(np.isin(p.vtypes, ["B", "I"]))

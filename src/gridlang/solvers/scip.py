@@ -9,9 +9,10 @@ them into the model.  SCIP gives no duals for these problems (mixed-integer,
 or nonlinear through its cone handlers), so prices are NaN.
 
 Options are SCIP parameters by name (``limits/time = 60``, ``limits/gap =
-1e-4``, ``display/verblevel = 4``, ``numerics/feastol = 1e-7``); a few
-common names are accepted too: ``time_limit``, ``mip_rel_gap``, ``threads``
-and ``verbose`` / ``output_flag``.
+1e-4``, ``numerics/feastol = 1e-7``, ``display/verblevel = 4``), with ``_``
+for ``/`` where a name must be an identifier (``limits_gap`` in a ``study``);
+the common names ``time_limit``, ``mip_rel_gap`` and ``verbose`` /
+``output_flag`` (SCIP's log) work too.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from gridlang.errors import GridError
 from gridlang.solvers import conic
 
 #: gridlang's common option names -> SCIP parameters
-ALIASES = {"time_limit": "limits/time", "mip_rel_gap": "limits/gap", "threads": "parallel/maxnthreads"}
+ALIASES = {"time_limit": "limits/time", "mip_rel_gap": "limits/gap"}
 
 #: SCIP status -> (termination, primal status, dual status); a limit keeps the
 #: primal status of the best solution found ("feasible" if there is one)
@@ -85,7 +86,8 @@ def solve(built: Built, options: Mapping[str, object]):
     x = np.full(n, np.nan)
     if model.getNSols():
         sol = model.getBestSol()
-        variables = model.getVars()
+        # the file's columns x<position>; SCIP adds its own for a quadratic objective
+        variables = [v for v in model.getVars() if v.name[:1] == "x" and v.name[1:].isdigit()]
         position = np.fromiter((int(v.name[1:]) for v in variables), dtype=np.int64, count=len(variables))
         x[position] = np.fromiter((model.getSolVal(sol, v) for v in variables), dtype=float, count=len(variables))
         if status[1] == "unknown":
@@ -93,7 +95,9 @@ def solve(built: Built, options: Mapping[str, object]):
     elif status[1] == "unknown":
         status = (status[0], "none", status[2])
     # no duals: every row's dual becomes NaN (and none is left from an earlier solve)
-    return conic.finish(built, form, x, np.full(form.A.shape[0], np.nan), status, elapsed, "scip")
+    for _, con in built.model.constraints.items():
+        con.dual = con.labels.copy(data=np.full(con.labels.shape, np.nan))
+    return conic.finish(built, form, x, None, status, elapsed, "scip")
 
 
 def _set_options(model: pyscipopt.Model, options: Mapping[str, object], span) -> bool:
@@ -103,11 +107,9 @@ def _set_options(model: pyscipopt.Model, options: Mapping[str, object], span) ->
         if key in ("verbose", "output_flag"):
             verbose = _flag(value)
             continue
-        name = ALIASES.get(key, key)
-        try:
-            model.getParam(name)
-        except (KeyError, LookupError, ValueError):
-            raise GridError(span, f"SCIP has no parameter '{key}'", "use SCIP parameter names, e.g. limits/time, limits/gap, numerics/feastol, display/verblevel") from None
+        name = _parameter(model, ALIASES.get(key, key))
+        if name is None:
+            raise GridError(span, f"SCIP has no parameter '{key}'", "use SCIP parameter names, e.g. limits/time, limits/gap, numerics/feastol, display/verblevel (or limits_time, ...)")
         if isinstance(value, str) and value.lower() in ("true", "false"):
             value = _flag(value)
         try:
@@ -117,6 +119,17 @@ def _set_options(model: pyscipopt.Model, options: Mapping[str, object], span) ->
         if name == "display/verblevel":
             verbose = int(value) > 0
     return verbose
+
+
+def _parameter(model: pyscipopt.Model, key: str) -> str | None:
+    """SCIP's name for ``key``: itself, or the parameter it spells with ``_`` for ``/``."""
+    try:
+        model.getParam(key)
+        return key
+    except (KeyError, LookupError, ValueError):
+        pass
+    spelled = {name.replace("/", "_"): name for name in model.getParams()}  # unique in SCIP 9-10
+    return spelled.get(key)
 
 
 def _flag(value: object) -> bool:
