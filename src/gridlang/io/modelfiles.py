@@ -45,7 +45,6 @@ cones) is written in a few seconds.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -78,13 +77,7 @@ def write_model(built: Built, path: str | Path) -> Path:
     if suffix == ".cbf":
         _check_cbf(built)
 
-    def write(tmp: Path) -> None:
-        writers[suffix](built, tmp)
-        umask = os.umask(0)  # the temporary file is private; give the result the usual mode
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-
-    write_atomic(path, write)
+    write_atomic(path, lambda tmp: writers[suffix](built, tmp))
     return path
 
 
