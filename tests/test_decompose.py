@@ -10,6 +10,7 @@ import pytest
 import gridlang
 from gridlang import decompose
 from gridlang.decompose.split import split
+from conftest import CASES
 from test_market import TWO
 
 THREE = TWO.format(
@@ -74,3 +75,30 @@ def test_process_executor_gives_the_serial_numbers_and_survives_a_killed_worker(
         ProcessExecutor.solve_all = original
     assert run.converged
     assert processes.objective == pytest.approx(serial.objective, rel=1e-9)
+
+
+def test_closed_form_admm_payments_equal_the_nash_solution() -> None:
+    from gridlang.decompose.nash import nash_admm
+    from gridlang.settle import nash_payments
+
+    rng = np.random.default_rng(3)
+    for n in (2, 4, 7):
+        disagreement = rng.uniform(50, 500, n)
+        cost = disagreement - rng.uniform(0, 60, n)  # every agent saves something by trading
+        alpha = rng.uniform(0.2, 2.0, n)
+        alpha /= alpha.sum()
+        _, _, exact = nash_payments(cost, disagreement, alpha)
+        payments, iterations, log = nash_admm(disagreement - cost, alpha)
+        np.testing.assert_allclose(payments, exact, atol=1e-6)
+        assert abs(payments.sum()) < 1e-6 and iterations < 10_000
+        assert all(set(m) == {"agent", "iteration", "payment"} for m in log)  # only payments travel
+
+
+def test_closed_form_admm_on_the_three_microgrids_payments() -> None:
+    from gridlang.decompose.nash import nash_admm
+
+    r = gridlang.load(CASES / "three_microgrids.grid").solve()
+    (s,) = r.settlements
+    payments, iterations, _ = nash_admm(s.disagreement - s.cost, s.powers)
+    np.testing.assert_allclose(payments, s.payment, atol=1e-6)
+    assert iterations < 1000
