@@ -87,7 +87,7 @@ class DataEvaluator:
                 if x.dim != DIMENSIONLESS or x.is_series or float(x.value) != int(x.value):
                     raise GridError(exponent.span if hasattr(exponent, "span") else span, "an exponent must be a whole number")
                 k = int(x.value)
-                with np.errstate(over="ignore"):
+                with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
                     return Quantity(np.float64(b.value) ** k, tuple(k * d for d in b.dim), b.per_unit)
             case ast.Compare(operands, ops, span):
                 values = [self(o) for o in operands]
