@@ -102,3 +102,15 @@ def test_closed_form_admm_on_the_three_microgrids_payments() -> None:
     payments, iterations, _ = nash_admm(s.disagreement - s.cost, s.powers)
     np.testing.assert_allclose(payments, s.payment, atol=1e-6)
     assert iterations < 1000
+
+
+def test_three_microgrids_by_admm_reach_the_central_cost() -> None:
+    """LP subproblems (LinDistFlow): total cost within 1e-3, and every agent's final cost
+    (after payments, which is d_i - alpha_i S whatever the split of an optimum between
+    agents) within 1e-3 of the surplus of the central run; the whole model holds to 1e-3 p.u."""
+    central = gridlang.load(CASES / "three_microgrids.grid", formulation="lindistflow").solve()
+    r = gridlang.load(CASES / "three_microgrids.grid", formulation="lindistflow").solve(method="admm")
+    assert r.termination == "converged" and r.residual < 1e-3
+    assert r.objective == pytest.approx(central.objective, rel=1e-3)
+    (a,), (b,) = central.settlements, r.settlements
+    assert np.abs((b.cost + b.payment) - (a.cost + a.payment)).max() <= 1e-3 * a.surplus

@@ -4,8 +4,9 @@ The coupling rows say ``sum_a y_a = 0`` (see :mod:`split`).  With ``N_r``
 contributors to row ``r``, the row's mean ``ybar_r = sum_a y_a,r / N_r`` and
 the scaled multiplier ``u`` (the row's price is ``rho u``), one iteration is
 
-    y_a  <- the agent's answer to the target  v_a = y_a - ybar - u      (its rows)
-    u    <- u + ybar
+    y_a  <- the agent's answer to the target  v_a = yhat_a - ybar - u    (its rows)
+    yhat_a <- alpha y_a + (1 - alpha) (yhat_a - ybar)   (over-relaxation)
+    ybar <- sum_a yhat_a,r / N_r,   u <- u + ybar
 
 The primal residual is ``r = sum_a y_a`` (the coupling rows' violation), the
 dual residual ``s = rho |y^{k+1} - y^k|``.  It stops when
@@ -31,13 +32,14 @@ from gridlang.decompose.split import Split
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    rho: float | None = None  # None: the median cost coefficient, so that rho u is on the scale of prices
-    tol: float = 1e-5  # absolute, per coupling row
-    rel: float = 1e-4
+    rho: float | None = None  # None: 5 x the median cost coefficient, so that rho u is on the scale of prices
+    tol: float = 1e-4  # absolute, per coupling row
+    rel: float = 1e-3
     max_iter: int = 2000
     mu: float = 10.0
     tau: float = 2.0
     balance_every: int = 5
+    alpha: float = 1.6  # over-relaxation (1: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +73,13 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
     u = np.zeros(m)
     y = {a: np.zeros(len(s.rows)) for a, s in subs.items()}
     ybar = np.zeros(m)
+    xhat = dict(y)
     trace: list[Step] = []
     log: list[dict] = []
     start = time.perf_counter()
     status, growth = "iteration_limit", 0
     for k in range(1, settings.max_iter + 1):
-        targets = {a: y[a] - ybar[s.rows] - u[s.rows] for a, s in subs.items()}
+        targets = {a: xhat[a] - ybar[s.rows] - u[s.rows] for a, s in subs.items()}
         answers = executor.solve_all(targets, rho)
         old = y
         y = {}
@@ -86,7 +89,12 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
         total = np.zeros(m)
         for a, s in subs.items():
             np.add.at(total, s.rows, y[a])
-        ybar = total / counts
+        # over-relaxation: the answer mixed with the last consensus point z = xhat - mean(xhat)
+        xhat = {a: settings.alpha * y[a] + (1 - settings.alpha) * (xhat[a] - ybar[s.rows]) for a, s in subs.items()}
+        mixed = np.zeros(m)
+        for a, s in subs.items():
+            np.add.at(mixed, s.rows, xhat[a])
+        ybar = mixed / counts
         u = u + ybar
         change = np.sqrt(sum(float(np.sum((y[a] - old[a]) ** 2)) for a in subs))
         primal, dual = float(np.linalg.norm(total)), rho * change
@@ -113,7 +121,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
 
 
 def _price_scale(split: Split) -> float:
-    """The median non-zero cost coefficient over all agents (1 if there is none)."""
+    """5 x the median non-zero cost coefficient over all agents (1 if there is none)."""
     costs = np.abs(np.concatenate([s.c for s in split.subproblems]))
     costs = costs[costs > 0]
-    return float(np.median(costs)) if len(costs) else 1.0
+    return 5.0 * float(np.median(costs)) if len(costs) else 1.0
