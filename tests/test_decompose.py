@@ -114,3 +114,28 @@ def test_three_microgrids_by_admm_reach_the_central_cost() -> None:
     assert r.objective == pytest.approx(central.objective, rel=1e-3)
     (a,), (b,) = central.settlements, r.settlements
     assert np.abs((b.cost + b.payment) - (a.cost + a.payment)).max() <= 1e-3 * a.surplus
+
+
+def test_ray_executor_gives_the_serial_numbers_and_survives_a_killed_actor() -> None:
+    pytest.importorskip("ray")
+    from gridlang.decompose.executors import RayExecutor
+
+    serial, _ = decompose.solve(gridlang.load(THREE).built)
+    killed = {"done": False}
+    original = RayExecutor.solve_all
+
+    def solve_all(self, targets, rho):
+        out = original(self, targets, rho)
+        if not killed["done"]:
+            killed["done"] = True
+            self.kill("a")  # Ray restarts the actor from its subproblem
+        return out
+
+    RayExecutor.solve_all = solve_all
+    try:
+        on_ray, run = decompose.solve(gridlang.load(THREE).built, executor="ray")
+    finally:
+        RayExecutor.solve_all = original
+    assert run.converged
+    # the restarted actor builds a fresh model: the same optimum, to the subproblem solver's accuracy
+    assert on_ray.objective == pytest.approx(serial.objective, rel=1e-6)

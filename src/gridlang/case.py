@@ -42,10 +42,11 @@ class Case:
         """The linopy model of the case (built once)."""
         return self.built.model
 
-    def solve(self, solver: str | None = None, method: str | None = None, executor: str = "serial", progress=None, **options: object) -> Result:
+    def solve(self, solver: str | None = None, method: str | None = None, executor: str = "serial", progress=None, address: str | None = None, **options: object) -> Result:
         """Solve with ``solver`` (default: by problem class) and solver options,
         centrally or decomposed by agent (``method="admm"``, or the study's
-        ``method = admm(...)``; ``executor`` serial or processes).
+        ``method = admm(...)``; ``executor`` serial, processes or ray, which
+        joins the Ray cluster at ``address`` or starts a local one).
 
         A case with markets is settled too: every member is solved alone for
         its disagreement point and payments follow by Nash bargaining."""
@@ -57,7 +58,7 @@ class Case:
         else:
             from gridlang import decompose
 
-            result, _ = decompose.solve(self.built, chosen, executor, progress, **{**settings, **options})
+            result, _ = decompose.solve(self.built, chosen, executor, progress, address, **{**settings, **options})
         def solve_alone(case: CaseIR) -> tuple[Built, Result]:
             built = build(case)
             return built, solvers.solve(built, solver, options)

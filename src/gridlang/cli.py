@@ -70,7 +70,8 @@ def solve(
     solver: Annotated[Optional[str], typer.Option("--solver", "-s", help="solver backend, e.g. highs")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="solver option NAME=VALUE (repeatable)")] = None,
     method: Annotated[Optional[str], typer.Option("--method", help="central or admm (default: the study's)")] = None,
-    executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial or processes")] = "serial",
+    executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial, processes or ray")] = "serial",
+    address: Annotated[Optional[str], typer.Option("--address", help="with --executor ray: the cluster to join (default: start a local Ray)")] = None,
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     allow_outside: AllowOutside = False,
     debug: Debug = False,
@@ -84,7 +85,7 @@ def solve(
             def show(step) -> None:
                 bar.update(task, description=f"ADMM iteration {step.iteration}: primal {step.primal:.2e}, dual {step.dual:.2e}, rho {step.rho:.3g}")
 
-            result = c.solve(solver, method, executor, show, **_options(option or []))
+            result = c.solve(solver, method, executor, show, address, **_options(option or []))
         _summary(case, c, result)
         folder = out_dir or Path("results") / case.stem
         files = write_results(result, folder)
@@ -126,6 +127,45 @@ def import_(
             err.print(f"warning: {warning}", markup=False, highlight=False)
         write_atomic(output, lambda tmp: tmp.write_text(imported.text, encoding="utf-8"))
         out.print(f"wrote {output} ({imported.summary})", markup=False, highlight=False)
+
+
+@app.command()
+def scenarios(
+    data: Annotated[Path, typer.Argument(help="a year of hourly pv, wind, load (per unit), 8,760 rows", show_default=False)],
+    k: Annotated[int, typer.Option("-k", "--typical-days", help="number of typical days K", show_default=False)],
+    extremes: Annotated[bool, typer.Option("--extremes", help="keep the peak-load day and the least-renewable day as their own scenarios")] = False,
+    medoids: Annotated[bool, typer.Option("--medoids", help="represent each cluster by its medoid (a real day) instead of its centroid")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="output folder (default results/<data>)")] = None,
+    debug: Debug = False,
+) -> None:
+    """Reduce a year to K weighted typical days (density-peak seeded K-means); write typical_days.csv and a plot."""
+    from importlib.util import find_spec
+
+    from gridlang.scenarios import kmeanspp_baseline, plot_typical_days, read_year, scenario_labels, typical_days, write_typical_days_csv
+
+    with _reporting(debug):
+        year = read_year(data)
+        rep = "medoid" if medoids else "centroid"
+        td = typical_days(year, k, extremes=extremes, representative=rep)
+        base = kmeanspp_baseline(year, k, extremes=extremes, representative=rep)
+        errors = Table("method", "K", "RMSE p.u.", *(f"{s} energy" for s in td.series), title=f"{data.name}: {len(year.days)} days -> {len(td.weights)} scenarios ({rep}s)")
+        errors.caption = "energy: relative error of the annual energy (k-means++: median of its absolute value)"
+        errors.add_row("density-peak", str(k), f"{td.rmse:.5f}", *(f"{round(100 * e, 3) + 0.0:+.3f} %" for e in td.energy_error))
+        errors.add_row(f"k-means++ (median, {len(base.rmse)} seeds)", str(k), f"{base.median_rmse:.5f}", *(f"{round(100 * e, 3) + 0.0:.3f} %" for e in base.median_energy_error))
+        out.print(errors)
+        weights = Table("day", "weight", "days", "stands for", *(f"{s} mean" for s in td.series), title="typical days")
+        for s, label in enumerate(scenario_labels(td, year.dates)):
+            weights.add_row(str(s), f"{td.weights[s]:.4f}", str(td.counts[s]), label, *(f"{v:.3f}" for v in td.profiles[s].mean(axis=0)))
+        out.print(weights)
+        folder = out_dir or Path("results") / data.stem
+        csv_path = folder / "typical_days.csv"
+        write_atomic(csv_path, lambda tmp: write_typical_days_csv(td, tmp))
+        png_path = folder / "typical_days.png"
+        if find_spec("matplotlib") is not None:
+            write_atomic(png_path, lambda tmp: plot_typical_days(td, tmp, f"{data.name}: K = {k}, {len(td.weights)} scenarios ({rep}s), RMSE {td.rmse:.4f} p.u."))
+            out.print(f"wrote {csv_path} and {png_path}", markup=False, highlight=False)
+        else:
+            out.print(f"wrote {csv_path}; note: no plot, matplotlib is missing (pip install 'gridlang[plot]')", markup=False, highlight=False)
 
 def _options(pairs: list[str]) -> dict[str, object]:
     options: dict[str, object] = {}

@@ -24,7 +24,7 @@ from gridlang.errors import GridError
 from gridlang.solvers.result import Result, collect, primal_residual
 
 
-def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, **settings) -> tuple[Result, Run]:
+def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:
     if method != "admm":
         raise GridError(built.case.system.span, f"unknown decomposition method '{method}'", "methods: admm, central")
     if executor not in EXECUTORS:
@@ -34,7 +34,7 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     unknown = set(settings) - known
     if unknown:
         raise GridError(built.case.system.span, f"unknown ADMM setting(s): {', '.join(sorted(unknown))}", f"settings: {', '.join(sorted(known))}")
-    pool = EXECUTORS[executor](parts.subproblems)
+    pool = EXECUTORS[executor](parts.subproblems, address) if executor == "ray" else EXECUTORS[executor](parts.subproblems)
     try:
         run = admm(parts, pool, replace(Settings(), **settings), progress)
         points, costs = pool.points(), pool.costs()

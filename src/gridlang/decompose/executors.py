@@ -1,12 +1,13 @@
-"""Where the agents' subproblems run: in this process, or in worker processes.
+"""Where the agents' subproblems run: here, in worker processes, or on Ray.
 
 An executor is built from the subproblems, keeps each agent's model alive
 for the whole run, and answers ``solve_all(targets, rho) -> {agent: y}``.
 ``serial`` solves them one after the other here; ``processes`` gives every
 agent a persistent worker process that receives its subproblem once and
-then only targets (and returns only its contribution).  A worker that dies is
-started again from its subproblem and its last target, and the iteration
-goes on.
+then only targets (and returns only its contribution); ``ray`` does the same
+with one actor per agent.  A worker that dies is started again from its
+subproblem and its last target (the coordinator holds the state), and the
+iteration goes on.
 """
 
 from __future__ import annotations
@@ -131,4 +132,59 @@ class ProcessExecutor:
                 proc.kill()
 
 
-EXECUTORS = {"serial": SerialExecutor, "processes": ProcessExecutor}
+class _RayAgent:
+    """A Ray actor holding one agent's persistent subproblem."""
+
+    def __init__(self, sub: Subproblem) -> None:
+        self.local = LocalSolver(sub)
+
+    def solve(self, v: np.ndarray, rho: float) -> np.ndarray:
+        return self.local.solve(v, rho)
+
+    def state(self) -> tuple[float, np.ndarray]:
+        return self.local.cost(), self.local.x
+
+
+class RayExecutor:
+    """One Ray actor per agent, on the cluster at ``address`` or on a local Ray
+    started here (and stopped by :meth:`close`).  An actor that dies is
+    restarted by Ray (``max_restarts``) from its subproblem and the pending
+    solve retried (``max_task_retries``)."""
+
+    def __init__(self, subproblems: tuple[Subproblem, ...], address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise GridError(Span("<decomposition>", 0, 0), "the ray executor needs Ray", "pip install 'gridlang[ray]'") from None
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        actor = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayAgent)
+        self.actors = {s.agent: actor.remote(s) for s in subproblems}
+
+    def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
+        refs = {a: self.actors[a].solve.remote(v, rho) for a, v in targets.items()}
+        return {a: self.ray.get(ref) for a, ref in refs.items()}
+
+    def kill(self, agent: str) -> None:
+        """Kill an actor abruptly (fault injection); Ray restarts it."""
+        self.ray.kill(self.actors[agent], no_restart=False)
+
+    def _states(self) -> dict[str, tuple[float, np.ndarray]]:
+        return {a: self.ray.get(actor.state.remote()) for a, actor in self.actors.items()}
+
+    def costs(self) -> dict[str, float]:
+        return {a: s[0] for a, s in self._states().items()}
+
+    def points(self) -> dict[str, np.ndarray]:
+        return {a: s[1] for a, s in self._states().items()}
+
+    def close(self) -> None:
+        for actor in self.actors.values():
+            self.ray.kill(actor, no_restart=True)
+        if self.started:
+            self.ray.shutdown()
+
+
+EXECUTORS = {"serial": SerialExecutor, "processes": ProcessExecutor, "ray": RayExecutor}
