@@ -72,6 +72,8 @@ def solve(
     method: Annotated[Optional[str], typer.Option("--method", help="central or admm (default: the study's)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial, processes or ray")] = "serial",
     address: Annotated[Optional[str], typer.Option("--address", help="with --executor ray: the cluster to join (default: start a local Ray)")] = None,
+    drop_rate: Annotated[float, typer.Option("--drop-rate", help="fault injection: share of agents' answers lost (decomposition)")] = 0.0,
+    kill_agent: Annotated[Optional[str], typer.Option("--kill-agent", help="fault injection: kill this agent's worker once (decomposition)")] = None,
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     allow_outside: AllowOutside = False,
     debug: Debug = False,
@@ -85,7 +87,9 @@ def solve(
             def show(step) -> None:
                 bar.update(task, description=f"ADMM iteration {step.iteration}: primal {step.primal:.2e}, dual {step.dual:.2e}, rho {step.rho:.3g}")
 
-            result = c.solve(solver, method, executor, show, address, **_options(option or []))
+            faults = {"drop_rate": drop_rate} if drop_rate else {}
+            faults |= {"kill_agent": kill_agent} if kill_agent else {}
+            result = c.solve(solver, method, executor, show, address, **faults, **_options(option or []))
         _summary(case, c, result)
         folder = out_dir or Path("results") / case.stem
         files = write_results(result, folder)

@@ -27,6 +27,8 @@ from gridlang.solvers.result import Result, collect, primal_residual
 def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:
     if method != "admm":
         raise GridError(built.case.system.span, f"unknown decomposition method '{method}'", "methods: admm, central")
+    if settings.get("kill_agent") is not None and settings["kill_agent"] not in built.case.owners.values():
+        raise GridError(built.case.system.span, f"--kill-agent: '{settings['kill_agent']}' is not an agent", "name an agent of the case")
     if executor not in EXECUTORS:
         raise GridError(built.case.system.span, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
     parts = split(built)
@@ -49,6 +51,9 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         var.solution = var.labels.copy(data=np.where(labels >= 0, x_by_label[np.maximum(labels, 0)], np.nan))
     m.status, m.termination_condition = "ok", "optimal" if run.converged else "other"
     warnings = () if run.converged else (f"ADMM stopped after {run.iterations} iterations: {run.status}; the point does not meet the coupling rows (see the residual)",)
+    stale = sorted({a for step in run.trace for a in step.stale})
+    if stale:
+        warnings += (f"answers of {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last ones (at most {settings.get('max_staleness', Settings().max_staleness)} in a row)",)
     result = Result(
         objective=float(sum(costs.values())) + parts.offset,
         termination=run.status,
@@ -70,5 +75,6 @@ def trace_dataset(run: Run) -> xr.Dataset:
             "admm_primal": xr.DataArray([s.primal for s in run.trace], coords=it, dims="iteration"),
             "admm_dual": xr.DataArray([s.dual for s in run.trace], coords=it, dims="iteration"),
             "admm_rho": xr.DataArray([s.rho for s in run.trace], coords=it, dims="iteration"),
+            "admm_stale": xr.DataArray([len(s.stale) for s in run.trace], coords=it, dims="iteration", attrs={"units": "agents"}),
         }
     )

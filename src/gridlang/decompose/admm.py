@@ -18,6 +18,9 @@ not converged; both are reported.
 
 The coordinator holds only the ``y_a`` it receives and the multipliers; every
 message is logged (agent, iteration, rows, values) so this can be checked.
+An answer that is lost (``drop_rate``, fault injection) is replaced by the
+agent's last one for at most ``max_staleness`` iterations in a row, and the
+trace names the stale agents of every iteration.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class Settings:
     tau: float = 2.0
     balance_every: int = 5
     alpha: float = 1.6  # over-relaxation (1: none)
+    drop_rate: float = 0.0  # fault injection: share of answers lost on the way to the coordinator
+    max_staleness: int = 3  # iterations the coordinator may go on with an agent's last answer
+    seed: int = 0
+    kill_agent: str | None = None  # fault injection: kill this agent's worker before iteration 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,7 @@ class Step:
     dual: float
     rho: float
     seconds: float
+    stale: tuple[str, ...] = ()  # agents whose answer was lost; their last one was used
 
 
 @dataclass
@@ -74,16 +82,26 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
     y = {a: np.zeros(len(s.rows)) for a, s in subs.items()}
     ybar = np.zeros(m)
     xhat = dict(y)
+    age = dict.fromkeys(subs, 0)
+    rng = np.random.default_rng(settings.seed)
     trace: list[Step] = []
     log: list[dict] = []
     start = time.perf_counter()
     status, growth = "iteration_limit", 0
     for k in range(1, settings.max_iter + 1):
+        if k == 2 and settings.kill_agent is not None:
+            executor.kill(settings.kill_agent)
         targets = {a: xhat[a] - ybar[s.rows] - u[s.rows] for a, s in subs.items()}
         answers = executor.solve_all(targets, rho)
         old = y
-        y = {}
+        y, stale = {}, []
         for a, msg in answers.items():
+            if settings.drop_rate and age[a] < settings.max_staleness and rng.random() < settings.drop_rate:
+                age[a] += 1  # lost: go on with the last answer, within the staleness bound
+                stale.append(a)
+                y[a] = old[a]
+                continue
+            age[a] = 0
             log.append({"agent": a, "iteration": k, "rows": subs[a].rows, "y": msg})
             y[a] = msg
         total = np.zeros(m)
@@ -98,7 +116,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
         u = u + ybar
         change = np.sqrt(sum(float(np.sum((y[a] - old[a]) ** 2)) for a in subs))
         primal, dual = float(np.linalg.norm(total)), rho * change
-        trace.append(Step(k, primal, dual, rho, time.perf_counter() - start))
+        trace.append(Step(k, primal, dual, rho, time.perf_counter() - start, tuple(stale)))
         if progress is not None:
             progress(trace[-1])
         scale = np.sqrt(sum(float(np.sum(v**2)) for v in y.values()))

@@ -32,6 +32,10 @@ class SerialExecutor:
     def costs(self) -> dict[str, float]:
         return {a: s.cost() for a, s in self.local.items()}
 
+    def kill(self, agent: str) -> None:
+        """Lose an agent's model (fault injection): it is built again at its next solve."""
+        self.local[agent] = LocalSolver(self.local[agent].sub)
+
     def points(self) -> dict[str, np.ndarray]:
         return {a: s.x for a, s in self.local.items()}
 
