@@ -154,3 +154,13 @@ def test_lost_messages_are_bridged_with_stale_answers() -> None:
     assert any("were lost" in w for w in lossy.warnings)
     assert lossy.objective == pytest.approx(clean.objective, rel=1e-3)
     assert int(lossy["admm_stale"].sum()) == sum(len(s.stale) for s in run.trace)
+
+
+def test_three_microgrids_by_admm_with_soc_subproblems() -> None:
+    """distflow_soc: the operator's subproblem holds the cones (Clarabel, updated in place)."""
+    central = gridlang.load(CASES / "three_microgrids.grid").solve()
+    built = gridlang.load(CASES / "three_microgrids.grid").built
+    assert built.cones and any(sub.cones for sub in split(built).subproblems)
+    r, run = decompose.solve(built)
+    assert run.converged and r.residual < 1e-3
+    assert r.objective == pytest.approx(central.objective, rel=1e-3)
