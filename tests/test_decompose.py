@@ -164,3 +164,25 @@ def test_three_microgrids_by_admm_with_soc_subproblems() -> None:
     r, run = decompose.solve(built)
     assert run.converged and r.residual < 1e-3
     assert r.objective == pytest.approx(central.objective, rel=1e-3)
+
+
+@pytest.mark.parametrize("formulation", ["lindistflow", None], ids=["lp", "soc"])
+def test_three_microgrids_by_atc(formulation) -> None:
+    """ATC: the operator as the upper level, the microgrids below; LP and SOC subproblems."""
+    central = gridlang.load(CASES / "three_microgrids.grid", formulation=formulation).solve()
+    r = gridlang.load(CASES / "three_microgrids.grid", formulation=formulation).solve(method="atc")
+    assert r.termination == "converged" and r.solver == "atc/serial"
+    assert r.objective == pytest.approx(central.objective, rel=1e-4)
+    (a,), (b,) = central.settlements, r.settlements
+    assert np.abs((b.cost + b.payment) - (a.cost + a.payment)).max() <= 1e-3 * a.surplus
+
+
+def test_prosumers_by_atc_reproduce_the_game() -> None:
+    central = gridlang.load(CASES / "prosumers.grid").solve()
+    r = gridlang.load(CASES / "prosumers.grid").solve(method="atc")
+    assert r.termination == "converged"
+    assert r.objective == pytest.approx(central.objective, rel=1e-6)
+    (a,), (b,) = central.games, r.games
+    assert b.gain.sum() == pytest.approx(a.gain.sum(), rel=1e-3)
+    assert b.operator_gain == pytest.approx(a.operator_gain, rel=1e-3)
+    np.testing.assert_allclose(b.price, a.price, atol=1e-2)  # currency/MWh

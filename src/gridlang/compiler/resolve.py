@@ -748,7 +748,7 @@ def _objective(objectives: Sequence[ast.Objective], scope: _Scope) -> str:
     return o.sense
 
 
-METHODS = ("central", "admm")
+METHODS = ("central", "admm", "atc")
 
 
 def _method(e: ast.Expr, scope: _Scope) -> tuple[str, dict[str, float]]:

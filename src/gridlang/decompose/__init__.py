@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from gridlang.compiler.build import Built
+from gridlang.decompose import atc
 from gridlang.decompose.admm import Run, Settings, admm
 from gridlang.decompose.executors import EXECUTORS
 from gridlang.decompose.split import split
@@ -25,21 +26,30 @@ from gridlang.solvers.result import Result, collect, primal_residual
 
 
 def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:
-    if method != "admm":
-        raise GridError(built.case.system.span, f"unknown decomposition method '{method}'", "methods: admm, central")
+    if method not in ("admm", "atc"):
+        raise GridError(built.case.system.span, f"unknown decomposition method '{method}'", "methods: central, admm, atc")
     if settings.get("kill_agent") is not None and settings["kill_agent"] not in built.case.owners.values():
         raise GridError(built.case.system.span, f"--kill-agent: '{settings['kill_agent']}' is not an agent", "name an agent of the case")
     if executor not in EXECUTORS:
         raise GridError(built.case.system.span, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
     parts = split(built)
-    known = set(Settings.__dataclass_fields__)
+    defaults = Settings() if method == "admm" else atc.Settings()
+    known = set(type(defaults).__dataclass_fields__)
     unknown = set(settings) - known
     if unknown:
-        raise GridError(built.case.system.span, f"unknown ADMM setting(s): {', '.join(sorted(unknown))}", f"settings: {', '.join(sorted(known))}")
-    pool = EXECUTORS[executor](parts.subproblems, address) if executor == "ray" else EXECUTORS[executor](parts.subproblems)
+        raise GridError(built.case.system.span, f"unknown {method} setting(s): {', '.join(sorted(unknown))}", f"settings: {', '.join(sorted(known))}")
+    upper = built.case.network_owner
+    subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
+    pool = EXECUTORS[executor](subs, address) if executor == "ray" else EXECUTORS[executor](subs)
     try:
-        run = admm(parts, pool, replace(Settings(), **settings), progress)
-        points, costs = pool.points(), pool.costs()
+        if method == "admm":
+            run = admm(parts, pool, replace(defaults, **settings), progress)
+            points, costs = pool.points(), pool.costs()
+        else:
+            run, x_upper = atc.atc(parts, upper, pool, replace(defaults, **settings), progress)
+            points, costs = pool.points(), pool.costs()
+            sub = next(s for s in parts.subproblems if s.agent == upper)
+            points[upper], costs[upper] = x_upper, float(sub.c @ x_upper + 0.5 * x_upper @ (sub.Q @ x_upper))
     finally:
         pool.close()
     m = built.model
@@ -50,7 +60,7 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         labels = var.labels.values
         var.solution = var.labels.copy(data=np.where(labels >= 0, x_by_label[np.maximum(labels, 0)], np.nan))
     m.status, m.termination_condition = "ok", "optimal" if run.converged else "other"
-    warnings = () if run.converged else (f"ADMM stopped after {run.iterations} iterations: {run.status}; the point does not meet the coupling rows (see the residual)",)
+    warnings = () if run.converged else (f"{method.upper()} stopped after {run.iterations} iterations: {run.status}; the point does not meet the coupling rows (see the residual)",)
     stale = sorted({a for step in run.trace for a in step.stale})
     if stale:
         warnings += (f"answers of {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last ones (at most {settings.get('max_staleness', Settings().max_staleness)} in a row)",)
@@ -61,7 +71,7 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         dual_status="unknown",
         residual=primal_residual(built),
         solve_time=run.trace[-1].seconds if run.trace else 0.0,
-        solver=f"admm/{executor}",
+        solver=f"{method}/{executor}",
         dataset=collect(built).merge(trace_dataset(run)),
         warnings=warnings,
     )

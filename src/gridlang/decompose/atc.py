@@ -1,0 +1,124 @@
+"""Analytical target cascading: the network owner above, the other agents below.
+
+The upper level (the operator) chooses its own variables and a target ``t_i``
+for every other agent's contribution to the coupling rows, so that the rows
+hold with the targets in place of the contributions:
+
+    upper:  min f_u(x_u) + sum_i v_i't_i + |w (t_i - y_i)|^2   s.t.  C_u x_u - d_u + sum_i t_i = 0
+    lower:  min f_i(x_i) - v_i'y_i + |w (t_i - y_i)|^2,        y_i = C_i x_i - d_i
+
+(the lower problem is the agent's proximal subproblem with ``rho = 2 w^2`` and
+target ``t_i + v_i / (2 w^2)``, so the same persistent models and executors
+serve).  After each pass ``v <- v + 2 w^2 (t - y)``, and the weight grows,
+``w <- beta w``, when the inconsistency ``|t - y|`` fell by less than a
+factor ``gamma``.  It stops when ``|t - y|`` is below ``tol`` and the total
+cost changed by less than ``rel`` (consistency and objective change).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import clarabel
+import numpy as np
+import scipy.sparse as sp
+
+from gridlang.decompose.admm import Run, Step, _price_scale
+from gridlang.decompose.split import Split, Subproblem
+from gridlang.errors import GridError, Span
+from gridlang.solvers import clarabel as clarabel_backend
+from gridlang.solvers import conic
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    weight: float | None = None  # initial w; None: from the price scale
+    beta: float = 1.1  # growth of the weight; faster growth stops earlier, at a worse point
+    gamma: float = 0.9
+    tol: float = 1e-4
+    rel: float = 1e-6
+    max_iter: int = 300
+
+
+class _Upper:
+    """The operator's problem with the targets as extra columns (one Clarabel model, updated in place)."""
+
+    def __init__(self, sub: Subproblem, lower: list[Subproblem], m: int) -> None:
+        self.sub, self.n = sub, len(sub.vlabels)
+        sizes = [len(s.rows) for s in lower]
+        self.slices = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1]) if lower else []
+        nt = sum(sizes)
+        self.nt = nt
+        C = sp.csr_matrix((sub.C.tocoo().data, (sub.rows[sub.C.tocoo().row], sub.C.tocoo().col)), shape=(m, self.n))
+        E = sp.csr_matrix((np.ones(nt), (np.concatenate([s.rows for s in lower]) if lower else [], np.arange(nt))), shape=(m, nt))
+        d = np.zeros(m)
+        np.add.at(d, sub.rows, sub.d)
+        A = sp.vstack([sp.hstack([sub.A, sp.csr_matrix((sub.A.shape[0], nt))]), sp.hstack([C, E])], format="csr")
+        b = np.concatenate([sub.b, d])
+        sense = np.concatenate([sub.sense, np.full(m, "=")])
+        lb = np.concatenate([sub.lb, np.full(nt, -np.inf)])
+        ub = np.concatenate([sub.ub, np.full(nt, np.inf)])
+        self.shape = (A, b, sense, lb, ub)
+        self.solver = None
+
+    def solve(self, weight: float, y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w2 = 2 * weight**2
+        H = sp.block_diag([self.sub.Q, w2 * sp.identity(self.nt)], format="csc")
+        q = np.concatenate([self.sub.c, v - w2 * y])
+        A, b, sense, lb, ub = self.shape
+        cols = np.arange(self.n + self.nt)
+        if self.solver is None:
+            self.form = conic.assemble(A, b, sense, lb, ub, H, q, list(self.sub.cones), cols, np.full(len(cols), "C"))
+            settings = clarabel.DefaultSettings()
+            settings.verbose, settings.presolve_enable = False, False
+            self.solver = clarabel.DefaultSolver(self.form.P_solve, self.form.q_solve, self.form.A, self.form.b, clarabel_backend.cones(self.form), settings)
+        else:
+            keep, fixed = self.form.keep, ~self.form.keep
+            full = sp.csr_matrix(H)
+            q_solve = q[keep] + full[keep][:, fixed] @ self.form.fixed[fixed]
+            self.solver.update(P=sp.triu(full[keep][:, keep], format="csc"), q=np.asarray(q_solve, dtype=float).ravel())
+        sol = self.solver.solve()
+        if str(sol.status).split(".")[-1] not in ("Solved", "AlmostSolved"):
+            raise GridError(Span("<decomposition>", 0, 0), f"the upper level ('{self.sub.agent}') ended '{sol.status}'", "check the operator's limits")
+        x = self.form.full(np.asarray(sol.x))
+        return x[: self.n], x[self.n :]
+
+
+def atc(split: Split, upper_agent: str, executor, settings: Settings = Settings(), progress=None) -> tuple[Run, np.ndarray]:
+    """Cascade until targets and responses agree (see the module doc); returns the run and the operator's point."""
+    subs = {s.agent: s for s in split.subproblems}
+    if upper_agent not in subs:
+        raise GridError(Span("<decomposition>", 0, 0), f"ATC needs the network owner '{upper_agent}' as an agent", "give the network an owner")
+    lower = [s for s in split.subproblems if s.agent != upper_agent]
+    upper = _Upper(subs[upper_agent], lower, split.n_coupling)
+    weight = settings.weight if settings.weight is not None else np.sqrt(_price_scale(split) / 2)
+    nt = upper.nt
+    y, v = np.zeros(nt), np.zeros(nt)
+    trace, log = [], []
+    start, previous_gap, previous_cost = time.perf_counter(), np.inf, np.inf
+    status = "iteration_limit"
+    x_upper = np.zeros(upper.n)
+    for k in range(1, settings.max_iter + 1):
+        x_upper, t = upper.solve(weight, y, v)
+        rho = 2 * weight**2
+        answers = executor.solve_all({s.agent: t[sl] + v[sl] / rho for s, sl in zip(lower, upper.slices)}, rho)
+        for s, sl in zip(lower, upper.slices):
+            log.append({"agent": s.agent, "iteration": k, "rows": s.rows, "y": answers[s.agent]})
+            y[sl] = answers[s.agent]
+        gap = float(np.linalg.norm(t - y))
+        cost = float(upper.sub.c @ x_upper + 0.5 * x_upper @ (upper.sub.Q @ x_upper)) + sum(executor.costs().values())
+        trace.append(Step(k, gap, abs(cost - previous_cost), weight, time.perf_counter() - start))
+        if progress is not None:
+            progress(trace[-1])
+        if not np.isfinite(gap):
+            status = "diverged"
+            break
+        if np.max(np.abs(t - y), initial=0) <= settings.tol and abs(cost - previous_cost) <= settings.rel * max(1.0, abs(cost)):
+            status = "converged"
+            break
+        v = v + rho * (t - y)
+        if gap > settings.gamma * previous_gap:
+            weight *= settings.beta
+        previous_gap, previous_cost = gap, cost
+    return Run(status == "converged", status, len(trace), trace, log, None, 2 * weight**2), x_upper
