@@ -27,8 +27,8 @@ from gridlang.report import game_tables, settlement_tables
 from gridlang.solvers import problem_class
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="gridlang: compile and solve .grid cases.")
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)  # messages and paths stay on one line (copyable, carets aligned)
+err = Console(stderr=True, soft_wrap=True)
 
 CaseArg = Annotated[Path, typer.Argument(help="the .grid case file", show_default=False)]
 AllowOutside = Annotated[bool, typer.Option("--allow-outside", help="let the case read files outside its folder")]
