@@ -20,6 +20,7 @@ from gridlang.compiler.resolve import resolve
 from gridlang.errors import GridError, Span
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse
+from gridlang.monitoring import check as check_measurements
 from gridlang.report import game_dataset, settlement_dataset
 from gridlang.settle import agent_costs, settle, settle_games
 from gridlang.solvers.result import Result
@@ -31,6 +32,7 @@ class Case:
 
     ir: CaseIR
     _built: Built | None = field(default=None, repr=False)
+    measurement_flags: xr.DataArray | None = None  # what the edge did with terminal measurements
 
     @property
     def built(self) -> Built:
@@ -63,6 +65,8 @@ class Case:
             built = build(case)
             return built, solvers.solve(built, solver, options)
 
+        if self.measurement_flags is not None:
+            result = replace(result, dataset=result.dataset.assign(measurement_flag=self.measurement_flags))
         agents = tuple(dict.fromkeys(self.ir.owners.values()))
         if agents:  # each agent's own cost terms (fees and payments are in the market's arrays)
             costs = xr.DataArray(agent_costs(self.built, agents), coords={"agent": list(agents)}, dims="agent", attrs={"units": "currency"})
@@ -87,9 +91,15 @@ def parse_case(source: str | Path) -> tuple[ast.Module, Path]:
     return parse(text, "<string>"), Path.cwd()
 
 
-def load(source: str | Path, allow_outside: bool = False, formulation: str | None = None) -> Case:
+def load(source: str | Path, allow_outside: bool = False, formulation: str | None = None, measurements: str | Path | None = None) -> Case:
     """Parse and resolve a case from a path or from text.
 
-    ``formulation`` puts every network under another formulation (e.g. "distflow_soc")."""
+    ``formulation`` puts every network under another formulation (e.g.
+    "distflow_soc"); ``measurements`` is a CSV of terminal data checked and
+    filled at the edge (:mod:`gridlang.monitoring`) before the case is built."""
     module, root = parse_case(source)
-    return Case(resolve(module, root, allow_outside, formulation))
+    case = resolve(module, root, allow_outside, formulation)
+    if measurements is None:
+        return Case(case)
+    checked = check_measurements(case, measurements)
+    return Case(replace(checked.case, notes=checked.case.notes + checked.notes), measurement_flags=checked.flags)

@@ -75,12 +75,13 @@ def solve(
     drop_rate: Annotated[float, typer.Option("--drop-rate", help="fault injection: share of agents' answers lost (decomposition)")] = 0.0,
     kill_agent: Annotated[Optional[str], typer.Option("--kill-agent", help="fault injection: kill this agent's worker once (decomposition)")] = None,
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
+    measurements: Annotated[Optional[Path], typer.Option("--measurements", help="CSV of terminal data (<asset>.<parameter> columns), checked and filled at the edge")] = None,
     allow_outside: AllowOutside = False,
     debug: Debug = False,
 ) -> None:
     """Compile and solve the case, print a summary and write results."""
     with _reporting(debug):
-        c = gridlang.load(case, allow_outside, formulation)
+        c = gridlang.load(case, allow_outside, formulation, measurements)
         with Progress(TextColumn("{task.description}"), transient=True, console=out) as bar:
             task = bar.add_task("solving")
 
