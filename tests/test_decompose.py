@@ -141,9 +141,10 @@ def test_ray_executor_gives_the_serial_numbers_and_survives_a_killed_actor() -> 
     assert on_ray.objective == pytest.approx(serial.objective, rel=1e-6)
 
 
-def test_lost_messages_are_bridged_with_stale_answers() -> None:
+@pytest.mark.parametrize("rate", [0.1, 0.3])
+def test_lost_messages_are_bridged_with_stale_answers(rate: float) -> None:
     clean, _ = decompose.solve(gridlang.load(THREE).built)
-    lossy, run = decompose.solve(gridlang.load(THREE).built, drop_rate=0.3, max_staleness=2, seed=1)
+    lossy, run = decompose.solve(gridlang.load(THREE).built, drop_rate=rate, max_staleness=2, seed=1)
     assert run.converged
     assert any(step.stale for step in run.trace)
     for agent in ("a", "b", "c", "n"):  # never more than max_staleness lost in a row
@@ -152,7 +153,7 @@ def test_lost_messages_are_bridged_with_stale_answers() -> None:
             streak = streak + 1 if agent in step.stale else 0
             assert streak <= 2
     assert any("were lost" in w for w in lossy.warnings)
-    assert lossy.objective == pytest.approx(clean.objective, rel=1e-3)
+    assert lossy.objective == pytest.approx(clean.objective, rel=1e-2)  # within 1% of the lossless cost
     assert int(lossy["admm_stale"].sum()) == sum(len(s.stale) for s in run.trace)
 
 
