@@ -187,3 +187,14 @@ def test_prosumers_by_atc_reproduce_the_game() -> None:
     assert b.gain.sum() == pytest.approx(a.gain.sum(), rel=1e-3)
     assert b.operator_gain == pytest.approx(a.operator_gain, rel=1e-3)
     np.testing.assert_allclose(b.price, a.price, atol=1e-2)  # currency/MWh
+
+
+def test_prosumers_by_admm_reproduce_the_game() -> None:
+    central = gridlang.load(CASES / "prosumers.grid").solve()
+    r = gridlang.load(CASES / "prosumers.grid").solve(method="admm", tol=1e-6, rel=1e-5)
+    assert r.termination == "converged"
+    assert r.objective == pytest.approx(central.objective, rel=1e-4)
+    (a,), (b,) = central.games, r.games
+    # the surplus is 10 of 5,515: its split is checked against the surplus
+    assert abs(b.gain.sum() - a.gain.sum()) <= 1e-2 * a.surplus
+    assert abs(b.operator_gain - a.operator_gain) <= 1e-2 * a.surplus
