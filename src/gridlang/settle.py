@@ -121,12 +121,8 @@ def alone(case: ir.CaseIR, *agents: str) -> ir.CaseIR:
         if agent != case.network_owner:
             buses = tuple(dict.fromkeys(b for g in groups for n, b in zip(g.names, g.buses) if case.owners.get(n) == agent))
             no_lines = np.zeros(0, dtype=int)
-            networks += (ir.NetworkIR(f"{agent}_island", _copper_plate(), buses, (), no_lines, no_lines, {"slack": np.zeros((len(buses), 1), dtype=bool)}, case.system.span),)
+            networks += (ir.NetworkIR(f"{agent}_island", _stdlib_model("copper_plate"), buses, (), no_lines, no_lines, {"slack": np.zeros((len(buses), 1), dtype=bool)}, case.system.span),)
     return replace(case, groups=tuple(groups), networks=networks, markets=(), games=())
-
-
-def _copper_plate() -> ir.ModelDef:
-    return _stdlib_model("copper_plate")
 
 
 @cache

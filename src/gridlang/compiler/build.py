@@ -23,7 +23,6 @@ from gridlang.compiler import cones, ir
 from gridlang.compiler.cones import ConeBlock
 from gridlang.compiler.expressions import Evaluator, Frame, as_linopy, group_sum, is_expr
 from gridlang.compiler.linear import Lin
-from gridlang.compiler.units import Base
 from gridlang.errors import Collector, GridError, Span
 from gridlang.grammar import ast
 

@@ -310,8 +310,4 @@ def _isel(value, dim: str, index):
 
 
 def _where(value, cond: xr.DataArray):
-    if isinstance(value, Lin):
-        return value.where(cond)
-    if is_expr(value):
-        return value.where(cond)
-    return xr.where(cond, value, 0)
+    return value.where(cond) if is_expr(value) else xr.where(cond, value, 0)

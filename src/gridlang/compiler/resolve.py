@@ -26,7 +26,7 @@ from gridlang.compiler import ir
 from gridlang.compiler.models import check_names, model_def
 from gridlang.compiler.quantities import DataEvaluator, Quantity, expect
 from gridlang.compiler.units import DIMENSIONLESS, POWER, TIME, VOLTAGE, Base, UnitError, describe, parse_unit
-from gridlang.errors import Collector, GridError, GridErrors, Span, did_you_mean
+from gridlang.errors import Collector, GridError, Span, did_you_mean
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse, parse_file
 

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from collections.abc import Mapping
 
 import highspy
-import numpy as np
 
 from gridlang.compiler.build import Built
 from gridlang.errors import GridError, GridErrors
