@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
+import pandas as pd
 
 from gridlang.compiler import ir
 from gridlang.compiler.build import Built
@@ -69,14 +70,14 @@ def nash_payments(cost: np.ndarray, disagreement: np.ndarray, powers: np.ndarray
 def agent_costs(built: Built, agents: tuple[str, ...]) -> np.ndarray:
     """Each agent's cost at the solved point: its instances' cost terms."""
     owners = built.case.owners
-    out = dict.fromkeys(agents, 0.0)
-    for kind, value in built.costs:
+    parts = []
+    for kind, value in built.costs:  # one array per kind, summed by owner
         per_instance = as_linopy(value).solution
-        for name, v in zip(per_instance.coords[kind].values, np.atleast_1d(per_instance.values)):
-            agent = owners.get(str(name))
-            if agent in out:
-                out[agent] += float(v)
-    return np.array([out[a] for a in agents])
+        names = per_instance.coords[kind].values
+        parts.append(pd.Series(np.atleast_1d(per_instance.values), index=[owners.get(str(n)) for n in names]))
+    if not parts:
+        return np.zeros(len(agents))
+    return pd.concat(parts).groupby(level=0).sum().reindex(list(agents), fill_value=0.0).to_numpy(dtype=float)
 
 
 def settle(built: Built, solve_alone) -> tuple[Settlement, ...]:
