@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-socp clean
+.PHONY: demo test bench bench-socp bench-admm clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -25,6 +25,9 @@ bench: $(STAMP)
 
 bench-socp: $(STAMP)
 	$(BIN)/python benchmarks/socp_scaling.py
+
+bench-admm: $(STAMP)
+	$(BIN)/python benchmarks/admm_scaling.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

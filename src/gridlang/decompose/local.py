@@ -30,13 +30,14 @@ class LocalSolver:
         self.engine = engine
         self.rho: float | None = None
         self.x = np.zeros(len(sub.vlabels))
-        self.CtC = (sub.C.T @ sub.C).tocsc()
+        self.Ct = sub.C.T.tocsr()  # once: the linear cost needs C'(d + v) at every iteration
+        self.CtC = (self.Ct @ sub.C).tocsc()
         self._model = None
 
     # ---------------------------------------------------------------- public
     def solve(self, v: np.ndarray, rho: float) -> np.ndarray:
         sub = self.sub
-        q = sub.c - rho * (sub.C.T @ (sub.d + v))
+        q = sub.c - rho * (self.Ct @ (sub.d + v))
         if self._model is None:
             self._model = (_Conic if sub.cones or self.engine == "clarabel" else _Highs)(sub, sub.Q + rho * self.CtC, q)
         else:
@@ -115,19 +116,19 @@ class _Conic:
         settings.verbose = False
         settings.presolve_enable = False  # keeps the data updatable
         self.solver = clarabel.DefaultSolver(self.form.P_solve, self.form.q_solve, self.form.A, self.form.b, clarabel_backend.cones(self.form), settings)
-        self._H = H
+        self._hessian(H)
 
-    def _reduced(self, q: np.ndarray, H: sp.spmatrix) -> tuple[sp.csc_matrix, np.ndarray]:
+    def _hessian(self, H: sp.spmatrix) -> sp.csc_matrix:
+        """Cache what a new Hessian gives the solver: its kept block, and the fixed columns' pull on q."""
         keep, fixed = self.form.keep, ~self.form.keep
         full = sp.csr_matrix(H)
-        values = self.form.fixed[fixed]
-        q_solve = q[keep] + full[keep][:, fixed] @ values
-        return sp.triu(full[keep][:, keep], format="csc"), np.asarray(q_solve, dtype=float).ravel()
+        self._shift = np.asarray(full[keep][:, fixed] @ self.form.fixed[fixed], dtype=float).ravel()
+        return sp.triu(full[keep][:, keep], format="csc")
 
     def update(self, q: np.ndarray, H: sp.spmatrix | None) -> None:
-        P, q_solve = self._reduced(q, H if H is not None else self._H)
-        if H is not None:
-            self._H = H
+        P = self._hessian(H) if H is not None else None  # only when rho changed
+        q_solve = q[self.form.keep] + self._shift
+        if P is not None:
             self.solver.update(P=P, q=q_solve)
         else:
             self.solver.update(q=q_solve)

@@ -1,0 +1,553 @@
+"""ADMM scaling: the decomposition runner on synthetic prosumer cases.
+
+For every size N (agents) a synthetic case is written as ``.grid`` text
+(:func:`make_case`): an operator ``dso`` owning a radial LinDistFlow feeder
+(``--network copper_plate`` for one power balance per step instead) and a
+``grid`` connection at the slack bus ``b0`` with a time-of-use import price,
+and N prosumers ``p1..pN``, each owning a PV plant, a battery and a partly
+curtailable load at its own bus ``b<k>`` (laterals of ten buses off ``b0``),
+24 steps.  There is no market: the nodal balances couple every prosumer with
+the operator (two agents per coupling row under LinDistFlow, N + 1 under a
+copper plate).  Prosumer data are drawn from ``--seed``; both networks hold
+the same prosumers.  Every case is first solved centrally
+(``gridlang.load(text).solve()``, HiGHS) and must end optimal.
+
+Three measurements per size, all in this one process (after a warm-up on a
+two-prosumer case, so imports and first-use costs are left out):
+
+1. **Runner overhead.**  ``gridlang.decompose.solve(built, "admm",
+   "serial")`` on a fresh compile.  Inside this process only, Clarabel's
+   solver object in every ``LocalSolver`` model (``local._Conic.solver``) is
+   wrapped so that its ``solve()`` and ``update()`` calls are timed with
+   ``time.perf_counter``, and ``SerialExecutor.solve_all`` (one call per
+   ADMM iteration) is timed too.  An iteration's wall time is the difference
+   of consecutive ``Step.seconds`` of the trace; its solver time is the sum
+   of the Clarabel ``solve()`` calls made in it.  Runner overhead =
+   (wall - solver) / wall over iterations 2..n (iteration 1 also builds
+   every agent's model and is reported on its own).  The rest of the wall
+   time is split into Clarabel's ``update()`` (in-place data update and
+   re-equilibration), the local gridlang work around the solver (target,
+   linear cost, reduced Hessian, unpacking) and the coordinator (everything
+   outside ``solve_all``).  Target: overhead <= 25 %.
+2. **In-place update against rebuild.**  The targets ``(v, rho)`` that the
+   coordinator sent in iterations 1..K+1 are recorded and replayed on the
+   same subproblems three ways: persistent models (``LocalSolver.solve``,
+   models built at iteration 1, iterations 2..K+1 timed), a new Clarabel
+   model every iteration (``conic.assemble`` + ``clarabel.DefaultSolver`` +
+   ``solve``, by dropping the ``LocalSolver``'s model before each solve; the
+   headline) and a new ``LocalSolver`` every iteration (also recomputes
+   ``C'C``).  The answers of the three must agree.  Target: rebuild /
+   update >= 5x.
+3. **Convergence.**  Iterations, status, final relative objective gap
+   ``|f_admm - f_central| / |f_central|`` and the whole model's primal
+   residual at the decomposed point, against the central solve's wall time
+   (``case.solve()`` on a compiled case) and the decomposed wall time
+   (``decompose.solve``: split, executor, ADMM, collecting the results; its
+   ADMM loop alone in brackets).  No target; printed for scale.
+
+Targets are printed next to the measurements ("ok" / "MISS"), not asserted.
+When a target is missed the script profiles (cProfile, probes removed) a
+steady-state serial ADMM run of ``--profile-iter`` iterations at the
+largest size that missed it, models already built, and prints the top
+``--profile`` functions by own time and by cumulative time.
+
+Usage::
+
+    python benchmarks/admm_scaling.py                      # 10, 50, 200 agents x 24 steps
+    python benchmarks/admm_scaling.py --quick              # 10 and 50 agents
+    python benchmarks/admm_scaling.py --sizes 200 --max-iter 300 --json admm.json
+    python benchmarks/admm_scaling.py --case 20            # print the 20-agent case and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# targets printed next to the measurements (not asserted)
+TARGET_OVERHEAD = 0.25  # (iteration wall - Clarabel solve) / iteration wall, serial executor
+TARGET_SPEEDUP = 5.0  # rebuilding every agent's Clarabel model each iteration / updating it in place
+
+WARMUP_AGENTS = 2
+
+#: prosumer buses per lateral hanging off the substation bus
+LATERAL = 10
+
+
+def _profiles(steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    hour = (np.arange(steps) + 0.5) * 24.0 / steps
+    demand = 0.7 + 0.3 * np.sin(2 * np.pi * (hour - 13.0) / 24.0)
+    sun = np.where(np.abs(hour - 12.0) < 6.0, 0.9 * np.cos(np.pi * (hour - 12.0) / 12.0) ** 2, 0.0)
+    tou = np.full(steps, 60.0)
+    tou[(hour < 7.0) | (hour >= 22.0)] = 40.0
+    tou[(hour >= 17.0) & (hour < 21.0)] = 90.0
+    return np.round(demand, 3), np.round(sun, 3), tou
+
+
+def make_case(n_agents: int, steps: int = 24, seed: int = 0, network: str = "lindistflow", base_kva: float = 100) -> str:
+    """``.grid`` text: the operator ``dso`` with the network and the grid connection
+    at ``b0``, and ``n_agents`` prosumers ``p<k>``, each with PV (3-10 kW), a
+    battery (5-15 kWh, half of that in kW, 95 % one way) and a load (2-6 kW,
+    a quarter of that in kvar, up to 20 % curtailable at 300 $/MWh) at bus
+    ``b<k>``.  Buses hang in laterals of :data:`LATERAL` off ``b0``.  The
+    system base is ``base_kva`` (100 kVA: an LV community, so that ADMM's
+    absolute tolerance of 1e-4 p.u. per coupling row is 10 W, small against
+    a prosumer's kW)."""
+    rng = np.random.default_rng(seed)
+    demand, sun, tou = _profiles(steps)
+    # assets first, so that both networks hold the same prosumers
+    pv_kw = np.round(rng.uniform(3, 10, n_agents), 1)
+    es_kwh = np.round(rng.uniform(5, 15, n_agents), 1)
+    load_kw = np.round(rng.uniform(2, 6, n_agents), 1)
+    fmt = lambda a: ", ".join(f"{v:g}" for v in a)
+    out = [
+        f"# synthetic: {n_agents} prosumers and their operator, {steps} steps, {network} (benchmarks/admm_scaling.py, seed {seed})",
+        f"system bench {{ base_power = {base_kva} kVA; base_voltage = 12.66 kV; horizon = {steps} h; step = 1 h }}",
+        f"profile demand = [{fmt(demand)}]",
+        f"profile sun = [{fmt(sun)}]",
+        f"profile tou = [{fmt(tou)}] $/MWh",
+        f"network feeder uses {network} {{",
+    ]
+    limits = " vmin = 0.9; vmax = 1.1 " if network == "lindistflow" else ""
+    out.append("  bus b0 { slack; v_set = 1.0 }" if network == "lindistflow" else "  bus b0 { slack }")
+    out.append(f"  bus b1..b{n_agents} {{{limits}}}")
+    if network == "lindistflow":
+        out.append("  line table (name, from, to, r [ohm], x [ohm]) {")
+        for k in range(1, n_agents + 1):
+            parent = 0 if (k - 1) % LATERAL == 0 else k - 1
+            out.append(f"    l{k} b{parent} b{k} {rng.uniform(0.1, 0.4):.3f} {rng.uniform(0.05, 0.2):.3f}")
+        out.append("  }")
+    out.append("}")
+    out.append("grid substation at b0 { import_price = tou; export_price = 20 $/MWh }")
+    out.append("pv table (name, at, capacity [kW], availability) {")
+    out += [f"  pv{k} b{k} {pv_kw[k - 1]:g} sun" for k in range(1, n_agents + 1)]
+    out.append("}")
+    out.append("storage table (name, at, energy [kWh], power [kW], efficiency [%]) {")
+    out += [f"  es{k} b{k} {es_kwh[k - 1]:g} {es_kwh[k - 1] / 2:g} 95" for k in range(1, n_agents + 1)]
+    out.append("}")
+    out.append("load table (name, at, p [kW], q [kvar], scale, curtailable [%], voll [$/MWh]) {")
+    out += [f"  ld{k} b{k} {load_kw[k - 1]:g} {load_kw[k - 1] / 4:g} demand 20 300" for k in range(1, n_agents + 1)]
+    out.append("}")
+    out.append("agent dso owns feeder, substation")
+    out += [f"agent p{k} owns pv{k}, es{k}, ld{k}" for k in range(1, n_agents + 1)]
+    out.append("objective minimize cost")
+    return "\n".join(out) + "\n"
+
+
+# ============================================================ probes (this process only)
+
+
+class Probe:
+    """Times Clarabel's ``solve``/``update`` inside every ``LocalSolver`` model and
+    each ``SerialExecutor.solve_all`` call (one per ADMM iteration), and records
+    the first targets the coordinator sends.  :meth:`install` monkeypatches
+    ``gridlang.decompose.local._Conic.__init__`` and
+    ``SerialExecutor.solve_all``; :meth:`uninstall` puts them back."""
+
+    def __init__(self) -> None:
+        self.iterations: list[dict[str, float]] = []
+        self.record_first = 0  # record the targets of this many solve_all calls
+        self.recorded: list[tuple[dict[str, np.ndarray], float]] = []
+        self.subs: dict[str, Any] = {}
+        self._open()
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def _open(self) -> None:
+        self.cur = {"solve": 0.0, "update": 0.0, "build": 0.0, "assemble": 0.0, "solves": 0}
+
+    def reset(self, record_first: int = 0) -> None:
+        self.iterations, self.recorded, self.subs, self.record_first = [], [], {}, record_first
+        self._open()
+
+    def install(self) -> None:
+        from gridlang.decompose import executors, local
+        from gridlang.solvers import conic
+
+        probe = self
+        conic_init = local._Conic.__init__
+        solve_all = executors.SerialExecutor.solve_all
+        assemble = conic.assemble
+
+        def timed_assemble(*a, **kw):
+            t0 = time.perf_counter()
+            form = assemble(*a, **kw)
+            probe.cur["assemble"] += time.perf_counter() - t0
+            return form
+
+        def timed_init(model, *a, **kw):
+            t0 = time.perf_counter()
+            conic_init(model, *a, **kw)
+            probe.cur["build"] += time.perf_counter() - t0
+            model.solver = TimedClarabel(model.solver, probe)
+
+        def timed_solve_all(executor, targets, rho):
+            if not probe.subs:
+                probe.subs = {a: s.sub for a, s in executor.local.items()}
+            if len(probe.recorded) < probe.record_first:
+                probe.recorded.append(({a: np.array(v, copy=True) for a, v in targets.items()}, float(rho)))
+            t0 = time.perf_counter()
+            out = solve_all(executor, targets, rho)
+            probe.cur["executor"] = time.perf_counter() - t0
+            probe.iterations.append(probe.cur)
+            probe._open()
+            return out
+
+        self._saved = [(local._Conic, "__init__", conic_init), (executors.SerialExecutor, "solve_all", solve_all), (conic, "assemble", assemble)]
+        local._Conic.__init__ = timed_init
+        conic.assemble = timed_assemble  # _Conic looks it up on the module at every build
+        executors.SerialExecutor.solve_all = timed_solve_all
+
+    def uninstall(self) -> None:
+        for owner, name, original in self._saved:
+            setattr(owner, name, original)
+        self._saved = []
+
+
+class TimedClarabel:
+    """Stands in for a ``clarabel.DefaultSolver``: times ``solve`` and ``update``."""
+
+    def __init__(self, solver: Any, probe: Probe) -> None:
+        self._solver, self._probe = solver, probe
+
+    def solve(self):
+        t0 = time.perf_counter()
+        sol = self._solver.solve()
+        cur = self._probe.cur
+        cur["solve"] += time.perf_counter() - t0
+        cur["solves"] += 1
+        return sol
+
+    def update(self, **data):
+        t0 = time.perf_counter()
+        self._solver.update(**data)
+        self._probe.cur["update"] += time.perf_counter() - t0
+
+    def __getattr__(self, name: str):
+        return getattr(self._solver, name)
+
+
+PROBE = Probe()
+
+
+# ============================================================ measurements
+
+
+def central(text: str) -> dict[str, Any]:
+    import gridlang
+
+    t0 = time.perf_counter()
+    case = gridlang.load(text)
+    t1 = time.perf_counter()
+    built = case.built
+    t2 = time.perf_counter()
+    result = case.solve()
+    t3 = time.perf_counter()
+    if result.termination != "optimal":
+        raise RuntimeError(f"the central solve ended '{result.termination}'")
+    m = built.model
+    return {
+        "load_s": t1 - t0,
+        "compile_s": t2 - t1,
+        "solve_s": t3 - t2,
+        "objective": float(result.objective),
+        "solver": result.solver,
+        "variables": int(m._xCounter),
+        "constraints": int(m._cCounter),
+    }
+
+
+def decomposed(text: str, settings: dict[str, Any], record: int) -> tuple[dict[str, Any], Any]:
+    import gridlang
+    from gridlang import decompose
+
+    built = gridlang.load(text).built
+    PROBE.reset(record_first=record + 1)
+    t0 = time.perf_counter()
+    result, run = decompose.solve(built, "admm", "serial", **settings)
+    wall = time.perf_counter() - t0
+    per = PROBE.iterations
+    if len(per) != run.iterations:
+        raise RuntimeError(f"{len(per)} executor calls for {run.iterations} iterations: the probe lost track")
+    seconds = np.array([s.seconds for s in run.trace])
+    it_wall = np.diff(seconds, prepend=0.0)
+    col = lambda key: np.array([p[key] for p in per], dtype=float)
+    solve, update, build, executor = col("solve"), col("update"), col("build"), col("executor")
+    local = executor - solve - update - build
+    coord = it_wall - executor
+    steady = slice(1, None) if run.iterations > 1 else slice(0, None)
+    if (col("solves") != len(PROBE.subs)).any():  # e.g. a subproblem on HiGHS: its solver time would be missed
+        raise RuntimeError("not every agent's subproblem was solved by a timed Clarabel model in every iteration")
+    W = float(it_wall[steady].sum())
+    parts = {"clarabel_solve": solve, "clarabel_update": update, "local_gridlang": local, "coordinator": coord}
+    out = {
+        "status": run.status,
+        "iterations": run.iterations,
+        "objective": float(result.objective),
+        "residual": float(result.residual),
+        "rho_final": float(run.rho),
+        "wall_s": wall,
+        "admm_loop_s": float(seconds[-1]) if len(seconds) else 0.0,
+        "first_iteration": {"wall_s": float(it_wall[0]), "build_s": float(build[0]), "solve_s": float(solve[0])},
+        "steady": {
+            "iterations": len(it_wall[steady]),
+            "wall_per_iter_s": float(np.median(it_wall[steady])),
+            "solver_per_iter_s": float(np.median(solve[steady])),
+            "wall_s": W,
+            "solver_s": float(solve[steady].sum()),
+            "overhead": (W - float(solve[steady].sum())) / W if W > 0 else float("nan"),
+            "shares": {k: float(v[steady].sum()) / W for k, v in parts.items()},
+            "solves_per_iter": float(np.mean(col("solves")[steady])),
+        },
+        "per_iteration": {
+            "wall_s": it_wall.tolist(),
+            "solver_s": solve.tolist(),
+            "update_s": update.tolist(),
+            "executor_s": executor.tolist(),
+            "primal": [s.primal for s in run.trace],
+            "dual": [s.dual for s in run.trace],
+            "rho": [s.rho for s in run.trace],
+        },
+    }
+    return out, run
+
+
+def replay(k: int) -> dict[str, Any]:
+    """Replay the recorded targets: persistent models vs a new model every iteration."""
+    from gridlang.decompose.local import LocalSolver
+
+    recorded, subs = PROBE.recorded, PROBE.subs
+    k = min(k, len(recorded) - 1)
+    if k < 1:
+        return {"iterations": 0}
+    # persistent: built at the first target, then updated in place
+    persistent = {a: LocalSolver(s) for a, s in subs.items()}
+    first, rho0 = recorded[0]
+    for a, v in first.items():
+        persistent[a].solve(v, rho0)
+    PROBE.reset()
+    answers_update = []
+    t0 = time.perf_counter()
+    for targets, rho in recorded[1 : k + 1]:
+        answers_update.append({a: persistent[a].solve(v, rho) for a, v in targets.items()})
+    update_s = time.perf_counter() - t0
+    update_solver = PROBE.cur["solve"]
+    # a new Clarabel model (conic assembly + DefaultSolver set-up) for every solve
+    fresh = {a: LocalSolver(s) for a, s in subs.items()}  # C'C once, as the persistent ones
+    PROBE.reset()
+    answers_rebuild = []
+    t0 = time.perf_counter()
+    for targets, rho in recorded[1 : k + 1]:
+        step = {}
+        for a, v in targets.items():
+            fresh[a]._model = None
+            step[a] = fresh[a].solve(v, rho)
+        answers_rebuild.append(step)
+    rebuild_s = time.perf_counter() - t0
+    rebuild_solver, rebuild_build, rebuild_assemble = PROBE.cur["solve"], PROBE.cur["build"], PROBE.cur["assemble"]
+    # a new LocalSolver for every solve
+    PROBE.reset()
+    t0 = time.perf_counter()
+    answers_local = [{a: LocalSolver(subs[a]).solve(v, rho) for a, v in targets.items()} for targets, rho in recorded[1 : k + 1]]
+    local_s = time.perf_counter() - t0
+    diff = max(
+        max(float(np.max(np.abs(u[a] - r[a]), initial=0.0)), float(np.max(np.abs(u[a] - l[a]), initial=0.0)))
+        for u, r, l in zip(answers_update, answers_rebuild, answers_local)
+        for a in u
+    )
+    return {
+        "iterations": k,
+        "update_s": update_s,
+        "update_solver_s": update_solver,
+        "rebuild_s": rebuild_s,
+        "rebuild_solver_s": rebuild_solver,
+        "rebuild_build_s": rebuild_build,  # _Conic.__init__: conic.assemble + clarabel.DefaultSolver set-up
+        "rebuild_assemble_s": rebuild_assemble,
+        "new_localsolver_s": local_s,
+        "speedup": rebuild_s / update_s,
+        "speedup_new_localsolver": local_s / update_s,
+        "speedup_ceiling": rebuild_s / update_solver,  # if updating cost nothing but Clarabel's solve()
+        "max_answer_diff": diff,
+    }
+
+
+def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    text = make_case(n, args.steps, args.seed, args.network)
+    c = central(text)
+    settings = {"max_iter": args.max_iter} if args.max_iter else {}
+    if args.tol is not None:
+        settings["tol"] = args.tol
+    d, _ = decomposed(text, settings, args.replay)
+    r = replay(args.replay)
+    d["gap"] = abs(d["objective"] - c["objective"]) / max(abs(c["objective"]), 1e-12)
+    return {"agents": n, "steps": args.steps, "network": args.network, "central": c, "admm": d, "replay": r}
+
+
+def profile(n: int, args: argparse.Namespace) -> str:
+    """cProfile of a steady-state serial ADMM run (models built beforehand), probes removed."""
+    import gridlang
+    from gridlang.decompose.admm import Settings, _price_scale, admm
+    from gridlang.decompose.executors import SerialExecutor
+    from gridlang.decompose.split import split
+
+    PROBE.uninstall()
+    try:
+        parts = split(gridlang.load(make_case(n, args.steps, args.seed, args.network)).built)
+        settings = Settings(max_iter=args.profile_iter, **({"tol": args.tol} if args.tol is not None else {}))
+        pool = SerialExecutor(parts.subproblems)
+        rho = settings.rho if settings.rho is not None else _price_scale(parts)  # the coordinator's first rho
+        pool.solve_all({s.agent: np.zeros(len(s.rows)) for s in parts.subproblems}, rho)  # build every model
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        prof.enable()
+        run = admm(parts, pool, settings)
+        prof.disable()
+        wall = time.perf_counter() - t0
+    finally:
+        PROBE.install()
+    buf = io.StringIO()
+    buf.write(f"cProfile: serial ADMM, {n} agents, {run.iterations} iterations, {wall:.2f} s under the profiler\n")
+    for key in ("tottime", "cumulative"):
+        buf.write(f"--- top {args.profile} by {key}\n")
+        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(args.profile)
+    return buf.getvalue()
+
+
+# ============================================================ report
+
+
+def mark(ok: bool) -> str:
+    return "ok" if ok else "MISS"
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
+    """Print the tables; return the sizes that missed a target."""
+    missed = []
+    print()
+    print(f"1. Runner overhead, serial executor (iterations 2..n; target <= {TARGET_OVERHEAD:.0%})")
+    head = f"{'agents':>6} {'vars':>7} {'iters':>5} {'wall/it':>9} {'solver/it':>9} {'overhead':>8} {'':4} {'update':>6} {'local':>6} {'coord':>6} {'it 1':>8} {'(build)':>8}"
+    print(head)
+    for row in rows:
+        s, f = row["admm"]["steady"], row["admm"]["first_iteration"]
+        sh = s["shares"]
+        ok = s["overhead"] <= TARGET_OVERHEAD
+        print(
+            f"{row['agents']:>6} {row['central']['variables']:>7} {row['admm']['iterations']:>5} {s['wall_per_iter_s'] * 1e3:>7.1f}ms {s['solver_per_iter_s'] * 1e3:>7.1f}ms "
+            f"{s['overhead']:>8.1%} {mark(ok):4} {sh['clarabel_update']:>6.1%} {sh['local_gridlang']:>6.1%} {sh['coordinator']:>6.1%} {f['wall_s'] * 1e3:>6.0f}ms {f['build_s'] * 1e3:>6.0f}ms"
+        )
+        if not ok:
+            missed.append(row["agents"])
+    print("   wall/it, solver/it: medians per iteration; solver = Clarabel solve() calls; overhead = (wall - solver) / wall over the steady iterations,")
+    print("   split into Clarabel update() (in place), local gridlang work around the solver, and the coordinator; it 1 also builds every model.")
+    print()
+    print(f"2. In-place update vs rebuilding the Clarabel model, replayed targets (target >= {TARGET_SPEEDUP:g}x)")
+    print(f"{'agents':>6} {'K':>3} {'update':>9} {'(solver)':>9} {'rebuild':>9} {'(assemble':>9} {'set-up':>8} {'solver)':>8} {'speed-up':>8} {'':4} {'ceiling':>7} {'new LS':>7} {'max |dy|':>8}")
+    for row in rows:
+        r = row["replay"]
+        if not r.get("iterations"):
+            print(f"{row['agents']:>6}   - (too few iterations to replay)")
+            continue
+        k = r["iterations"]
+
+        def ms(key: str, r: dict[str, Any] = r, k: int = k) -> str:
+            return f"{r[key] / k * 1e3:>7.1f}ms"
+
+        ok = r["speedup"] >= TARGET_SPEEDUP
+        setup = f"{(r['rebuild_build_s'] - r['rebuild_assemble_s']) / k * 1e3:>6.1f}ms"
+        print(
+            f"{row['agents']:>6} {k:>3} {ms('update_s')} {ms('update_solver_s')} {ms('rebuild_s')} {ms('rebuild_assemble_s')} {setup} {r['rebuild_solver_s'] / k * 1e3:>6.1f}ms "
+            f"{r['speedup']:>7.2f}x {mark(ok):4} {r['speedup_ceiling']:>6.2f}x {r['speedup_new_localsolver']:>6.2f}x {r['max_answer_diff']:>8.1e}"
+        )
+        if not ok and row["agents"] not in missed:
+            missed.append(row["agents"])
+    print("   per iteration over all agents. update: persistent models (LocalSolver.solve); rebuild: a new Clarabel model per agent and")
+    print("   iteration (conic.assemble + clarabel.DefaultSolver set-up + solve); ceiling: rebuild / update's Clarabel solve() time, the")
+    print("   speed-up if updating cost nothing else; new LS: a new LocalSolver per solve; max |dy|: largest difference between the answers.")
+    print()
+    print("3. Convergence against the central solve")
+    print(f"{'agents':>6} {'status':>15} {'iters':>5} {'gap':>9} {'residual':>9} {'central':>9} {'decomposed':>11} {'(ADMM loop)':>11} {'ratio':>7}")
+    for row in rows:
+        a, c = row["admm"], row["central"]
+        print(
+            f"{row['agents']:>6} {a['status']:>15} {a['iterations']:>5} {a['gap']:>9.2e} {a['residual']:>9.1e} {c['solve_s']:>8.2f}s {a['wall_s']:>10.2f}s {a['admm_loop_s']:>10.2f}s {a['wall_s'] / c['solve_s']:>6.0f}x"
+        )
+    print("   gap = |f_admm - f_central| / |f_central|; residual: the whole model's primal residual at the decomposed point (p.u.);")
+    print(f"   central = case.solve() on a compiled case ({rows[0]['central']['solver'] if rows else ''}); decomposed = decompose.solve (split, models, ADMM, results).")
+    return missed
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Usage::")[-1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="10,50,200", help="comma-separated agent counts (default: 10,50,200)")
+    p.add_argument("--quick", action="store_true", help="10 and 50 agents")
+    p.add_argument("--steps", type=int, default=24, help="steps of one hour (default 24)")
+    p.add_argument("--network", choices=("lindistflow", "copper_plate"), default="lindistflow")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-iter", type=int, default=0, help="ADMM iteration cap (default: gridlang's, 2000)")
+    p.add_argument("--tol", type=float, default=None, help="ADMM absolute tolerance per coupling row (default: gridlang's, 1e-4)")
+    p.add_argument("--replay", type=int, default=20, metavar="K", help="iterations replayed for update vs rebuild (default 20)")
+    p.add_argument("--profile", type=int, default=20, metavar="N", help="functions listed when a target is missed (default 20; 0: no profile)")
+    p.add_argument("--profile-iter", type=int, default=40, help="iterations of the profiled run (default 40)")
+    p.add_argument("--per-iteration", action="store_true", help="print every iteration's wall and solver time")
+    p.add_argument("--case", type=int, metavar="N", help="print the N-agent case text and exit")
+    p.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.case:
+        sys.stdout.write(make_case(args.case, args.steps, args.seed, args.network))
+        return 0
+    sizes = [10, 50] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    import clarabel
+    import highspy  # noqa: F401
+
+    import gridlang
+
+    print(f"ADMM scaling: {args.network}, {args.steps} steps, sizes {sizes}, max_iter {args.max_iter or 'default'}; "
+          f"Python {platform.python_version()}, gridlang {getattr(gridlang, '__version__', '?')}, clarabel {getattr(clarabel, '__version__', '?')}, {os.cpu_count()} CPUs")
+    PROBE.install()
+    t_all = time.perf_counter()
+    warm = make_case(WARMUP_AGENTS, args.steps, args.seed, args.network)
+    central(warm)
+    decomposed(warm, {"max_iter": 20}, 0)
+    rows = []
+    for n in sizes:
+        t0 = time.perf_counter()
+        row = measure(n, args)
+        rows.append(row)
+        a, c = row["admm"], row["central"]
+        print(f"  {n} agents: {c['variables']} variables, central {c['solve_s']:.2f} s, ADMM {a['status']} after {a['iterations']} iterations "
+              f"in {a['wall_s']:.1f} s, gap {a['gap']:.1e} ({time.perf_counter() - t0:.0f} s with the replay)", flush=True)
+        if args.per_iteration:
+            pi = a["per_iteration"]
+            print(f"    {'it':>5} {'wall':>9} {'solver':>9} {'overhead':>8} {'primal':>9} {'dual':>9} {'rho':>9}")
+            for i, (w, s) in enumerate(zip(pi["wall_s"], pi["solver_s"])):
+                print(f"    {i + 1:>5} {w * 1e3:>7.2f}ms {s * 1e3:>7.2f}ms {(w - s) / w:>8.1%} {pi['primal'][i]:>9.2e} {pi['dual'][i]:>9.2e} {pi['rho'][i]:>9.3g}")
+    missed = report(rows, args)
+    profiles = {}
+    if missed and args.profile > 0:
+        n = max(missed)
+        print(f"\nA target was missed at {', '.join(map(str, missed))} agents: profiling {n} agents.")
+        profiles[n] = profile(n, args)
+        print(profiles[n])
+    print(f"total {time.perf_counter() - t_all:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "profiles": profiles}, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
