@@ -53,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from common import grid_table, version
 from feeder import Feeder, make_feeder, per_unit, render_grid  # noqa: E402
 
 BUILDERS = ("gridlang", "linopy", "pyomo")
@@ -545,13 +546,6 @@ def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None, key: str = "secon
     return a[key] / b[key]
 
 
-def _grid(header: list[str], rows: list[list[str]]) -> str:
-    """Right-aligned text table."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
-
-
 def _objective_spread(values: list[float]) -> float:
     """max |a - b| / max(|a|, |b|) over all pairs."""
     hi, lo = max(values), min(values)
@@ -625,7 +619,7 @@ def report(rows: list[Row]) -> str:
         "Build time, s (gridlang = parse + resolve + compile to a linopy.Model; fastest of --repeat runs)",
         f"targets: gridlang/linopy <= {TARGET_VS_LINOPY}x at {TARGET_VS_LINOPY_MIN_VARS:,}+ variables"
         f" ((n/a) below), pyomo/gridlang >= {TARGET_VS_PYOMO:g}x, parse >= {TARGET_PARSE_LINES_PER_S:,.0f} lines/s",
-        _grid(
+        grid_table(
             ["buses", "steps", "variables", "gridlang", "linopy", "pyomo", "gridlang/linopy", "pyomo/gridlang",
              "parse lines/s"],
             time_rows,
@@ -633,20 +627,20 @@ def report(rows: list[Row]) -> str:
         "",
         "Memory, MB: peak RSS added by the build (fresh subprocess per build; "
         f"{next((r['mem_method'] for row in rows for r in row.results.values() if r and 'mem_method' in r), '?')})",
-        _grid(["buses", "steps", "gridlang", "linopy", "pyomo", "gridlang/linopy", "peak RSS g / l / p"], mem_rows),
+        grid_table(["buses", "steps", "gridlang", "linopy", "pyomo", "gridlang/linopy", "peak RSS g / l / p"], mem_rows),
     ]
     if gl_rows:
         out += [
             "",
             "gridlang detail, s: parse alone (fastest of 3), gridlang.load (parse + resolve), case.compile();"
             " status checks the model's variable and constraint counts",
-            _grid(["buses", "steps", "lines", "parse", "load", "compile", "status"], gl_rows),
+            grid_table(["buses", "steps", "lines", "parse", "load", "compile", "status"], gl_rows),
         ]
     if check_rows:
         out += [
             "",
             f"Objective check with HiGHS: |a - b| <= {REL_TOL:g} max(|a|, |b|)",
-            _grid(["buses", "steps", "gridlang $", "linopy $", "pyomo $", "rel. spread", "verdict"], check_rows),
+            grid_table(["buses", "steps", "gridlang $", "linopy $", "pyomo $", "rel. spread", "verdict"], check_rows),
         ]
     problems: dict[str, None] = {}
     for row in rows:
@@ -697,15 +691,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes, steps_list = _ints(args.sizes), _ints(args.steps)
@@ -721,9 +706,9 @@ def main(argv: list[str] | None = None) -> int:
     # the driver imports none of the modelling libraries, so that it stays small
     print(
         f"gridlang compile scaling: python {platform.python_version()}, {os.cpu_count()} CPUs; "
-        f"gridlang {_version('gridlang')}, linopy {_version('linopy')} "
+        f"gridlang {version('gridlang')}, linopy {version('linopy')} "
         f"({'dense' if args.linopy_dense else 'sparse'} model, v1 semantics), "
-        f"pyomo {_version('pyomo')}, highspy {_version('highspy')}"
+        f"pyomo {version('pyomo')}, highspy {version('highspy')}"
     )
     print(f"each build runs in a fresh subprocess after a {WARMUP_BUSES}-bus warm-up build\n", flush=True)
 

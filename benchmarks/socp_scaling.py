@@ -77,6 +77,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import feeder  # noqa: E402  (imported as a module: another engineer may change its API)
+from common import grid_table, version
 from feeder import make_feeder, per_unit  # noqa: E402
 
 TOOLS = ("gridlang", "cvxpy")
@@ -390,13 +391,6 @@ class Row:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _grid(header: list[str], rows: list[list[str]]) -> str:
-    """Right-aligned text table."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:>{w}}}" for w in widths)
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
-
-
 def _s(r: dict[str, Any], key: str, digits: int = 2) -> str:
     return f"{r[key]:.{digits}f}" if key in r and r[key] is not None else "-"
 
@@ -454,7 +448,7 @@ def report(rows: list[Row]) -> str:
         " fastest of --repeat runs)",
         f"targets: gridlang non-solver share <= {100 * TARGET_NON_SOLVER_SHARE:.0f} % at {TARGET_SHARE_AT_BUSES:,} buses"
         f" ((n/a) at other sizes); cvxpy/gridlang end to end >= {TARGET_VS_CVXPY:g}x",
-        _grid(
+        grid_table(
             ["buses", "steps", "gridlang", "clarabel", "non-solver share", "cvxpy", "clarabel", "cvxpy/gridlang",
              "overhead ratio"],
             main_rows,
@@ -465,17 +459,17 @@ def report(rows: list[Row]) -> str:
         "",
         "gridlang detail, s: load = parse + resolve, built = compile to linopy + cones, conic = conic_form alone,"
         " unpack = solve call - conic - clarabel",
-        _grid(
+        grid_table(
             ["buses", "steps", "variables", "cones", "load", "built", "conic", "clarabel", "unpack", "total", "iterations"],
             gl_rows,
         ),
         "",
         "cvxpy detail, s: build = per-unit data + expressions, canon = problem.compilation_time,"
         " rest = solve call - canon - clarabel",
-        _grid(["buses", "steps", "build", "canon", "clarabel", "rest", "total", "iterations"], cv_rows),
+        grid_table(["buses", "steps", "build", "canon", "clarabel", "rest", "total", "iterations"], cv_rows),
         "",
         f"Objective check (both Clarabel, default settings): |a - b| <= {REL_TOL:g} max(|a|, |b|)",
-        _grid(["buses", "steps", "gridlang $", "cvxpy $", "rel. spread", "verdict"], check_rows),
+        grid_table(["buses", "steps", "gridlang $", "cvxpy $", "rel. spread", "verdict"], check_rows),
     ]
     notes: dict[str, None] = {}
     for row in rows:
@@ -495,7 +489,7 @@ def report(rows: list[Row]) -> str:
                 "",
                 f"cProfile of gridlang load + built + solve('clarabel') at {row.n_buses} x {row.steps}"
                 f" (s; wall time under the profiler {row.results['gridlang']['profile_total_s']:.2f} s)",
-                _grid(
+                grid_table(
                     ["cumulative", "own", "calls", "function"],
                     [[f"{p['cumulative_s']:.3f}", f"{p['own_s']:.3f}", f"{p['calls']}", p["function"]] for p in prof],
                 ),
@@ -532,15 +526,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes, steps_list = _ints(args.sizes), _ints(args.steps)
@@ -559,8 +544,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"gridlang SOCP scaling: python {platform.python_version()}, {os.cpu_count()} CPUs; "
-        f"gridlang {_version('gridlang')}, linopy {_version('linopy')}, cvxpy {_version('cvxpy')}, "
-        f"clarabel {_version('clarabel')}"
+        f"gridlang {version('gridlang')}, linopy {version('linopy')}, cvxpy {version('cvxpy')}, "
+        f"clarabel {version('clarabel')}"
     )
     print(
         f"each measurement runs in a fresh subprocess after a {WARMUP_BUSES}-bus warm-up solve;"
