@@ -21,17 +21,20 @@ from gridlang.decompose import atc
 from gridlang.decompose.admm import Run, Settings, admm
 from gridlang.decompose.executors import EXECUTORS
 from gridlang.decompose.split import split
-from gridlang.errors import GridError
+from gridlang.errors import GridError, Span
 from gridlang.solvers.result import Result, collect, primal_residual
+
+
+COMMAND_LINE = Span("<command line>", 0, 0)
 
 
 def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:
     if method not in ("admm", "atc"):
-        raise GridError(built.case.system.span, f"unknown decomposition method '{method}'", "methods: central, admm, atc")
+        raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}'", "methods: central, admm, atc")
     if settings.get("kill_agent") is not None and settings["kill_agent"] not in built.case.owners.values():
-        raise GridError(built.case.system.span, f"--kill-agent: '{settings['kill_agent']}' is not an agent", "name an agent of the case")
+        raise GridError(COMMAND_LINE, f"--kill-agent: '{settings['kill_agent']}' is not an agent", "name an agent of the case")
     if executor not in EXECUTORS:
-        raise GridError(built.case.system.span, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
+        raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
     parts = split(built)
     defaults = Settings() if method == "admm" else atc.Settings()
     known = set(type(defaults).__dataclass_fields__)
