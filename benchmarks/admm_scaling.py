@@ -17,7 +17,7 @@ two-prosumer case, so imports and first-use costs are left out):
 
 1. **Runner overhead.**  ``gridlang.decompose.solve(built, "admm",
    "serial")`` on a fresh compile.  Inside this process only, Clarabel's
-   solver object in every ``LocalSolver`` model (``local._Conic.solver``) is
+   solver object in every ``LocalSolver`` model (``local.PersistentConic.solver``) is
    wrapped so that its ``solve()`` and ``update()`` calls are timed with
    ``time.perf_counter``, and ``SerialExecutor.solve_all`` (one call per
    ADMM iteration) is timed too.  An iteration's wall time is the difference
@@ -152,7 +152,7 @@ class Probe:
     """Times Clarabel's ``solve``/``update`` inside every ``LocalSolver`` model and
     each ``SerialExecutor.solve_all`` call (one per ADMM iteration), and records
     the first targets the coordinator sends.  :meth:`install` monkeypatches
-    ``gridlang.decompose.local._Conic.__init__`` and
+    ``gridlang.decompose.local.PersistentConic.__init__`` and
     ``SerialExecutor.solve_all``; :meth:`uninstall` puts them back."""
 
     def __init__(self) -> None:
@@ -175,7 +175,7 @@ class Probe:
         from gridlang.solvers import conic
 
         probe = self
-        conic_init = local._Conic.__init__
+        conic_init = local.PersistentConic.__init__
         solve_all = executors.SerialExecutor.solve_all
         assemble = conic.assemble
 
@@ -203,9 +203,9 @@ class Probe:
             probe._open()
             return out
 
-        self._saved = [(local._Conic, "__init__", conic_init), (executors.SerialExecutor, "solve_all", solve_all), (conic, "assemble", assemble)]
-        local._Conic.__init__ = timed_init
-        conic.assemble = timed_assemble  # _Conic looks it up on the module at every build
+        self._saved = [(local.PersistentConic, "__init__", conic_init), (executors.SerialExecutor, "solve_all", solve_all), (conic, "assemble", assemble)]
+        local.PersistentConic.__init__ = timed_init
+        conic.assemble = timed_assemble  # PersistentConic looks it up on the module at every build
         executors.SerialExecutor.solve_all = timed_solve_all
 
     def uninstall(self) -> None:
@@ -371,7 +371,7 @@ def replay(k: int) -> dict[str, Any]:
         "update_solver_s": update_solver,
         "rebuild_s": rebuild_s,
         "rebuild_solver_s": rebuild_solver,
-        "rebuild_build_s": rebuild_build,  # _Conic.__init__: conic.assemble + clarabel.DefaultSolver set-up
+        "rebuild_build_s": rebuild_build,  # PersistentConic.__init__: conic.assemble + clarabel.DefaultSolver set-up
         "rebuild_assemble_s": rebuild_assemble,
         "new_localsolver_s": local_s,
         "speedup": rebuild_s / update_s,

@@ -65,13 +65,6 @@ class ConeBlock:
         index = first.to_series().index.to_frame(index=False) if first.dims else pd.DataFrame(index=[0])
         return index[np.stack([m.values.ravel() >= 0 for m in xr.broadcast(*self.members)], axis=1).all(axis=1)].reset_index(drop=True)
 
-    def gap(self, x: np.ndarray) -> np.ndarray:
-        """Slack of each cone at the point ``x`` (values by label): ``t - |x|`` or ``a b - |x|^2``."""
-        v = x[self.rows()]
-        if self.kind == SOC:
-            return v[:, 0] - np.sqrt((v[:, 1:] ** 2).sum(axis=1))
-        return v[:, 0] * v[:, 1] - (v[:, 2:] ** 2).sum(axis=1)
-
 
 def is_conic(e: ast.Expr, frame: Frame) -> bool:
     """Does a constraint square or multiply variable expressions, or call ``norm``?"""

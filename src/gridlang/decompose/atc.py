@@ -20,15 +20,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import clarabel
 import numpy as np
 import scipy.sparse as sp
 
 from gridlang.decompose.admm import Run, Step, _price_scale
+from gridlang.decompose.local import PersistentConic
 from gridlang.decompose.split import Split, Subproblem
 from gridlang.errors import GridError, Span
-from gridlang.solvers import clarabel as clarabel_backend
-from gridlang.solvers import conic
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,46 +40,36 @@ class Settings:
 
 
 class _Upper:
-    """The operator's problem with the targets as extra columns (one Clarabel model, updated in place)."""
+    """The operator's problem with the targets as extra columns (one persistent Clarabel model)."""
 
     def __init__(self, sub: Subproblem, lower: list[Subproblem], m: int) -> None:
         self.sub, self.n = sub, len(sub.vlabels)
         sizes = [len(s.rows) for s in lower]
         self.slices = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1]) if lower else []
-        nt = sum(sizes)
-        self.nt = nt
-        C = sp.csr_matrix((sub.C.tocoo().data, (sub.rows[sub.C.tocoo().row], sub.C.tocoo().col)), shape=(m, self.n))
+        self.nt = nt = sum(sizes)
+        own = sub.C.tocoo()
+        C = sp.csr_matrix((own.data, (sub.rows[own.row], own.col)), shape=(m, self.n))
         E = sp.csr_matrix((np.ones(nt), (np.concatenate([s.rows for s in lower]) if lower else [], np.arange(nt))), shape=(m, nt))
         d = np.zeros(m)
         np.add.at(d, sub.rows, sub.d)
-        A = sp.vstack([sp.hstack([sub.A, sp.csr_matrix((sub.A.shape[0], nt))]), sp.hstack([C, E])], format="csr")
-        b = np.concatenate([sub.b, d])
-        sense = np.concatenate([sub.sense, np.full(m, "=")])
-        lb = np.concatenate([sub.lb, np.full(nt, -np.inf)])
-        ub = np.concatenate([sub.ub, np.full(nt, np.inf)])
-        self.shape = (A, b, sense, lb, ub)
-        self.solver = None
+        self.rows = (
+            sp.vstack([sp.hstack([sub.A, sp.csr_matrix((sub.A.shape[0], nt))]), sp.hstack([C, E])], format="csr"),
+            np.concatenate([sub.b, d]),
+            np.concatenate([sub.sense, np.full(m, "=")]),
+            np.concatenate([sub.lb, np.full(nt, -np.inf)]),
+            np.concatenate([sub.ub, np.full(nt, np.inf)]),
+        )
+        self.model: PersistentConic | None = None
 
     def solve(self, weight: float, y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w2 = 2 * weight**2
         H = sp.block_diag([self.sub.Q, w2 * sp.identity(self.nt)], format="csc")
         q = np.concatenate([self.sub.c, v - w2 * y])
-        A, b, sense, lb, ub = self.shape
-        cols = np.arange(self.n + self.nt)
-        if self.solver is None:
-            self.form = conic.assemble(A, b, sense, lb, ub, H, q, list(self.sub.cones), cols, np.full(len(cols), "C"))
-            settings = clarabel.DefaultSettings()
-            settings.verbose, settings.presolve_enable = False, False
-            self.solver = clarabel.DefaultSolver(self.form.P_solve, self.form.q_solve, self.form.A, self.form.b, clarabel_backend.cones(self.form), settings)
+        if self.model is None:
+            self.model = PersistentConic(*self.rows, H, q, self.sub.cones, f"the upper level ('{self.sub.agent}')")
         else:
-            keep, fixed = self.form.keep, ~self.form.keep
-            full = sp.csr_matrix(H)
-            q_solve = q[keep] + full[keep][:, fixed] @ self.form.fixed[fixed]
-            self.solver.update(P=sp.triu(full[keep][:, keep], format="csc"), q=np.asarray(q_solve, dtype=float).ravel())
-        sol = self.solver.solve()
-        if str(sol.status).split(".")[-1] not in ("Solved", "AlmostSolved"):
-            raise GridError(Span("<decomposition>", 0, 0), f"the upper level ('{self.sub.agent}') ended '{sol.status}'", "check the operator's limits")
-        x = self.form.full(np.asarray(sol.x))
+            self.model.update(q, H)
+        x = self.model.run()
         return x[: self.n], x[self.n :]
 
 
