@@ -73,6 +73,15 @@ class GameBlock:
     exported: object  # linopy expression over (agent, time)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Injection:
+    """One kind's injection into a channel, with the bus and the owner of each instance."""
+
+    buses: xr.DataArray
+    owners: xr.DataArray
+    expr: object
+
+
 @dataclass
 class _State:
     model: linopy.Model
@@ -86,8 +95,7 @@ class _State:
     objective: list = field(default_factory=list)
     offset: float = 0.0
     costs: list = field(default_factory=list)
-    injections: dict = field(default_factory=dict)  # channel -> list of (bus group, expression)
-    exports: list = field(default_factory=list)  # (owner of each instance, active-power injection) per kind
+    injections: dict = field(default_factory=dict)  # channel -> list of _Injection, one per kind
     blocks: list = field(default_factory=list)
     cones: list = field(default_factory=list)
     markets: list = field(default_factory=list)
@@ -150,6 +158,7 @@ def _kind(group: ir.Group, state: _State) -> None:
     spans = dict(zip(group.names, group.spans))
     frame = _statements(kind.name, kind, frame, coords, spans, state)
     buses = xr.DataArray(np.asarray(group.buses, dtype=object), coords={kind.name: index}, dims=kind.name, name=ir.BUS)
+    owners = xr.DataArray(np.asarray([state.case.owners.get(n, "") for n in group.names], dtype=object), coords={kind.name: index}, dims=kind.name)
     template = xr.DataArray(np.zeros((len(index), len(state.time))), coords={kind.name: index, ir.TIME: state.time})
     for inject in kind.injects:
         expr = _eval(inject.expr, frame, inject.span, state)
@@ -159,10 +168,7 @@ def _kind(group: ir.Group, state: _State) -> None:
                 continue
             expr = template + expr  # a constant injection, over every instance and step
         if expr is not None:
-            state.injections.setdefault(inject.channel.name, []).append((buses, expr))
-            if inject.channel.name == "p":
-                owners = [state.case.owners.get(n, "") for n in group.names]
-                state.exports.append((xr.DataArray(np.asarray(owners, dtype=object), coords={kind.name: index}, dims=kind.name), expr))
+            state.injections.setdefault(inject.channel.name, []).append(_Injection(buses, owners, expr))
     state.blocks.append(Block(kind.name, kind, frame, spans))
 
 
@@ -175,7 +181,7 @@ def _network(net: ir.NetworkIR, state: _State) -> None:
         values[name] = _param_array(net.params[name], (spec.set, sets[spec.set]), state.time)
         dims[name] = (spec.set,)
     for channel, parts in state.injections.items():
-        values[f"injected_{channel}"] = _injected(parts, sets[ir.BUS], state)
+        values[f"injected_{channel}"] = _summed(parts, "buses", sets[ir.BUS], state)
         dims[f"injected_{channel}"] = (ir.BUS, ir.TIME)
     for channel in _channels(f) - set(state.injections):
         values[f"injected_{channel}"] = xr.DataArray(np.zeros((len(net.buses), len(state.time))), coords={ir.BUS: sets[ir.BUS], ir.TIME: state.time})
@@ -220,10 +226,7 @@ def _market(mk: ir.MarketIR, state: _State) -> None:
 
 def _exported(agents: pd.Index, state: _State):
     """Net active-power injection of each agent's assets, over (agent, time)."""
-    exported = None
-    for owners, expr in state.exports:
-        part = group_sum(expr, owners, agents)
-        exported = part if exported is None else (exported + part if is_expr(exported) else part + exported)
+    exported = _summed(state.injections.get("p", []), "owners", agents, state)
     return as_linopy(exported) if exported is not None and is_expr(exported) else exported
 
 
@@ -246,11 +249,12 @@ def _collect_injected(e, names: set[str]) -> None:
                 _collect_injected(v, names)
 
 
-def _injected(parts, buses: pd.Index, state: _State):
-    """Sum of every kind's injection at each bus: groupby bus, then add kinds."""
+def _summed(parts: list[_Injection], by: str, index: pd.Index, state: _State):
+    """Every kind's injection summed over the instances that share a bus (``by="buses"``)
+    or an owner (``by="owners"``) on ``index``: a sparse group-by per kind, then added."""
     total = None
-    for bus_of, expr in parts:
-        grouped = group_sum(expr, bus_of, buses)
+    for part in parts:
+        grouped = group_sum(part.expr, getattr(part, by), index)
         if not is_expr(grouped) and ir.TIME not in grouped.dims:
             grouped = grouped.expand_dims({ir.TIME: state.time}, axis=-1)
         if total is None:
