@@ -50,20 +50,23 @@ class Case:
         ``method = admm(...)``; ``executor`` serial, processes or ray, which
         joins the Ray cluster at ``address`` or starts a local one).
 
-        A case with markets is settled too: every member is solved alone for
-        its disagreement point and payments follow by Nash bargaining."""
-        options = dict(options)
+        ``options`` go to the solver, or, when decomposing, to the method.
+        A case with markets is settled too: every member is solved alone
+        (centrally) for its disagreement point and payments follow by Nash
+        bargaining."""
         chosen, settings = self.ir.solver_options.get("method", ("central", {}))
         chosen = method or chosen
         if chosen == "central":
-            result = solvers.solve(self.built, solver, {k: v for k, v in options.items()})
+            result = solvers.solve(self.built, solver, options)
         else:
             from gridlang import decompose
 
             result, _ = decompose.solve(self.built, chosen, executor, progress, address, **{**settings, **options})
+        solver_options = options if chosen == "central" else {}
+
         def solve_alone(case: CaseIR) -> tuple[Built, Result]:
             built = build(case)
-            return built, solvers.solve(built, solver, options)
+            return built, solvers.solve(built, solver, solver_options)
 
         if self.measurement_flags is not None:
             result = replace(result, dataset=result.dataset.assign(measurement_flag=self.measurement_flags))

@@ -199,7 +199,7 @@ def settle_games(built: Built, solve_alone) -> tuple[GameSettlement, ...]:
         alone_cost = agent_costs(tariff_built, g.prosumers)
         flows = (tariffs.dataset["grid-import"] - tariffs.dataset["grid-export"]) * power_unit
         schedules = flows.sel(grid=[f"{a}_tariff" for a in g.prosumers]).values
-        buses = tuple(_bus_of(case, a) for a in g.prosumers)
+        buses = _buses_of(case, g.prosumers)
         _, served = solve_alone(with_schedules(alone(case, g.operator), g, buses, schedules))
         revenue = float(((g.retail * np.maximum(schedules, 0) + g.feed_in * np.minimum(schedules, 0)) * dt).sum())
         operator_alone = served.objective - revenue
@@ -226,9 +226,10 @@ def settle_games(built: Built, solve_alone) -> tuple[GameSettlement, ...]:
     return tuple(out)
 
 
-def _bus_of(case: ir.CaseIR, agent: str) -> str:
-    """The bus of an agent's first asset (its point of connection)."""
-    return next((b for grp in case.groups for n, b in zip(grp.names, grp.buses) if case.owners.get(n) == agent), case.networks[0].buses[0])
+def _buses_of(case: ir.CaseIR, agents: tuple[str, ...]) -> tuple[str, ...]:
+    """The agents' points of connection (the first bus of the network for an agent without assets)."""
+    buses = ir.connection_buses(case.groups, case.owners)
+    return tuple(buses.get(a, case.networks[0].buses[0]) for a in agents)
 
 
 def with_tariffs(case: ir.CaseIR, g: ir.GameIR) -> ir.CaseIR:
@@ -238,7 +239,7 @@ def with_tariffs(case: ir.CaseIR, g: ir.GameIR) -> ir.CaseIR:
     inf = np.full((n, 1), np.inf)
     params = {"import_price": np.tile(g.retail, (n, 1)), "export_price": np.tile(g.feed_in, (n, 1)), "import_max": inf, "export_max": inf, "q_max": inf}
     case = replace(case, owners={**case.owners, **dict(zip(names, g.prosumers))})
-    return _add_group(case, _group("grid", names, tuple(_bus_of(case, a) for a in g.prosumers), params, case))
+    return _add_group(case, _group("grid", names, _buses_of(case, g.prosumers), params, case))
 
 
 def with_schedules(case: ir.CaseIR, g: ir.GameIR, buses: tuple[str, ...], schedules: np.ndarray) -> ir.CaseIR:

@@ -8,7 +8,7 @@ array in internal per-unit, shaped ``(n, 1)`` (one value per element) or
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,3 +128,12 @@ class CaseIR:
     network_owner: str | None = None  # the agent of the (first) network
     notes: tuple[str, ...] = ()  # things the compiler decided and says
     games: tuple[GameIR, ...] = ()
+
+
+def connection_buses(groups: Sequence[Group], owners: Mapping[str, str]) -> dict[str, str]:
+    """Each agent's point of connection: the bus of its first asset."""
+    out: dict[str, str] = {}
+    for g in groups:
+        for name, bus in zip(g.names, g.buses):
+            out.setdefault(owners.get(name), bus)
+    return out

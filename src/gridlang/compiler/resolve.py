@@ -624,10 +624,7 @@ def _distances(networks: Sequence[ir.NetworkIR], groups: Sequence[ir.Group], own
     n = len(net.buses)
     graph = coo_matrix((np.maximum(z, 1e-12), (net.line_from, net.line_to)), shape=(n, n))
     position = {b: i for i, b in enumerate(net.buses)}
-    bus_of = {}
-    for g in groups:
-        for name, bus in zip(g.names, g.buses):
-            bus_of.setdefault(owners.get(name), position.get(bus))
+    bus_of = {agent: position.get(bus) for agent, bus in ir.connection_buses(groups, owners).items()}
     table = shortest_path(graph, directed=False)
 
     def distance(a: str, b: str) -> float:

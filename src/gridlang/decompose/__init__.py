@@ -22,7 +22,7 @@ from gridlang.decompose.admm import Run, Settings, admm
 from gridlang.decompose.executors import EXECUTORS
 from gridlang.decompose.split import split
 from gridlang.errors import GridError, Span
-from gridlang.solvers.result import Result, collect, primal_residual
+from gridlang.solvers.result import Result, collect, primal_residual, store_solution
 
 
 COMMAND_LINE = Span("<command line>", 0, 0)
@@ -41,32 +41,29 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     unknown = set(settings) - known
     if unknown:
         raise GridError(built.case.system.span, f"unknown {method} setting(s): {', '.join(sorted(unknown))}", f"settings: {', '.join(sorted(known))}")
+    config = replace(defaults, **settings)
     upper = built.case.network_owner
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
     pool = EXECUTORS[executor](subs, address) if executor == "ray" else EXECUTORS[executor](subs)
     try:
         if method == "admm":
-            run = admm(parts, pool, replace(defaults, **settings), progress)
+            run = admm(parts, pool, config, progress)
             points, costs = pool.points(), pool.costs()
         else:
-            run, x_upper = atc.atc(parts, upper, pool, replace(defaults, **settings), progress)
+            run, x_upper = atc.atc(parts, upper, pool, config, progress)
             points, costs = pool.points(), pool.costs()
             sub = next(s for s in parts.subproblems if s.agent == upper)
             points[upper], costs[upper] = x_upper, float(sub.c @ x_upper + 0.5 * x_upper @ (sub.Q @ x_upper))
     finally:
         pool.close()
-    m = built.model
-    x_by_label = np.full(m._xCounter, np.nan)
+    x_by_label = np.full(built.model._xCounter, np.nan)
     for sub in parts.subproblems:
         x_by_label[sub.vlabels] = points[sub.agent]
-    for _, var in m.variables.items():
-        labels = var.labels.values
-        var.solution = var.labels.copy(data=np.where(labels >= 0, x_by_label[np.maximum(labels, 0)], np.nan))
-    m.status, m.termination_condition = "ok", "optimal" if run.converged else "other"
+    store_solution(built.model, x_by_label, termination="optimal" if run.converged else "other")
     warnings = () if run.converged else (f"{method.upper()} stopped after {run.iterations} iterations: {run.status}; the point does not meet the coupling rows (see the residual)",)
     stale = sorted({a for step in run.trace for a in step.stale})
     if stale:
-        warnings += (f"answers of {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last ones (at most {settings.get('max_staleness', Settings().max_staleness)} in a row)",)
+        warnings += (f"answers of {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last ones (at most {config.max_staleness} in a row)",)
     result = Result(
         objective=float(sum(costs.values())) + parts.offset,
         termination=run.status,

@@ -62,19 +62,23 @@ def column_owners(built: Built, agents: tuple[str, ...]) -> np.ndarray:
     kinds = {g.kind.name for g in case.groups}
     networks = {n.name for n in case.networks}
     markets = {mk.name for mk in case.markets}
+    of_item = {item: index.get(agent, -1) for item, agent in case.owners.items()}  # instance or network -> agent index
     owner = np.full(m._xCounter, -1, dtype=np.int64)
+
+    def along(labels, dim: str, who) -> np.ndarray:
+        """Agent indices given per coordinate of ``dim``, spread over the variable."""
+        who = np.asarray([who.get(str(v), -1) for v in labels.coords[dim].values], dtype=np.int64)
+        return np.broadcast_to(who.reshape([labels.sizes[d] if d == dim else 1 for d in labels.dims]), labels.shape)
+
     for name, var in m.variables.items():
         prefix = name.split("-", 1)[0]
         labels = var.labels
         if prefix in kinds and prefix in labels.dims:
-            who = np.vectorize(lambda n: index.get(case.owners.get(str(n), ""), -1), otypes=[np.int64])(labels.coords[prefix].values)
-            shape = [labels.sizes[d] if d == prefix else 1 for d in labels.dims]
-            agent = np.broadcast_to(who.reshape(shape), labels.shape)
+            agent = along(labels, prefix, of_item)
         elif prefix in networks:
-            agent = np.full(labels.shape, index.get(case.owners.get(prefix, ""), -1))
+            agent = np.full(labels.shape, of_item.get(prefix, -1))
         elif prefix in markets:
-            who = np.array([index.get(str(s), -1) for s in labels.coords["seller"].values])
-            agent = np.broadcast_to(who.reshape([labels.sizes[d] if d == "seller" else 1 for d in labels.dims]), labels.shape)
+            agent = along(labels, "seller", index)
         else:
             raise GridError(case.system.span, f"cannot tell which agent owns the variable '{name}'", "every variable must belong to a kind, network or market")
         active = labels.values >= 0
@@ -118,13 +122,13 @@ def split(built: Built) -> Split:
     row_owner = np.where(coupling, -1, np.where(high >= 0, low, 0))  # empty rows go to the first agent
 
     # each coupling row's right-hand side goes to the network owner if it takes part, else its first agent
-    contributes = sp.csr_matrix((np.ones(coo.nnz), (coo.row, col_owner[coo.col])), shape=(n_rows, len(agents))) > 0
-    holder = np.asarray(contributes[coupling_rows].argmax(axis=1)).ravel()
+    # which agents take part in each coupling row: a dense (rows, agents) table
+    contributes = (sp.csr_matrix((np.ones(coo.nnz), (coo.row, col_owner[coo.col])), shape=(n_rows, len(agents)))[coupling_rows] > 0).toarray()
+    holder = contributes.argmax(axis=1)
     if case.network_owner in agents:
         owner_index = agents.index(case.network_owner)
-        takes_part = np.asarray(contributes[coupling_rows][:, owner_index].todense()).ravel()
-        holder = np.where(takes_part, owner_index, holder)
-    counts = np.asarray(contributes[coupling_rows].sum(axis=1)).ravel()
+        holder = np.where(contributes[:, owner_index], owner_index, holder)
+    counts = contributes.sum(axis=1)
 
     pos = m.variables.label_index.label_to_pos
     cone_owner = []
@@ -148,7 +152,7 @@ def split(built: Built) -> Split:
         local = np.full(len(vlabels), -1)
         local[cols] = np.arange(len(cols))
         own = np.flatnonzero((row_owner == i) & ~coupling)
-        mine = coupling_rows[np.asarray(contributes[coupling_rows][:, i].todense()).ravel()]
+        mine = coupling_rows[contributes[:, i]]
         ids = coupling_id[mine]
         cones = tuple((kind, local[cols_k[who == i]]) for kind, cols_k, who in cone_owner if (who == i).any())
         subproblems.append(

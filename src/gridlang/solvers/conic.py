@@ -159,22 +159,16 @@ def finish(built: Built, form: ConicForm, x: np.ndarray, z: np.ndarray | None, s
     ``status`` is (termination, primal status, dual status).  Duals of linear
     rows follow the linopy/HiGHS sign (the change of the objective per unit
     increase of the right-hand side)."""
-    from gridlang.solvers.result import Result, collect, primal_residual
+    from gridlang.solvers.result import Result, collect, primal_residual, store_solution
 
     m = built.model
     x_by_label = np.full(m._xCounter, np.nan)
     x_by_label[form.vlabels] = x
-    for _, var in m.variables.items():
-        labels = var.labels.values
-        var.solution = var.labels.copy(data=np.where(labels >= 0, x_by_label[np.maximum(labels, 0)], np.nan))
+    dual_by_label = None
     if z is not None and len(form.con_rows):
         dual_by_label = np.full(m._cCounter, np.nan)
         dual_by_label[m.matrices.clabels] = -form.con_sign * z[form.con_rows]
-        for _, con in m.constraints.items():
-            labels = con.labels.values
-            con.dual = con.labels.copy(data=np.where(labels >= 0, dual_by_label[np.maximum(labels, 0)], np.nan))
-    m.status = "ok"
-    m.termination_condition = {"optimal": "optimal", "almost_optimal": "imprecise"}.get(status[0], "other")
+    store_solution(m, x_by_label, dual_by_label, {"optimal": "optimal", "almost_optimal": "imprecise"}.get(status[0], "other"))
     objective = float(form.q @ x + 0.5 * x @ (form.P + sp.triu(form.P, 1).T) @ x) + built.offset
     dataset = collect(built)
     gaps, warnings = relaxation_gaps(built, x_by_label)

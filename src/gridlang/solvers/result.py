@@ -42,6 +42,20 @@ class Result:
         return self.dataset[name]
 
 
+def store_solution(model, x_by_label: np.ndarray, dual_by_label: np.ndarray | None = None, termination: str = "optimal") -> None:
+    """Put values found outside linopy (by label) into its variables, and duals into its constraints."""
+
+    def spread(by_label: np.ndarray, labels):
+        return labels.copy(data=np.where(labels.values >= 0, by_label[np.maximum(labels.values, 0)], np.nan))
+
+    for _, var in model.variables.items():
+        var.solution = spread(x_by_label, var.labels)
+    if dual_by_label is not None:
+        for _, con in model.constraints.items():
+            con.dual = spread(dual_by_label, con.labels)
+    model.status, model.termination_condition = "ok", termination
+
+
 def primal_residual(built: Built) -> float:
     """max over rows of the violation of A x (sense) b, and of the variable bounds."""
     m = built.model
