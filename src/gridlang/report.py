@@ -83,6 +83,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_games(games, folder: Path) -> list[Path]:
     """``game_<name>.png``: the interactive price between the tariffs, and the prosumers' net import."""
     plt = _pyplot()
@@ -100,11 +107,7 @@ def plot_games(games, folder: Path) -> list[Path]:
         bottom.bar(steps, g.net_import.sum(axis=0), color="tab:blue")
         bottom.axhline(0, color="black", linewidth=0.6)
         bottom.set(xlabel="step", ylabel="MW", title="prosumers' net import (negative: export)")
-        fig.tight_layout()
-        path = folder / f"game_{g.game}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, folder / f"game_{g.game}.png"))
     return paths
 
 
@@ -120,11 +123,7 @@ def plot_trace(dataset: xr.Dataset, folder: Path) -> list[Path]:
     ax.semilogy(it, dataset["admm_rho"].values, label="rho", linestyle="--")
     ax.set(xlabel="iteration", title="ADMM convergence")
     ax.legend()
-    fig.tight_layout()
-    path = folder / "convergence.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return [path]
+    return [_save(plt, fig, folder / "convergence.png")]
 
 
 def plot_markets(settlements: tuple[Settlement, ...], dataset: xr.Dataset, folder: Path) -> list[Path]:
@@ -147,9 +146,5 @@ def plot_markets(settlements: tuple[Settlement, ...], dataset: xr.Dataset, folde
         bottom.bar(list(s.agents), s.payment, color=colors)
         bottom.axhline(0, color="black", linewidth=0.6)
         bottom.set(title=f"payments (positive: pays); surplus {s.surplus:,.0f} split by bargaining power", ylabel="currency")
-        fig.tight_layout()
-        path = folder / f"market_{s.market}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, folder / f"market_{s.market}.png"))
     return paths
