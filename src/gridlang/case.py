@@ -13,7 +13,7 @@ from pathlib import Path
 import linopy
 import xarray as xr
 
-from gridlang import solvers
+from gridlang import planning, solvers
 from gridlang.compiler.build import Built, build
 from gridlang.compiler.ir import CaseIR
 from gridlang.compiler.resolve import resolve
@@ -33,6 +33,14 @@ class Case:
     ir: CaseIR
     _built: Built | None = field(default=None, repr=False)
     measurement_flags: xr.DataArray | None = None  # what the edge did with terminal measurements
+    source: str | Path | None = None  # what it was loaded from, to load it again under another formulation
+    allow_outside: bool = False
+
+    def reload(self, formulation: str) -> Case:
+        """The same case with every network under ``formulation``."""
+        if self.source is None:
+            raise GridError(self.ir.system.span, "this case was not loaded from a file or text, so it cannot be loaded again", "use gridlang.load(...)")
+        return load(self.source, self.allow_outside, formulation)
 
     @property
     def built(self) -> Built:
@@ -44,7 +52,7 @@ class Case:
         """The linopy model of the case (built once)."""
         return self.built.model
 
-    def solve(self, solver: str | None = None, method: str | None = None, executor: str = "serial", progress=None, address: str | None = None, **options: object) -> Result:
+    def solve(self, solver: str | None = None, method: str | None = None, executor: str = "serial", progress=None, address: str | None = None, compare_plans: bool = True, **options: object) -> Result:
         """Solve with ``solver`` (default: by problem class) and solver options,
         centrally or decomposed by agent (``method="admm"``, or the study's
         ``method = admm(...)``; ``executor`` serial, processes or ray, which
@@ -53,11 +61,17 @@ class Case:
         ``options`` go to the solver, or, when decomposing, to the method.
         A case with markets is settled too: every member is solved alone
         (centrally) for its disagreement point and payments follow by Nash
-        bargaining."""
+        bargaining.  A plan is reported (:mod:`gridlang.planning`), also under the
+        formulations its study compares (unless ``compare_plans`` is false)."""
         chosen, settings = self.ir.solver_options.get("method", ("central", {}))
         chosen = method or chosen
         if chosen == "central":
-            result = solvers.solve(self.built, solver, options)
+            try:
+                result = solvers.solve(self.built, solver, options)
+            except GridError as exc:
+                if self.ir.plan is None or not self.ir.plan.limits:
+                    raise
+                raise planning.infeasible_limit(self, solver, exc) from None
         else:
             from gridlang import decompose
 
@@ -80,6 +94,9 @@ class Case:
         if self.built.games:
             games = settle_games(self.built, solve_alone)
             result = replace(result, games=games, dataset=result.dataset.merge(game_dataset(games), join="outer"))
+        if self.ir.plan is not None:
+            compared = planning.compare(self, self.ir.plan.compare) if compare_plans else ()
+            result = replace(result, plan=planning.report(self.built, result, compared))
         return result
 
 
@@ -103,6 +120,6 @@ def load(source: str | Path, allow_outside: bool = False, formulation: str | Non
     module, root = parse_case(source)
     case = resolve(module, root, allow_outside, formulation)
     if measurements is None:
-        return Case(case)
+        return Case(case, source=source, allow_outside=allow_outside)
     checked = check_measurements(case, measurements)
-    return Case(replace(checked.case, notes=checked.case.notes + checked.notes), measurement_flags=checked.flags)
+    return Case(replace(checked.case, notes=checked.case.notes + checked.notes), measurement_flags=checked.flags, source=source, allow_outside=allow_outside)

@@ -217,6 +217,55 @@ def _summary(case: Path, c: gridlang.Case, result: gridlang.Result) -> None:
             out.print(t)
         for message in g.messages:
             out.print(f"[yellow]warning:[/yellow] {message}")
+    if result.plan is not None:
+        _plan_tables(result.plan)
+
+
+def _plan_tables(plan) -> None:
+    built = Table("candidate", "kind", "bus", "owner", "built", "size [MW]", title=f"plan ({plan.formulation}, {plan.solver}): annual cost {plan.objective:,.2f}")
+    for row in plan.builds.itertuples(index=False):
+        built.add_row(row.candidate, row.kind, row.bus, row.owner, "yes" if row.built else "no", f"{row.size_MW:.4g}")
+    out.print(built)
+    costs = Table("category", "annual cost", title="annual cost by category")
+    for category, value in plan.costs.items():
+        costs.add_row(category, f"{value:,.2f}")
+    out.print(costs)
+    if plan.eens is not None:
+        out.print(f"reliability: EENS {plan.eens:.4f} MWh/yr, SAIDI {plan.saidi:.4f} h/yr")
+    if plan.worst:
+        out.print(f"worst typical day: {plan.worst['scenario']}, hour {plan.worst['hour']}, V_min {plan.worst['v_min']:.5f} p.u. at {plan.worst['bus']}")
+    for other in plan.compared:
+        same = (other.builds["built"].to_numpy() == plan.builds["built"].to_numpy()).all()
+        out.print(f"under {other.formulation} ({other.solver}, {other.solve_time:.1f} s): annual cost {other.objective:,.2f}, siting {'the same' if same else 'different'} (plan.md has both)")
+
+
+@app.command()
+def collaborate(
+    case: CaseArg,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="results folder (default results/<case>)")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="the final upper level: central, admm or atc (default: the study's)")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="with admm/atc: serial, processes or ray")] = "serial",
+    max_iter: Annotated[int, typer.Option("--max-iter", help="rounds of the alternation")] = 20,
+    allow_outside: AllowOutside = False,
+    debug: Debug = False,
+) -> None:
+    """Plan several investors together: alternate their own build decisions (MILP) with the
+    joint operation and Nash-bargained payments (convex), then report the plan and the split."""
+    from gridlang.collaborate import collaborate as run
+
+    with _reporting(debug):
+        c = gridlang.load(case, allow_outside)
+        with Progress(TextColumn("{task.description}"), transient=True, console=out) as bar:
+            bar.add_task("alternating")
+            done = run(c, max_iter, method=method, executor=executor)
+        rounds = Table("round", "investor", "total cost", "move kept", title=f"alternation: {done.status} after {done.iterations} round(s)")
+        for r in done.rounds:
+            rounds.add_row(str(r.iteration), r.investor, f"{r.total_cost:,.2f}", "yes" if r.kept else "no")
+        out.print(rounds)
+        _summary(case, c, done.result)
+        folder = out_dir or Path("results") / case.stem
+        files = write_results(done.result, folder)
+        out.print(f"wrote {len(files)} files to {folder}/")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gridlang`

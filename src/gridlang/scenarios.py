@@ -7,23 +7,38 @@ series side by side), so days are points of R^72 and compared by the Euclidean
 distance ``d_ij = |x_i - x_j|``.
 
 The days are clustered by K-means started from **density peaks**
-(Rodriguez & Laio, Science 2014), which makes the result deterministic:
+(Rodriguez & Laio, Science 2014), refined by single-day moves; every step is
+deterministic. For a cut-off quantile ``q`` and a separation factor ``s``:
 
-* cut-off ``d_c``: the 2 % quantile of the pairwise distances ``d_ij, i < j``;
+* cut-off ``d_c``: the ``q`` quantile of the pairwise distances ``d_ij, i < j``;
 * local density ``rho_i = sum_{j != i} exp(-(d_ij / d_c)^2)`` (Gaussian kernel);
 * separation ``delta_i = min {d_ij : j denser than i}``, "denser" meaning a
   larger ``rho`` (equal ``rho``: the smaller index), and for the densest day
   ``delta = max_j d_ij``;
 * score ``gamma_i = rho_i * delta_i``; the centres are the K days of largest
   ``gamma`` (equal ``gamma``: the smaller index) taken greedily so that every two
-  are at least ``d_c`` apart (if fewer than K days qualify, the best remaining
-  ones by ``gamma`` fill up).
+  are at least ``s * d_c`` apart (if fewer than K days qualify, the best
+  remaining ones by ``gamma`` fill up).
 
-scikit-learn's ``KMeans(n_clusters=K, init=centres, n_init=1)`` then runs
-Lloyd's iterations from those centres. Cluster ``k`` with ``n_k`` days becomes
-one typical day with weight ``w_k = n_k / D`` (``D`` days in the year, so the
-weights sum to 1). Its profile is the cluster's centroid ``c_k = mean(x_d, d in
-k)`` (default) or its medoid, the member closest to the centroid.
+scikit-learn's ``KMeans(n_clusters=K, init=centres, n_init=1, tol=0)`` runs
+Lloyd's iterations from those centres until the assignment no longer changes.
+Then a Hartigan refinement moves one day at a time to another cluster while
+that lowers the sum of squared errors ``SSE = sum_d |x_d - c(d)|^2``: moving day
+``i`` from cluster ``a`` (``n_a > 1`` days, centroid ``c_a``) to ``b`` changes it
+by ``n_b / (n_b + 1) |x_i - c_b|^2 - n_a / (n_a - 1) |x_i - c_a|^2``, and the
+move with the largest decrease is made first (ties: lowest day, then cluster).
+
+This runs for the fixed candidate settings ``q`` in {1, 2, 5, 10, 20} % and
+``s`` in {1, 2} (``DC_QUANTILES x SEPARATIONS``), and the clustering with the
+lowest final SSE (the K-means inertia, so also the lowest ``rmse`` below when
+the representatives are centroids and there are no extreme days) is kept; equal
+SSE: the first setting in that order. The selection looks at the clustering
+only, never at a k-means++ run.
+
+Cluster ``k`` with ``n_k`` days becomes one typical day with weight ``w_k = n_k
+/ D`` (``D`` days in the year, so the weights sum to 1). Its profile is the
+cluster's centroid ``c_k = mean(x_d, d in k)`` (default) or its medoid, the
+member closest to the centroid.
 
 With ``extremes=True`` the day with the highest hourly load and the day with the
 least renewable energy (``sum_h pv + wind``) are taken out of their clusters and
@@ -41,10 +56,12 @@ Errors, with ``p(d)`` the profile of the scenario of day ``d``:
 
 :func:`kmeanspp_baseline` clusters the same days from scikit-learn's
 k-means++ seeding (its default, greedy k-means++: 2 + ln K candidates per
-centre; ``n_init=1``, seeds 0..19) for comparison. On the shipped year
-(``cases/data/year_profiles.csv``) the density-peak start is better than the
-median of those 20 runs for K = 4 and 0.4-1.6 % worse in RMSE for K = 5..12:
-what it buys is determinism, not a lower error.
+centre; ``n_init=1``, seeds 0..19, no refinement) for comparison. On the
+shipped year (``cases/data/year_profiles.csv``) the density-peak result has a
+0.4-1.6 % lower RMSE than the median of those 20 runs for every K = 4..12.
+A single setting (``q = 2 %``, ``s = 1``) without the refinement is 0.4-1.6 %
+worse than that median for K = 5..12; with the refinement alone K = 5..9 and
+11 stay worse, with the candidate settings alone K = 11 and 12.
 """
 
 from __future__ import annotations
@@ -59,7 +76,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import pdist, squareform
+from scipy.spatial.distance import cdist, pdist, squareform
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
@@ -69,6 +86,8 @@ SERIES: tuple[str, ...] = ("pv", "wind", "load")
 HOURS = 24
 DAYS_IN_YEAR = 365
 DC_QUANTILE = 0.02
+DC_QUANTILES: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10, 0.20)
+SEPARATIONS: tuple[float, ...] = (1.0, 2.0)
 BASELINE_RUNS = 20
 
 Representative = Literal["centroid", "medoid"]
@@ -248,7 +267,9 @@ class DensityPeaks:
     """The density-peak quantities of every day and the chosen centres.
 
     ``cutoff`` is ``d_c``; ``rho``, ``delta``, ``gamma`` are per day (see the
-    module docstring); ``centres`` the indices of the K chosen days, best first.
+    module docstring); ``centres`` the indices of the K chosen days, best first;
+    ``separation`` the smallest distance the greedy pick keeps between two
+    centres (``s * d_c``).
     """
 
     cutoff: float
@@ -256,25 +277,21 @@ class DensityPeaks:
     delta: np.ndarray
     gamma: np.ndarray
     centres: np.ndarray
+    separation: float = 0.0
 
 
-def density_peaks(points: np.ndarray, k: int) -> DensityPeaks:
-    """Choose ``k`` centres among ``points`` (n, m) by density-peak scores.
-
-    ``d_c`` = 2 % quantile of the pairwise distances, ``rho_i = sum_{j != i}
-    exp(-(d_ij/d_c)^2)``, ``delta_i`` = distance to the nearest denser point
-    (the densest: its largest distance), ``gamma = rho * delta``; the ``k`` best
-    by ``gamma`` (ties: lower index) that are pairwise at least ``d_c`` apart.
-    All distances come from one vectorised ``pdist``; the greedy pick loops over
-    the ``k`` centres only.
-    """
-    n = points.shape[0]
-    condensed = pdist(points)
-    dist = squareform(condensed)
-    cutoff = float(np.quantile(condensed, DC_QUANTILE)) if condensed.size else 1.0
+def _cutoff(condensed: np.ndarray, quantile: float) -> float:
+    """``d_c``: the ``quantile`` of the pairwise distances (a positive scale if that is 0)."""
+    cutoff = float(np.quantile(condensed, quantile)) if condensed.size else 1.0
     if cutoff <= 0:  # many identical days: the smallest positive distance, else any scale
         positive = condensed[condensed > 0]
         cutoff = float(positive.min()) if positive.size else 1.0
+    return cutoff
+
+
+def _peak_scores(dist: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``rho``, ``delta`` and ``gamma = rho * delta`` of every point from the distance matrix."""
+    n = dist.shape[0]
     kernel = np.exp(-((dist / cutoff) ** 2))
     rho = kernel.sum(axis=1) - 1.0  # without the day itself (exp(0) = 1)
     # strict density order: larger rho first, then lower index
@@ -285,7 +302,16 @@ def density_peaks(points: np.ndarray, k: int) -> DensityPeaks:
     delta = np.where(denser, dist, np.inf).min(axis=1)
     top = order[0]
     delta[top] = dist[top].max() if n > 1 else 0.0
-    gamma = rho * delta
+    return rho, delta, rho * delta
+
+
+def _pick_centres(dist: np.ndarray, gamma: np.ndarray, k: int, separation: float) -> np.ndarray:
+    """The ``k`` best points by ``gamma`` (ties: lower index), greedily at least ``separation`` apart.
+
+    If fewer than ``k`` points qualify, the best remaining ones by ``gamma`` fill up.
+    The loop runs over the ``k`` centres only.
+    """
+    n = dist.shape[0]
     by_gamma = np.lexsort((np.arange(n), -gamma))
     chosen: list[int] = []
     allowed = np.ones(n, dtype=bool)
@@ -295,13 +321,118 @@ def density_peaks(points: np.ndarray, k: int) -> DensityPeaks:
             break
         pick = int(candidates[0])
         chosen.append(pick)
-        allowed &= dist[pick] >= cutoff
+        allowed &= dist[pick] >= separation
         allowed[pick] = False
     if len(chosen) < k:  # not enough well-separated days: the best remaining by gamma
         taken = np.zeros(n, dtype=bool)
         taken[chosen] = True
         chosen.extend(int(i) for i in by_gamma[~taken[by_gamma]][: k - len(chosen)])
-    return DensityPeaks(cutoff, _frozen(rho), _frozen(delta), _frozen(gamma), _frozen(np.array(chosen, dtype=np.int64)))
+    return np.array(chosen, dtype=np.int64)
+
+
+def density_peaks(points: np.ndarray, k: int, *, quantile: float = DC_QUANTILE, separation: float = 1.0) -> DensityPeaks:
+    """Choose ``k`` centres among ``points`` (n, m) by density-peak scores.
+
+    With ``d_ij`` the Euclidean distances (one vectorised ``pdist``):
+
+    * ``d_c`` = the ``quantile`` (default 2 %) of ``d_ij, i < j``;
+    * ``rho_i = sum_{j != i} exp(-(d_ij / d_c)^2)``;
+    * ``delta_i = min {d_ij : rho_j > rho_i}`` (equal ``rho``: the lower index
+      counts as denser), and for the densest point ``max_j d_ij``;
+    * ``gamma_i = rho_i * delta_i``;
+    * the centres: the ``k`` best by ``gamma`` (ties: lower index), taken
+      greedily so that every two are at least ``separation * d_c`` apart (if
+      fewer qualify, the best remaining by ``gamma`` fill up).
+
+    The greedy pick loops over the ``k`` centres only. :func:`typical_days`
+    calls this for every ``(quantile, separation)`` in ``DC_QUANTILES x
+    SEPARATIONS``.
+    """
+    condensed = pdist(points)
+    dist = squareform(condensed)
+    cutoff = _cutoff(condensed, quantile)
+    rho, delta, gamma = _peak_scores(dist, cutoff)
+    centres = _pick_centres(dist, gamma, k, separation * cutoff)
+    return DensityPeaks(cutoff, _frozen(rho), _frozen(delta), _frozen(gamma), _frozen(centres), separation * cutoff)
+
+
+def _hartigan(points: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Single-day moves between clusters while one lowers the sum of squared errors.
+
+    Moving day ``i`` from cluster ``a`` (``n_a > 1`` days, centroid ``c_a``) to
+    cluster ``b`` changes the SSE by
+    ``n_b / (n_b + 1) |x_i - c_b|^2 - n_a / (n_a - 1) |x_i - c_a|^2``
+    (exactly: the centroids move with the day). Each step
+    makes the move with the largest decrease (ties: lowest day, then lowest
+    cluster), updates the two centroids and their distance columns, and stops
+    when no move lowers the SSE by more than ``1e-12`` of it (at most ``10 n``
+    moves). The result is also a fixed point of Lloyd's iteration. The loop
+    runs over moves; every step is vectorised over the days and clusters.
+    """
+    n = points.shape[0]
+    labels = labels.astype(np.int64, copy=True)
+    counts = np.bincount(labels, minlength=k).astype(float)
+    sums = np.zeros((k, points.shape[1]))
+    np.add.at(sums, labels, points)
+    centroids = sums / np.maximum(counts, 1.0)[:, None]  # an empty cluster: any finite point (joining it costs 0)
+    sq = cdist(points, centroids, "sqeuclidean")
+    rows = np.arange(n)
+    tolerance = 1e-12 * float(sq[rows, labels].sum())
+    for _ in range(10 * n):
+        own = sq[rows, labels]
+        n_own = counts[labels]
+        leave = np.where(n_own > 1, n_own / np.maximum(n_own - 1, 1.0) * own, -np.inf)  # a single day stays
+        join = (counts / (counts + 1.0))[None, :] * sq
+        join[rows, labels] = np.inf
+        gain = leave[:, None] - join
+        best = int(np.argmax(gain))
+        i, b = divmod(best, k)
+        if not gain[i, b] > tolerance:
+            break
+        a = int(labels[i])
+        labels[i] = b
+        counts[a] -= 1.0
+        counts[b] += 1.0
+        sums[a] -= points[i]
+        sums[b] += points[i]
+        centroids[[a, b]] = sums[[a, b]] / counts[[a, b], None]
+        sq[:, [a, b]] = cdist(points, centroids[[a, b]], "sqeuclidean")
+    return labels
+
+
+def _density_peak_labels(points: np.ndarray, k: int) -> np.ndarray:
+    """Density-peak seeded K-means with a Hartigan refinement, the best of the candidate settings.
+
+    For each ``(q, s)`` in ``DC_QUANTILES x SEPARATIONS`` (in that order): the
+    density-peak centres, Lloyd's K-means from them to convergence (``tol=0``),
+    then :func:`_hartigan`. The labels with the lowest final SSE are kept (ties:
+    the first setting). A centre set already tried is not run again.
+    """
+    condensed = pdist(points)
+    dist = squareform(condensed)
+    best_labels: np.ndarray | None = None
+    best_sse = np.inf
+    tried: set[tuple[int, ...]] = set()
+    for quantile in DC_QUANTILES:
+        cutoff = _cutoff(condensed, quantile)
+        _, _, gamma = _peak_scores(dist, cutoff)
+        for separation in SEPARATIONS:
+            centres = _pick_centres(dist, gamma, k, separation * cutoff)
+            key = tuple(sorted(centres.tolist()))
+            if key in tried:
+                continue
+            tried.add(key)
+            labels = KMeans(n_clusters=k, init=points[centres], n_init=1, tol=0.0, random_state=0).fit(points).labels_
+            labels = _hartigan(points, labels, k)
+            counts = np.bincount(labels, minlength=k)
+            sums = np.zeros((k, points.shape[1]))
+            np.add.at(sums, labels, points)
+            centroids = sums / np.maximum(counts, 1)[:, None]
+            sse = float(((points - centroids[labels]) ** 2).sum())
+            if sse < best_sse:
+                best_labels, best_sse = labels, sse
+    assert best_labels is not None
+    return best_labels
 
 
 # ---------------------------------------------------------------- typical days
@@ -374,9 +505,10 @@ def typical_days(
     """Cluster the days of a year into ``k`` typical days.
 
     ``days`` is a :class:`Year` or an array (D, 24, series). With ``seed=None``
-    K-means starts from the density-peak centres (deterministic); with an
-    integer it starts from k-means++ seeding drawn with that seed (the
-    baseline). See the module docstring for the weights, extremes and errors.
+    K-means starts from the density-peak centres of each candidate setting, is
+    refined by single-day (Hartigan) moves and the lowest-SSE clustering is kept
+    (deterministic); with an integer it is one plain K-means run from k-means++
+    seeding drawn with that seed (the baseline, no refinement). See the module docstring for the weights, extremes and errors.
     """
     x3, source = _as_days(days)
     _check_k(x3, k, source)
@@ -384,16 +516,16 @@ def typical_days(
         raise GridError(Span(source, 0, 0), f"unknown representative '{representative}'", "use centroid or medoid")
     n = x3.shape[0]
     points = x3.reshape(n, -1)
-    if seed is None:
-        init: np.ndarray | str = points[density_peaks(points, k).centres]
-        method, state = "density-peak", 0
-    else:
-        init, method, state = "k-means++", f"k-means++ (seed {seed})", seed
     # one thread: a year of days is small (OpenMP start-up costs more than the
     # work), and the result does not depend on the machine's core count
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")  # fewer distinct days than K: sklearn warns, the result is still usable
-        labels = KMeans(n_clusters=k, init=init, n_init=1, random_state=state).fit(points).labels_.astype(np.int64)
+        if seed is None:
+            labels = _density_peak_labels(points, k)
+            method = "density-peak"
+        else:
+            labels = KMeans(n_clusters=k, init="k-means++", n_init=1, random_state=seed).fit(points).labels_.astype(np.int64)
+            method = f"k-means++ (seed {seed})"
 
     single: list[int] = []
     if extremes:

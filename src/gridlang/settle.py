@@ -123,7 +123,10 @@ def alone(case: ir.CaseIR, *agents: str) -> ir.CaseIR:
             buses = tuple(dict.fromkeys(b for g in groups for n, b in zip(g.names, g.buses) if case.owners.get(n) == agent))
             no_lines = np.zeros(0, dtype=int)
             networks += (ir.NetworkIR(f"{agent}_island", _stdlib_model("copper_plate"), buses, (), no_lines, no_lines, {"slack": np.zeros((len(buses), 1), dtype=bool)}, case.system.span),)
-    return replace(case, groups=tuple(groups), networks=networks, markets=(), games=())
+    plan = case.plan
+    if plan is not None and plan.reliability is not None and not networks[:1] == case.networks[:1]:
+        plan = replace(plan, reliability=None, limits={}, voll=0.0)  # its failure data belong to the network left out
+    return replace(case, groups=tuple(groups), networks=networks, markets=(), games=(), plan=plan)
 
 
 @cache

@@ -6,7 +6,9 @@ a kind's ``var soc[t]`` is the variable ``storage-soc`` over
 mask for its ``where`` and for shifted indices.  Injections of every kind
 are grouped by bus and summed into ``injected_<channel>[bus, time]``, which
 the network formulation balances; those balance rows' duals are the
-locational prices.  The objective is the sum of all ``cost`` statements.
+locational prices.  The objective is the sum of all ``cost`` statements; in
+a plan, a cost over time is weighted per step by the share of the year the
+step stands for (``SystemIR.step_weight``), so the objective is annual.
 """
 
 from __future__ import annotations
@@ -48,12 +50,14 @@ class Built:
     balances: Mapping[str, tuple[str, str]]  # constraint name -> (network, channel)
     units: Mapping[str, tuple[str, float]]  # variable name -> (unit, internal-per-unit factor)
     costs: tuple[tuple[str, object], ...]  # (kind, cost per instance) for reports
+    categories: tuple[tuple[str, object], ...] = ()  # (category, total of one cost statement) for reports
     quadratic: bool = False
     integer: bool = False
     offset: float = 0.0  # constant part of the total cost, kept out of the solver's objective
     cones: tuple[ConeBlock, ...] = ()  # second-order cones beside the linear model
     markets: tuple[MarketBlock, ...] = ()
     games: tuple[GameBlock, ...] = ()
+    reliability: object = None  # gridlang.compiler.reliability.ReliabilityBlock in a plan with failure data
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -95,20 +99,23 @@ class _State:
     objective: list = field(default_factory=list)
     offset: float = 0.0
     costs: list = field(default_factory=list)
+    categories: list = field(default_factory=list)
     injections: dict = field(default_factory=dict)  # channel -> list of _Injection, one per kind
     blocks: list = field(default_factory=list)
     cones: list = field(default_factory=list)
     markets: list = field(default_factory=list)
     games: list = field(default_factory=list)
+    reliability: object = None
 
 
 def build(case: ir.CaseIR) -> Built:
     """Compile the resolved case into one linopy model."""
-    steps, dt = case.system.steps, case.system.dt
-    time = pd.RangeIndex(steps, name=ir.TIME)
+    system = case.system
+    time = pd.RangeIndex(system.steps, name=ir.TIME)
+    hour = xr.DataArray(np.arange(system.steps) % system.period_steps * system.dt, coords={ir.TIME: time}, dims=ir.TIME)
     with linopy.options as options:
         options["semantics"] = "v1"
-        state = _State(linopy.Model(sparse=True), case, time, xr.DataArray(np.arange(steps) * dt, coords={ir.TIME: time}, dims=ir.TIME))
+        state = _State(linopy.Model(sparse=True), case, time, hour)
         for group in case.groups:
             _kind(group, state)
         for network in case.networks:
@@ -117,13 +124,17 @@ def build(case: ir.CaseIR) -> Built:
             _market(market, state)
         for game in case.games:
             state.games.append(GameBlock(game, _exported(pd.Index(game.prosumers, name="agent"), state)))
+        if case.plan is not None and case.plan.reliability is not None:
+            from gridlang.compiler.reliability import add_reliability
+
+            add_reliability(case, state)
         state.errors.raise_if_any()
         m = state.model
         if state.objective:
             m.add_objective(_total(state.objective))
     quadratic = any(isinstance(t, linopy.QuadraticExpression) for t in state.objective)
     integer = any(v.attrs.get("binary") or v.attrs.get("integer") for _, v in m.variables.items())
-    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), quadratic, integer, state.offset, tuple(state.cones), tuple(state.markets), tuple(state.games))
+    return Built(case, m, tuple(state.blocks), state.origins, state.balances, state.units, tuple(state.costs), tuple(state.categories), quadratic, integer, state.offset, tuple(state.cones), tuple(state.markets), tuple(state.games), state.reliability)
 
 
 def _total(terms: list):
@@ -145,7 +156,7 @@ def _param_array(values: np.ndarray, first: tuple[str, pd.Index], time: pd.Index
 
 def _frame(state: _State, values: dict, dims: dict, network: ir.NetworkIR | None = None) -> Frame:
     case = state.case
-    return Frame(values, dims, case.system.base, case.system.dt, state.hour, network)
+    return Frame(values, dims, case.system.base, case.system.dt, state.hour, network, case.system.period)
 
 
 def _kind(group: ir.Group, state: _State) -> None:
@@ -345,10 +356,14 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
         if isinstance(value, linopy.QuadraticExpression) and _nonconvex(value):
             state.errors.add(c.span, "this quadratic cost is not convex (a negative coefficient on a square)", "give squared terms non-negative coefficients")
             continue
+        timed = ir.TIME in value.dims
+        if timed and state.case.system.step_weight is not None:
+            value = value * xr.DataArray(state.case.system.step_weight, coords={ir.TIME: state.time}, dims=ir.TIME)
         total = value.sum()
         constant = float(total.const)
         state.offset += constant
         state.objective.append(total - constant)
+        state.categories.append((c.label.name if c.label else ("operation" if timed else "investment"), total))
         if coords:
             for d in [d for d in value.dims if d not in coords and not d.startswith("_")]:
                 value = value.sum(d)

@@ -7,9 +7,11 @@ array operations, never loops:
 
 * ``x[t]`` binds index ``t`` to the dim at that position (no selection);
 * ``x[t-k]`` is ``shift(time=k)``; rows where ``t-k`` falls before the first
-  step are masked out of the statement (``x[t+k]`` likewise at the end);
-* ``x[wrap(t-k)]`` is ``roll(time=k)`` (cyclic);
-* ``x[first]``, ``x[last]`` select one step;
+  step of the period are masked out of the statement (``x[t+k]`` likewise at
+  the end);
+* ``x[wrap(t-k)]`` is ``roll(time=k)`` within each period (cyclic);
+* ``x[first]``, ``x[last]`` select one step, or with several periods (the
+  typical days of a plan) the first or last step of each, over a dim ``period``;
 * ``v[to(l), t]`` selects ``v`` at each line's receiving bus, ``isel(bus=to)``;
 * ``sum(E for l in into(b))`` groups ``E`` by receiving bus, i.e. the sparse
   incidence product, via ``groupby(...).sum()``; ``sum(E for t in time)``
@@ -59,6 +61,7 @@ class Frame:
     dt: float
     hour: xr.DataArray
     network: NetworkIR | None = None
+    period: int = 0  # steps per period; 0: one period
     _maps: dict = field(default_factory=dict)
 
     def ends(self, which: str) -> xr.DataArray:
@@ -149,7 +152,14 @@ class Evaluator:
         has = dim in getattr(value, "dims", ())
         match index:
             case ast.Name("first" | "last" as which):
-                return _isel(value, dim, 0 if which == "first" else -1) if has else value
+                if not has:
+                    return value
+                size = _size(value, dim)
+                period = self.frame.period if dim == TIME and self.frame.period else size
+                if period == size:
+                    return _isel(value, dim, 0 if which == "first" else -1)
+                starts = np.arange(0, size, period) + (0 if which == "first" else period - 1)
+                return _isel(value, dim, xr.DataArray(starts, dims="period"))
             case ast.Name():
                 self._bind(index, dim)
                 return value
@@ -159,19 +169,32 @@ class Evaluator:
                 if not has or shift == 0:
                     return value
                 index = value.index(dim) if isinstance(value, Lin) else value.indexes[dim]
-                positions = xr.DataArray(np.arange(len(index)), dims=dim, coords={dim: index})
-                self.masks.append((positions - shift >= 0) & (positions - shift < len(index)))
-                return value.shift(dim, shift) if isinstance(value, Lin) else value.shift({dim: shift}, fill_value=0)
+                period = self._period(dim, len(index))
+                within = xr.DataArray(np.arange(len(index)) % period, dims=dim, coords={dim: index})
+                self.masks.append((within - shift >= 0) & (within - shift < period))
+                return _shift(value, dim, shift)
             case ast.Call(ast.Ident("wrap"), (ast.BinOp(op, ast.Name() as n, ast.Number(k, None)),)) if op in "+-" and float(k).is_integer():
                 self._bind(n, dim)
+                if not has:
+                    return value
                 shift = int(k) if op == "-" else -int(k)
-                return (value.roll(dim, shift) if isinstance(value, Lin) else value.roll({dim: shift})) if has else value
+                size = _size(value, dim)
+                period = self._period(dim, size)
+                if period == size:
+                    return value.roll(dim, shift) if isinstance(value, Lin) else value.roll({dim: shift})
+                # within each period: from the same period where t-k stays inside it, else from the other end
+                shift %= period
+                within = xr.DataArray(np.arange(size) % period >= shift, dims=dim)
+                return _where(_shift(value, dim, shift), within) + _where(_shift(value, dim, shift - period), ~within)
             case ast.Call(ast.Ident("from" | "to" as which), (ast.Name() as n,)):
                 if self.frame.network is None or dim != BUS:
                     self.fail(f"'{which}(...)' maps a line to a bus and is used on a bus index", span=index.span)
                 self._bind(n, LINE)
                 return _isel(value, BUS, self.frame.ends(which))
         self.fail("unsupported index", "indices are a name, t-1, t+1, wrap(t-1), first, last, from(l) or to(l)", index.span)
+
+    def _period(self, dim: str, size: int) -> int:
+        return self.frame.period if dim == TIME and self.frame.period else size
 
     # ---------------------------------------------------------------- arithmetic
     def _neg(self, e: ast.Neg):
@@ -222,6 +245,10 @@ class Evaluator:
                 return np.maximum(*args)
             case "norm", n if n > 0:
                 return np.sqrt(sum(a * a for a in args))
+            case "annuity", 2:  # capital recovery factor r / (1 - (1 + r)^-n); 1/n at r = 0
+                rate, years = args
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    return xr.where(rate == 0, 1.0 / years, rate / (1.0 - (1.0 + rate) ** (-years)))
         self.fail(f"'{e.func.name}' is not a function of values here", span=e.func.span)
 
     def _generator(self, e: ast.Generator):
@@ -299,6 +326,15 @@ def group_sum(value, group: xr.DataArray, index: pd.Index):
         return xr.DataArray(out, coords=coords, dims=(index.name, *moved.dims[1:]))
     summed = as_linopy(value).groupby(group.to_pandas().rename(index.name)).sum()
     return summed.reindex({index.name: index}).fillna(0)
+
+
+def _size(value, dim: str) -> int:
+    return len(value.index(dim)) if isinstance(value, Lin) else value.sizes[dim]
+
+
+def _shift(value, dim: str, k: int):
+    """``value`` at position ``i - k`` along ``dim`` (0 where that falls outside)."""
+    return value.shift(dim, k) if isinstance(value, Lin) else value.shift({dim: k}, fill_value=0)
 
 
 def _isel(value, dim: str, index):

@@ -25,11 +25,23 @@ SETS = (BUS, LINE, TIME)
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SystemIR:
+    """The time axis: ``steps`` steps of ``dt`` hours, cut into periods of
+    ``period`` steps (typical days in a plan; one period otherwise).  Shifts
+    such as ``x[t-1]`` and the steps ``first`` / ``last`` act within a period.
+    ``step_weight`` (T,), in a plan: how many steps of a year each step
+    stands for, so that time-indexed costs add up to annual costs."""
+
     name: str
     base: Base
     steps: int
     dt: float  # hours per step
     span: Span
+    period: int = 0  # steps per period; 0: the whole horizon is one period
+    step_weight: np.ndarray | None = None
+
+    @property
+    def period_steps(self) -> int:
+        return self.period or self.steps
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -115,6 +127,49 @@ class GameIR:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class ReliabilityIR:
+    """Line failures of a radial network and the limits on their consequences.
+
+    A failure of line ``l`` (``rate`` per year, ``repair`` hours) cuts off
+    the buses downstream of it; they are supplied, as an island, by what the
+    assets there offer (their ``island`` output) for the repair time."""
+
+    network: str
+    lines: tuple[str, ...]  # failing lines, as named in the network
+    rate: np.ndarray  # failures per year
+    repair: np.ndarray  # hours
+    spans: tuple[Span, ...]  # row of each line's failure data
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Limit:
+    """A study limit (``eens_max = 2 MWh``) in internal units, with where it was written."""
+
+    name: str
+    value: float
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PlanIR:
+    """A planning study: typical days with their weights, reliability and comparisons.
+
+    ``weights`` (S,) share of the year per typical day; ``periods_per_year``
+    is the number of horizons (days) in a year, so a step of scenario ``s``
+    stands for ``periods_per_year * weights[s]`` steps of the year."""
+
+    scenarios: tuple[str, ...]
+    weights: np.ndarray
+    periods_per_year: float
+    reliability: ReliabilityIR | None
+    limits: Mapping[str, Limit]  # eens_max (internal energy per year), saidi_max (hours per year)
+    voll: float  # cost of unserved energy, internal currency per internal energy; 0: none
+    compare: tuple[str, ...]  # formulations to solve the plan under too, for the report
+    span: Span
+    clustering: str = ""  # how the typical days were found, for the report
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class CaseIR:
     path: str
     system: SystemIR
@@ -128,6 +183,7 @@ class CaseIR:
     network_owner: str | None = None  # the agent of the (first) network
     notes: tuple[str, ...] = ()  # things the compiler decided and says
     games: tuple[GameIR, ...] = ()
+    plan: PlanIR | None = None
 
 
 def connection_buses(groups: Sequence[Group], owners: Mapping[str, str]) -> dict[str, str]:

@@ -18,7 +18,7 @@ from gridlang.grammar import ast
 #: names every model statement may use
 BUILTINS = {"dt", "hour", "first", "last", "inf", "true", "false"}
 #: functions of the model layer
-FUNCTIONS = {"sum", "sqrt", "abs", "min", "max", "norm", "wrap", "from", "to", "into", "out_of"}
+FUNCTIONS = {"sum", "sqrt", "abs", "min", "max", "norm", "annuity", "wrap", "from", "to", "into", "out_of"}
 INDEX_FUNCTIONS = {"wrap", "from", "to", "into", "out_of"}
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import connected_components, shortest_path
 from gridlang.compiler import ir
 from gridlang.compiler.models import check_names, model_def
 from gridlang.compiler.quantities import DataEvaluator, Quantity, expect
-from gridlang.compiler.units import DIMENSIONLESS, POWER, TIME, VOLTAGE, Base, UnitError, describe, parse_unit
+from gridlang.compiler.units import DIMENSIONLESS, ENERGY, POWER, TIME, VOLTAGE, Base, UnitError, describe, example, parse_unit
 from gridlang.errors import Collector, GridError, Span, did_you_mean
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse, parse_file
@@ -49,6 +49,9 @@ class _Scope:
     profiles: dict[str, Quantity] = field(default_factory=dict)
     base: Base = Base()
     steps: int = 1
+    period: int = 0  # steps per typical day in a plan; 0: one period
+    typical: dict[str, np.ndarray] = field(default_factory=dict)  # typical-day series by column
+    plan_days: tuple = (("horizon",), np.ones(1), "")  # scenario labels, weights, how they were found
 
 
 def load_modules(main: ast.Module, root: Path, allow_outside: bool) -> list[ast.Module]:
@@ -102,14 +105,23 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     system = _system(by_type.get(ast.System, []), main, scope)
     scope.errors.raise_if_any()  # units and time below need a sound system
 
+    study = _study(by_type.get(ast.Study, []), scope)
+    solver, options, chosen = study.solver, study.options, study.formulation
+    if study.plan is not None:
+        system = _plan_time(study.plan, system, scope)
+        scope.errors.raise_if_any()  # every series depends on the plan's time axis
     for p in by_type.get(ast.Profile, []):
         _profile(p, scope)
-    solver, options, chosen = _study(by_type.get(ast.Study, []), scope)
     if formulation is not None:
         chosen = ast.Ident(formulation, Span("<command line>", 0, 0))
     networks = [_network(n, models, scope, chosen) for n in by_type.get(ast.Network, [])]
     bus_names = {b: n.name for n in networks if n for b in n.buses}
-    groups = _groups(by_type.get(ast.Asset, []), [t for t in by_type.get(ast.Table, [])], models, bus_names, scope)
+    tables = by_type.get(ast.Table, [])
+    groups = _groups(by_type.get(ast.Asset, []), [t for t in tables if t.set.name != FAILURE], models, bus_names, scope)
+    failures = [t for t in tables if t.set.name == FAILURE]
+    plan = _plan(study.plan, failures, [n for n in networks if n], scope) if study.plan is not None else None
+    if failures and study.plan is None:
+        scope.errors.add(failures[0].set.span, "failure data is used by a plan study", "add e.g. 'study p: plan { eens_max = 5 MWh }', or remove the table")
     owners = _owners(by_type.get(ast.Agent, []), scope)
     owners, network_owner, notes = _default_owners(owners, [n for n in networks if n], groups)
     valid_networks = [n for n in networks if n]
@@ -119,7 +131,7 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     if not networks and not scope.errors.errors:
         scope.errors.add(Span(main.path, 1, 1), "the case has no network", "add e.g. 'network grid uses copper_plate { bus b1 }'")
     scope.errors.raise_if_any()
-    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, notes, games)
+    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, notes, games, plan)
 
 
 # ---------------------------------------------------------------- definitions
@@ -211,9 +223,12 @@ def _evaluator(scope: _Scope, names: Mapping[str, Quantity] | None = None) -> Da
 
 
 def _call(c: ast.Call, scope: _Scope) -> Quantity:
-    """Functions of the case layer: csv(path, column = name)."""
+    """Functions of the case layer: csv(path, column = name) and, in a plan
+    with typical days, typical(column): that column's typical days one after another."""
+    if c.func.name == "typical":
+        return _typical(c, scope)
     if c.func.name != "csv":
-        raise GridError(c.func.span, f"unknown function '{c.func.name}' in case data", "data can be read with csv(\"file.csv\", column = \"name\")")
+        raise GridError(c.func.span, f"unknown function '{c.func.name}' in case data", "data can be read with csv(\"file.csv\", column = \"name\") or, in a plan, typical(\"pv\")")
     kwargs = {k.name: v for k, v in c.kwargs}
     if len(c.args) != 1 or not isinstance(c.args[0], ast.Str) or set(kwargs) - {"column"}:
         raise GridError(c.span, "write csv(\"file.csv\", column = \"name\")")
@@ -227,6 +242,17 @@ def _call(c: ast.Call, scope: _Scope) -> Quantity:
     if name not in frame.columns:
         raise GridError(column.span, f"column '{name}' not in '{c.args[0].value}'", did_you_mean(str(name), map(str, frame.columns)) or f"columns: {', '.join(map(str, frame.columns))}")
     return _numeric(frame[name], column.span)
+
+
+def _typical(c: ast.Call, scope: _Scope) -> Quantity:
+    if not scope.typical:
+        raise GridError(c.span, "typical(...) reads the typical days of a plan study", "add 'study NAME: plan { scenarios = typical_days(k = 4, data = csv(\"year.csv\")) }'")
+    if len(c.args) != 1 or c.kwargs or not isinstance(c.args[0], ast.Str | ast.Name):
+        raise GridError(c.span, "write typical(\"column\")", f"columns: {', '.join(scope.typical)}")
+    column = c.args[0].value if isinstance(c.args[0], ast.Str) else c.args[0].id
+    if column not in scope.typical:
+        raise GridError(c.args[0].span, f"the typical days have no column '{column}'", did_you_mean(column, scope.typical) or f"columns: {', '.join(scope.typical)}")
+    return Quantity(scope.typical[column])
 
 
 def _read_csv(path: ast.Str, scope: _Scope) -> pd.DataFrame:
@@ -247,9 +273,7 @@ def _numeric(series: pd.Series, span: Span) -> Quantity:
 
 def _profile(p: ast.Profile, scope: _Scope) -> None:
     try:
-        value = _evaluator(scope)(p.value)
-        if value.is_series and np.shape(value.value) != (scope.steps,):
-            raise GridError(p.value.span if hasattr(p.value, "span") else p.span, f"profile '{p.name.name}' has {np.size(value.value)} values but the horizon has {scope.steps} steps", "give one value per step")
+        value = _series_ok(_evaluator(scope)(p.value), scope, p.value.span if hasattr(p.value, "span") else p.span, f"profile '{p.name.name}' has")
     except GridError as exc:
         scope.errors.extend(exc)
         return
@@ -257,10 +281,15 @@ def _profile(p: ast.Profile, scope: _Scope) -> None:
         scope.profiles[p.name.name] = value
 
 
-def _series_ok(q: Quantity, scope: _Scope, span: Span) -> Quantity:
-    if q.is_series and np.shape(q.value) != (scope.steps,):
-        raise GridError(span, f"a series of {np.size(q.value)} values where the horizon has {scope.steps} steps", "give one value per step")
-    return q
+def _series_ok(q: Quantity, scope: _Scope, span: Span, what: str = "a series of") -> Quantity:
+    """A series has one value per step; in a plan, one value per step of a day is that day's
+    profile on every typical day."""
+    if not q.is_series or np.shape(q.value) == (scope.steps,):
+        return q
+    if scope.period and np.shape(q.value) == (scope.period,):
+        return Quantity(np.tile(q.value, scope.steps // scope.period), q.dim, q.per_unit)
+    per_day = f" (or {scope.period}, one day)" if scope.period else ""
+    raise GridError(span, f"{what} {np.size(q.value)} values but the horizon has {scope.steps} steps{per_day}", "give one value per step")
 
 
 # ---------------------------------------------------------------- instances
@@ -765,15 +794,36 @@ def _method(e: ast.Expr, scope: _Scope) -> tuple[str, dict[str, float]]:
     return "central", {}
 
 
-def _study(studies: Sequence[ast.Study], scope: _Scope) -> tuple[str | None, dict[str, object], ast.Ident | None]:
-    """The study's solver, the options passed through to it, and a formulation for every network."""
+STUDY_TYPES = ("dispatch", "plan")
+PLAN_ATTRS = ("scenarios", "eens_max", "saidi_max", "voll", "compare")
+FAILURE = "failure"  # 'failure table (line, rate, repair_time [h]) { ... }'
+
+
+@dataclass(frozen=True)
+class _StudyIR:
+    solver: str | None = None
+    options: Mapping[str, object] = field(default_factory=dict)
+    formulation: ast.Ident | None = None
+    plan: ast.Study | None = None  # the study, if it is a plan
+
+
+def _study(studies: Sequence[ast.Study], scope: _Scope) -> _StudyIR:
+    """The study's solver, the options passed through to it, a formulation for every
+    network, and, for a plan, the study itself (its plan attributes are read by ``_plan``)."""
     if not studies:
-        return None, {}, None
+        return _StudyIR()
+    for extra in studies[1:]:
+        scope.errors.add(extra.span, "a case has one study", f"merge it with the one at {studies[0].span}")
     s = studies[0]
-    if s.type.name != "dispatch":
-        scope.errors.add(s.type.span, f"unknown study type '{s.type.name}'", did_you_mean(s.type.name, ["dispatch"]) or "known: dispatch")
+    if s.type.name not in STUDY_TYPES:
+        scope.errors.add(s.type.span, f"unknown study type '{s.type.name}'", did_you_mean(s.type.name, STUDY_TYPES) or f"known: {', '.join(STUDY_TYPES)}")
+    plan = s.type.name == "plan"
     solver, options, formulation = None, {}, None
     for a in s.attrs:
+        if a.name.name in PLAN_ATTRS:
+            if not plan:
+                scope.errors.add(a.name.span, f"'{a.name.name}' belongs to a plan study", f"write 'study {s.name.name}: plan {{ ... }}'")
+            continue
         if a.name.name == "formulation" and isinstance(a.value, ast.Name):
             formulation = ast.Ident(a.value.id, a.value.span)
             continue
@@ -792,4 +842,127 @@ def _study(studies: Sequence[ast.Study], scope: _Scope) -> tuple[str | None, dic
             solver = str(value)
         else:
             options[a.name.name] = value
-    return solver, options, formulation
+    return _StudyIR(solver, options, formulation, s if plan else None)
+
+
+# ---------------------------------------------------------------- plan
+
+
+def _plan_attrs(study: ast.Study) -> dict[str, ast.Attr]:
+    return {a.name.name: a for a in study.attrs if a.name.name in PLAN_ATTRS}
+
+
+def _plan_time(study: ast.Study, system: ir.SystemIR, scope: _Scope) -> ir.SystemIR:
+    """The plan's time axis: its typical days one after another (or the horizon alone),
+    each step weighted by the share of the year its day stands for."""
+    from gridlang.scenarios import HOURS, read_year, scenario_labels, typical_days
+
+    hours = system.steps * system.dt
+    per_year = 8760.0 / hours
+    attr = _plan_attrs(study).get("scenarios")
+    if attr is None:
+        return replace(system, step_weight=np.full(system.steps, per_year))
+    try:
+        call = attr.value
+        kwargs = dict((k.name, v) for k, v in call.kwargs) if isinstance(call, ast.Call) else {}
+        if not isinstance(call, ast.Call) or call.func.name != "typical_days" or call.args or not {"k", "data"} <= set(kwargs) or set(kwargs) - {"k", "data", "extremes"}:
+            raise GridError(attr.value.span, "scenarios are typical days of a year", "write scenarios = typical_days(k = 4, data = csv(\"year.csv\"))")
+        if system.steps != HOURS or system.dt != 1.0:
+            raise GridError(system.span, f"typical days have {HOURS} hourly steps, but the horizon has {system.steps} steps of {system.dt:g} h", "set horizon = 24 h; step = 1 h")
+        data, k = kwargs["data"], kwargs["k"]
+        if isinstance(data, ast.Call) and data.func.name == "csv" and len(data.args) == 1 and not data.kwargs:
+            data = data.args[0]
+        if not isinstance(data, ast.Str):
+            raise GridError(data.span, "the year's data is a CSV file", "data = csv(\"year.csv\")")
+        if not isinstance(k, ast.Number) or k.unit is not None or not float(k.value).is_integer():
+            raise GridError(k.span, "k is a whole number of typical days", "e.g. k = 4")
+        extremes = kwargs.get("extremes")
+        keep = isinstance(extremes, ast.Name) and extremes.id == "true"
+        if extremes is not None and not (isinstance(extremes, ast.Name) and extremes.id in ("true", "false")):
+            raise GridError(extremes.span, "extremes is true or false")
+        year = read_year(case_path(data, scope.root, scope.allow_outside))
+        try:
+            td = typical_days(year, int(k.value), extremes=keep)
+        except GridError as exc:  # K out of range: point at k
+            raise GridError(k.span, exc.message, exc.hint) from None
+    except GridError as exc:
+        scope.errors.extend(exc)
+        return system
+    s = len(td.weights)
+    scope.steps, scope.period = s * HOURS, HOURS
+    scope.typical = {name: td.profiles[:, :, i].reshape(-1) for i, name in enumerate(td.series)}
+    labels = tuple(scenario_labels(td, year.dates))
+    clustering = f"{s} typical days of {len(year.days)} ({td.method} K-means, K = {td.k}{', extremes kept' if keep else ''}); profile RMSE {td.rmse:.4f} p.u."
+    scope.plan_days = (labels, np.asarray(td.weights, dtype=float), clustering)
+    weight = np.repeat(per_year * np.asarray(td.weights, dtype=float), HOURS)
+    return replace(system, steps=s * HOURS, period=HOURS, step_weight=weight)
+
+
+def _plan(study: ast.Study, failures: Sequence[ast.Table], networks: Sequence[ir.NetworkIR], scope: _Scope) -> ir.PlanIR:
+    """Failure data, reliability limits, the value of lost load and formulations to compare."""
+    attrs = _plan_attrs(study)
+    labels, weights, clustering = scope.plan_days
+    limits: dict[str, ir.Limit] = {}
+    for key, dim in (("eens_max", ENERGY), ("saidi_max", TIME)):
+        if key in attrs:
+            a = attrs[key]
+            try:
+                q = expect(_evaluator(scope)(a.value), dim, a.value.span, f"'{key}'")
+                if q.is_series or not float(q.value) >= 0:
+                    raise GridError(a.value.span, f"'{key}' is one value, zero or more", f"e.g. {key} = {example(dim)}")
+                limits[key] = ir.Limit(key, float(q.value), a.span)
+            except GridError as exc:
+                scope.errors.extend(exc)
+    voll = 0.0
+    if "voll" in attrs:
+        try:
+            voll = float(expect(_evaluator(scope)(attrs["voll"].value), (-1, -1, 0, 1), attrs["voll"].value.span, "'voll'").value)
+        except GridError as exc:
+            scope.errors.extend(exc)
+    compare: list[str] = []
+    if "compare" in attrs:
+        value = attrs["compare"].value
+        names = [value] if isinstance(value, ast.Name) else []
+        if not names:
+            scope.errors.add(value.span, "compare names a formulation", "e.g. compare = lindistflow")
+        compare = [n.id for n in names]
+    reliability = _failures(failures, networks, scope)
+    wants = [k for k in ("eens_max", "saidi_max", "voll") if k in attrs]
+    if wants and reliability is None and failures == []:
+        scope.errors.add(attrs[wants[0]].span, f"'{wants[0]}' needs failure data for the lines", "add 'failure table (line, rate, repair_time [h]) { l1 0.1 5 ... }'")
+    return ir.PlanIR(labels, weights, 8760.0 / (scope.period or scope.steps), reliability, limits, voll, tuple(compare), study.span, clustering)
+
+
+def _failures(tables: Sequence[ast.Table], networks: Sequence[ir.NetworkIR], scope: _Scope) -> ir.ReliabilityIR | None:
+    """``failure table (line, rate, repair_time [h]) {...}``: rate in failures per year."""
+    if not tables:
+        return None
+    if not networks:
+        return None
+    net = networks[0]
+    span0 = tables[0].set.span
+    specs = {"rate": ir.ParamSpec("rate", None, DIMENSIONLESS, None, span0), "repair_time": ir.ParamSpec("repair_time", None, TIME, None, span0)}
+    known = set(net.lines)
+    lines, rates, repairs, spans = [], [], [], []
+    for t in tables:
+        for idents, values, span in _table(t, ("line",), specs, "failure", scope):
+            line = idents[0]
+            if line.name not in known:
+                scope.errors.add(line.span, f"line '{line.name}' is not in network '{net.name}'", did_you_mean(line.name, known) or "failure data names the network's lines")
+                continue
+            if line.name in lines:
+                scope.errors.add(line.span, f"line '{line.name}' has failure data twice", "give one row per line")
+                continue
+            missing = [k for k in specs if k not in values]
+            if missing:
+                scope.errors.add(span, f"failure data of '{line.name}' lacks {', '.join(missing)}", "columns: (line, rate, repair_time [h])")
+                continue
+            rate, repair = (float(values[k][0].value) for k in ("rate", "repair_time"))
+            if not (rate >= 0 and repair >= 0) or values["rate"][0].is_series or values["repair_time"][0].is_series:
+                scope.errors.add(span, f"failure data of '{line.name}' must be one number each, zero or more", "rate in failures per year, repair_time in hours")
+                continue
+            lines.append(line.name)
+            rates.append(rate)
+            repairs.append(repair)
+            spans.append(span)
+    return ir.ReliabilityIR(net.name, tuple(lines), np.array(rates), np.array(repairs), tuple(spans))

@@ -303,9 +303,12 @@ class Inject:
 
 @dataclass(frozen=True, slots=True)
 class Cost:
+    """``cost [label:] expr [where cond]``; the label names the cost's category in reports."""
+
     expr: Expr
     where: Expr | None
     span: Span
+    label: Ident | None = None
 
 
 @dataclass(frozen=True, slots=True)

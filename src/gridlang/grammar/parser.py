@@ -491,9 +491,11 @@ class _ToAst:
         dims = c[2][0] if len(c) == 5 else ()
         return ast.Inject(self._id(c[1]), dims, e[0], self._span(a, e[2])), a, e[2]
 
-    def cost(self, c):  # "cost" expr ("where" expr)?
+    def cost(self, c):  # "cost" (NAME ":")? expr ("where" expr)?
         a, b = c[0], c[-1][2]
-        return ast.Cost(c[1][0], c[3][0] if len(c) > 2 else None, self._span(a, b)), a, b
+        label = self._id(c[1]) if type(c[1]) is Token else None
+        rest = c[3:] if label is not None else c[1:]
+        return ast.Cost(rest[0][0], rest[2][0] if len(rest) > 1 else None, self._span(a, b), label), a, b
 
     def output(self, c):  # "output" NAME dims? (":" UNIT)? "=" expr
         dims, unit, rest = self._declared(c)

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from gridlang import planning
 from gridlang.report import plot_games, plot_markets, plot_trace
 from gridlang.solvers.result import Result
 
@@ -62,6 +63,10 @@ def write_results(result: Result, out: Path) -> list[Path]:
                 for g in result.games
             ],
         }
+        if result.plan is not None:
+            summary["plan"] = planning.summary(result.plan)
+            (staging / "plan.md").write_text(planning.markdown(result.plan))
+            planning.plot(result.plan, staging / "plan.png")
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         plot_markets(result.settlements, result.dataset, staging)
         plot_games(result.games, staging)

@@ -8,7 +8,7 @@ step would cost; ``output`` statements are evaluated on the solution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import xarray as xr
@@ -33,6 +33,7 @@ class Result:
     dual_residual: float | None = None  # stationarity error of the duals, where the solver gives duals
     settlements: tuple = ()  # stage 2 of each market (gridlang.settle.Settlement)
     games: tuple = ()  # each prosumer-operator game (gridlang.settle.GameSettlement)
+    plan: object = None  # a plan study's report (gridlang.planning.PlanReport)
 
     @property
     def optimal(self) -> bool:
@@ -94,10 +95,13 @@ def collect(built: Built) -> xr.Dataset:
             continue
         # constants move to the right-hand side, which is then the withdrawal at the
         # bus; the dual is d(cost)/d(withdrawal) for one step, per unit of power
-        data[f"{network}-price_{channel}"] = (dual / dt / price_factor).assign_attrs(units="currency/MWh")
+        # in a plan a step's costs are weighted by the steps of the year it stands for
+        weight = built.case.system.step_weight
+        per_step = dt if weight is None else dt * xr.DataArray(weight, coords={"time": dual.coords["time"]}, dims="time")
+        data[f"{network}-price_{channel}"] = (dual / per_step / price_factor).assign_attrs(units="currency/MWh")
     for block in built.blocks:
         solved = {k: (v.solution if hasattr(v, "solution") else v) for k, v in block.frame.values.items()}
-        frame = Frame(solved, block.frame.dims, block.frame.base, block.frame.dt, block.frame.hour, block.frame.network, {})
+        frame = replace(block.frame, values=solved, _maps={})
         for out in block.model.outputs:
             value = Evaluator(frame, out.span)(out.expr)
             unit = out.unit.name if out.unit is not None else "p.u."

@@ -32,6 +32,15 @@ from gridlang.solvers import conic
 #: gridlang's common option names -> SCIP parameters
 ALIASES = {"time_limit": "limits/time", "mip_rel_gap": "limits/gap"}
 
+#: defaults for models with cones, which the case or the CLI can override:
+#: the heuristics that solve NLPs (through Ipopt) have crashed the process
+#: (a glibc heap error) on multi-day feeder plans, and optimisation-based
+#: bound tightening spends nearly all the root's time in probing LPs on them
+#: (a 33-bus, 48-step plan: no solution after 120 s with both, optimal in 16 s
+#: without)
+NLP_HEURISTICS = ("subnlp", "nlpdiving", "multistart", "mpec", "undercover")
+CONE_DEFAULTS = {"propagating/obbt/freq": -1, **{f"heuristics/{h}/freq": -1 for h in NLP_HEURISTICS}}
+
 #: SCIP status -> (termination, primal status, dual status); a limit keeps the
 #: primal status of the best solution found ("feasible" if there is one)
 STATUS = {
@@ -66,7 +75,8 @@ def solve(built: Built, options: Mapping[str, object]):
         path = Path(folder) / "case.mps"
         modelfiles.write_mps(built, path, plain_names=True)
         model.readProblem(str(path))
-    verbose = _set_options(model, options, span)
+    defaults = CONE_DEFAULTS if built.cones else {}
+    verbose = _set_options(model, {**defaults, **options}, span)
     model.hideOutput(not verbose)
 
     start = time.perf_counter()
