@@ -66,3 +66,22 @@ def test_unknown_solver_and_bad_option(write_case):
 def test_compile_refuses_unknown_format(tmp_path):
     r = runner.invoke(app, ["compile", str(CASES / "ieee33_base.grid"), "-o", str(tmp_path / "m.xyz")])
     assert r.exit_code == 1 and ".lp or .mps" in r.output
+
+
+def test_plan_writes_its_report(tmp_path):
+    out = tmp_path / "plan"
+    r = runner.invoke(app, ["solve", str(CASES / "planning_33bus.grid"), "--formulation", "lindistflow", "--solver", "highs", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "annual cost by category" in r.output and "EENS" in r.output and "worst typical day" in r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["plan"]["eens_MWh_per_yr"] <= 6 + 1e-6 and summary["plan"]["built"]
+    report = (out / "plan.md").read_text()
+    assert "## Built" in report and "## Reliability" in report and "Build decisions under each formulation" in report
+
+
+def test_collaborate_prints_the_alternation_and_the_split(tmp_path):
+    out = tmp_path / "collab"
+    r = runner.invoke(app, ["collaborate", str(CASES / "collaborative_planning.grid"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "alternation: converged" in r.output and "payment" in r.output.lower()
+    assert (out / "plan.md").exists() and (out / "summary.json").exists()

@@ -94,7 +94,7 @@ class Case:
         if self.built.games:
             games = settle_games(self.built, solve_alone)
             result = replace(result, games=games, dataset=result.dataset.merge(game_dataset(games), join="outer"))
-        if self.ir.plan is not None:
+        if self.ir.plan is not None and result.primal_status == "feasible":  # a plan to report
             compared = planning.compare(self, self.ir.plan.compare) if compare_plans else ()
             result = replace(result, plan=planning.report(self.built, result, compared))
         return result

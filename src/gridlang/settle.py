@@ -249,7 +249,7 @@ def with_schedules(case: ir.CaseIR, g: ir.GameIR, buses: tuple[str, ...], schedu
     """The operator alone, serving each prosumer's tariff schedule as a fixed load at its bus."""
     n = len(g.prosumers)
     voll = case.system.base.factor("$/MWh")[0] * 1e4
-    params = {"p": schedules, "q": np.zeros((n, 1)), "scale": np.ones((n, 1)), "curtailable": np.zeros((n, 1)), "voll": np.full((n, 1), voll)}
+    params = {"p": schedules, "q": np.zeros((n, 1)), "scale": np.ones((n, 1)), "curtailable": np.zeros((n, 1)), "voll": np.full((n, 1), voll), "customers": np.zeros((n, 1))}
     return _add_group(case, _group("load", tuple(f"{a}_schedule" for a in g.prosumers), buses, params, case))
 
 
