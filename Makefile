@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench bench-socp bench-admm clean
+.PHONY: demo test bench bench-socp bench-admm bench-plan clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -28,6 +28,9 @@ bench-socp: $(STAMP)
 
 bench-admm: $(STAMP)
 	$(BIN)/python benchmarks/admm_scaling.py
+
+bench-plan: $(STAMP)
+	$(BIN)/python benchmarks/planning_scaling.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

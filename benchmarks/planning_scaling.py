@@ -37,8 +37,8 @@ agree when every candidate has the same ``built`` flag in both plans
 (``PlanReport.builds``), and the candidates that differ are listed otherwise.
 A SCIP solve that stops at the time limit reports its best plan (the
 termination column says ``time_limit``); one that stops with no plan at all
-makes ``case.solve`` fail (the plan report cannot read NaN build decisions),
-which is listed under Errors with the call's wall time in parentheses.
+has no plan report and no build decisions to compare; a solve that fails is
+listed under Errors with the call's wall time in parentheses.
 Nothing is asserted about times.
 
 Usage::
