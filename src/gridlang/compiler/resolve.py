@@ -864,7 +864,7 @@ def _plan_time(study: ast.Study, system: ir.SystemIR, scope: _Scope) -> ir.Syste
         return replace(system, step_weight=np.full(system.steps, per_year))
     try:
         call = attr.value
-        kwargs = dict((k.name, v) for k, v in call.kwargs) if isinstance(call, ast.Call) else {}
+        kwargs = {k.name: v for k, v in call.kwargs} if isinstance(call, ast.Call) else {}
         if not isinstance(call, ast.Call) or call.func.name != "typical_days" or call.args or not {"k", "data"} <= set(kwargs) or set(kwargs) - {"k", "data", "extremes"}:
             raise GridError(attr.value.span, "scenarios are typical days of a year", "write scenarios = typical_days(k = 4, data = csv(\"year.csv\"))")
         if system.steps != HOURS or system.dt != 1.0:

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from gridlang.compiler.build import Built
-from gridlang.compiler.expressions import Evaluator, Frame
+from gridlang.compiler.expressions import Evaluator
 
 
 @dataclass(frozen=True, slots=True, eq=False)
