@@ -192,3 +192,10 @@ def test_year_with_missing_hours(tmp_path, monkeypatch) -> None:
     with pytest.raises(GridError) as info:
         gridlang.load(text, formulation="lindistflow")
     assert info.value.span.file.endswith("year.csv") and "missing" in info.value.message.lower()
+
+
+def test_discrete_units(monkeypatch) -> None:
+    text = plan_text(k=1, eens="2 MWh", voll=None).replace("generator_candidate gt29 at b29 { size_max = 1 MW;", "generator_candidate gt29 at b29 { size_max = 1 MW; unit_size = 250 kW;")
+    _, r = solve_milp(text, monkeypatch)
+    size, units = float(r["generator_candidate-size"].values[0]), float(r["generator_candidate-units"].values[0])
+    assert size > 0 and units == round(units) and size == pytest.approx(0.25 * units)
