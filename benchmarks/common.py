@@ -19,3 +19,8 @@ def version(dist: str) -> str:
         return installed(dist)
     except PackageNotFoundError:
         return "not installed"
+
+
+def ints(text: str) -> list[int]:
+    """``"100, 1000,5000"`` -> ``[100, 1000, 5000]``: a comma-separated list of sizes."""
+    return [int(v) for v in text.replace(" ", "").split(",") if v]

@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from common import grid_table, version
+from common import grid_table, ints, version
 from feeder import Feeder, make_feeder, per_unit, render_grid  # noqa: E402
 
 BUILDERS = ("gridlang", "linopy", "pyomo")
@@ -656,10 +656,6 @@ def report(rows: list[Row]) -> str:
 # ------------------------------------------------------------ command line
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.replace(" ", "").split(",") if x]
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Model-build scaling: gridlang against hand-written linopy and Pyomo.",
@@ -693,7 +689,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sizes, steps_list = _ints(args.sizes), _ints(args.steps)
+    sizes, steps_list = ints(args.sizes), ints(args.steps)
 
     if args.worker:  # child process: one build, its result on the last stdout line
         try:

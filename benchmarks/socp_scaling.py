@@ -77,7 +77,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import feeder  # noqa: E402  (imported as a module: another engineer may change its API)
-from common import grid_table, version
+from common import grid_table, ints, version
 from feeder import make_feeder, per_unit  # noqa: E402
 
 TOOLS = ("gridlang", "cvxpy")
@@ -500,10 +500,6 @@ def report(rows: list[Row]) -> str:
 # ============================================================ command line
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.replace(" ", "").split(",") if v]
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="SOCP scaling: gridlang (distflow_soc) against hand-written CVXPY, both with Clarabel.",
@@ -528,7 +524,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sizes, steps_list = _ints(args.sizes), _ints(args.steps)
+    sizes, steps_list = ints(args.sizes), ints(args.steps)
 
     if args.worker:  # child process: one measurement, its result on the last stdout line
         warnings.simplefilter("ignore")
