@@ -65,10 +65,13 @@ def test_annual_costs_add_up(milp) -> None:
     report = r.plan
     assert sum(report.costs.values()) == pytest.approx(r.objective, rel=1e-9)
     # investment: annuity of capex and site cost plus O&M, recomputed from the solution
-    size, build = r["pv_candidate-size"].values, r["pv_candidate-build"].values
-    annuity = 0.05 / (1 - 1.05**-25)
-    pv = annuity * (900e3 * size + 20000 * build) + 15e3 * size
-    assert pv.sum() > 0
+    # with the case's data: (capex $/MW, site $, O&M $/MW/yr, lifetime) per kind, rate 5 %
+    data = {"pv": (900e3, 20000, 15e3, 25), "wind": (1300e3, 50000, 40e3, 20), "storage": (1000e3, 30000, 10e3, 15), "generator": (700e3, 40000, 15e3, 20)}
+    investment = 0.0
+    for kind, (capex, site, om, life) in data.items():
+        size, build = r[f"{kind}_candidate-size"].values, r[f"{kind}_candidate-build"].values
+        investment += (0.05 / (1 - 1.05**-life) * (capex * size + site * build) + om * size).sum()
+    assert investment > 0 and report.costs["investment"] == pytest.approx(investment, rel=1e-6)
     # purchase: the tariff times the import, each step weighted by its days per year
     tou = np.tile(np.loadtxt(CASES / "data/day_profiles.csv", delimiter=",", skiprows=1, usecols=3), 2)
     weight = case.ir.system.step_weight

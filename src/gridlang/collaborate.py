@@ -135,7 +135,7 @@ def collaborate(case: Case, max_iter: int = 20, tol: float = 1e-7, method: str |
             break
         seen.append(_key(plan))
     # the final upper level: builds fixed, convex, through the runner if asked
-    upper = _fixed_case(case, plan)
+    upper = _fixed_case(case, plan, bounds, owners)
     chosen = method or case.ir.solver_options.get("method", ("central", {}))[0]
     result = upper.solve(solver if chosen == "central" else None, chosen, executor, compare_plans=False)
     return Collaboration(status, iteration, tuple(rounds), plan, result)
@@ -145,33 +145,31 @@ def _relaxed(case: Case, names) -> dict[str, np.ndarray]:
     """The start: the joint plan with the integer decisions relaxed (the upper level
     with the builds free and continuous), its integer decisions rounded up."""
     relaxed = build(case.ir)
-    integer = set()
-    for name in names:
-        attrs = relaxed.model.variables[name].attrs
-        if attrs.get("binary") or attrs.get("integer"):
-            integer.add(name)
-        attrs["binary"] = attrs["integer"] = False
-    solvers.solve(replace(relaxed, integer=False), None)
+    integer = {n for n in names if relaxed.model.variables[n].attrs.get("binary") or relaxed.model.variables[n].attrs.get("integer")}
+    solvers.solve(_continuous(relaxed, names), None)
     # integer decisions rounded up (a site used at all is built), sizes kept
     return {n: np.ceil(v - 1e-6) if n in integer else v for n, v in _values(relaxed, names).items()}
+
+
+def _continuous(built: Built, names) -> Built:
+    """``built`` with the decisions ``names`` no longer integer."""
+    for name in names:
+        built.model.variables[name].attrs["binary"] = built.model.variables[name].attrs["integer"] = False
+    return replace(built, integer=False)
 
 
 def _key(plan: dict[str, np.ndarray]) -> tuple:
     return tuple((n, tuple(np.round(v.ravel(), 6))) for n, v in sorted(plan.items()))
 
 
-def _fixed_case(case: Case, plan: dict[str, np.ndarray]) -> Case:
+def _fixed_case(case: Case, plan: dict[str, np.ndarray], bounds: dict, owners: dict) -> Case:
     """The case with every decision fixed at ``plan`` and made continuous, so the
     upper level is convex (and can be decomposed); settling it still plans each
     agent alone from the case's own data."""
     fixed = build(case.ir)
-    for name, values in plan.items():
-        var = fixed.model.variables[name]
-        var.lower = var.lower.copy(data=values)
-        var.upper = var.upper.copy(data=values)
-        var.attrs["binary"] = var.attrs["integer"] = False
+    _fix(fixed, plan, None, bounds, owners)
     upper = Case(case.ir, source=case.source, allow_outside=case.allow_outside)
-    upper._built = replace(fixed, integer=False)
+    upper._built = _continuous(fixed, plan)
     return upper
 
 

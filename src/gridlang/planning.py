@@ -57,15 +57,12 @@ def report(built: Built, result: Result, compared: tuple[PlanReport, ...] = ()) 
     """The plan report of a solved plan."""
     case, ds = built.case, result.dataset
     base_mw = case.system.base.power_va / 1e6
-    rows = []
-    for g in case.groups:
-        if f"{g.kind.name}-build" not in ds or f"{g.kind.name}-size" not in ds:
-            continue
-        built_ = ds[f"{g.kind.name}-build"].values
-        size = ds[f"{g.kind.name}-size"].values
-        for i, name in enumerate(g.names):
-            rows.append({"candidate": name, "kind": g.kind.name.removesuffix("_candidate"), "bus": g.buses[i], "owner": case.owners.get(name, ""), "built": bool(round(built_[i])), "size_MW": round(float(size[i]), 6)})
-    builds = pd.DataFrame(rows, columns=["candidate", "kind", "bus", "owner", "built", "size_MW"])
+    frames = [
+        pd.DataFrame({"candidate": list(g.names), "kind": g.kind.name.removesuffix("_candidate"), "bus": list(g.buses), "owner": [case.owners.get(n, "") for n in g.names], "built": ds[f"{g.kind.name}-build"].values.round() > 0, "size_MW": ds[f"{g.kind.name}-size"].values.round(6)})
+        for g in case.groups
+        if f"{g.kind.name}-build" in ds and f"{g.kind.name}-size" in ds
+    ]
+    builds = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["candidate", "kind", "bus", "owner", "built", "size_MW"])
     costs: dict[str, float] = {}
     for category, expr in built.categories:
         value = float(np.nansum(np.asarray(_value(expr))))
@@ -103,8 +100,8 @@ def _voltages(built: Built, ds: xr.Dataset) -> tuple[pd.DataFrame, dict]:
     v = ds[key].transpose("bus", TIME).values.reshape(len(net.buses), s, period)
     low = v.min(axis=(0, 2))
     table["v_min"] = low
-    table["bus"] = [net.buses[int(np.argmin(v[:, k, :].min(axis=1)))] for k in range(s)]
-    table["hour"] = [int(np.argmin(v[:, k, :].min(axis=0))) for k in range(s)]
+    table["bus"] = np.asarray(net.buses)[v.min(axis=2).argmin(axis=0)]
+    table["hour"] = v.min(axis=0).argmin(axis=1)
     k = int(np.argmin(low))
     hour = int(table["hour"][k])
     step = k * period + hour

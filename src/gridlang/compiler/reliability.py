@@ -36,7 +36,6 @@ import xarray as xr
 from scipy.sparse.csgraph import breadth_first_order
 
 from gridlang.compiler import ir
-from gridlang.compiler.build import _Injection
 from gridlang.compiler.expressions import Evaluator, as_linopy, group_sum, is_expr
 from gridlang.errors import GridError
 
@@ -51,7 +50,6 @@ class ReliabilityBlock:
 
     data: ir.ReliabilityIR
     downstream: np.ndarray  # (failures, buses) 0/1
-    demand: np.ndarray  # (failures, T) demand of each downstream section, internal power
     customers: np.ndarray  # (failures,) customers downstream
     total_customers: float
     step_share: np.ndarray  # (T,) w_t / sum w
@@ -83,8 +81,8 @@ def downstream_sets(net: ir.NetworkIR, lines: tuple[str, ...]) -> np.ndarray:
     return (anc[:, lower].T.toarray() > 0).astype(float)
 
 
-def _outputs(state, name: str):
-    """Each kind's ``output <name>`` over its instances, summed by bus: (bus, time) or None."""
+def _outputs(state, name: str) -> list[tuple[xr.DataArray, object]]:
+    """Each kind's ``output <name>`` over (instance, time), with the bus of each instance."""
     parts = []
     for block in state.blocks:
         for out in block.model.outputs:
@@ -101,8 +99,7 @@ def _outputs(state, name: str):
                 value = value * xr.DataArray(np.ones(len(state.time)), coords={ir.TIME: state.time})
             if not is_expr(value):
                 value = xr.DataArray(np.zeros((len(index), len(state.time))), coords={block.prefix: index, ir.TIME: state.time}) + value
-            buses = xr.DataArray(np.asarray(group.buses, dtype=object), coords={block.prefix: index}, dims=block.prefix)
-            parts.append(_Injection(buses, buses, value))
+            parts.append((xr.DataArray(np.asarray(group.buses, dtype=object), coords={block.prefix: index}, dims=block.prefix), value))
     return parts
 
 
@@ -111,15 +108,15 @@ def _by_failure(parts, down: np.ndarray, buses: pd.Index, failure: pd.Index, sta
     constant part (failures, T)).  The (failure, instance) pairs of a section are
     selected once and grouped by failure, a sparse product."""
     expr, fixed = None, np.zeros((len(failure), len(state.time)))
-    for part in parts:
-        dim = part.buses.dims[0]
-        member = down[:, buses.get_indexer(part.buses.values)]  # (failures, instances)
-        if not is_expr(part.expr):
-            fixed += member @ part.expr.transpose(dim, ir.TIME).values
+    for at, value in parts:
+        dim = at.dims[0]
+        member = down[:, buses.get_indexer(at.values)]  # (failures, instances)
+        if not is_expr(value):
+            fixed += member @ value.transpose(dim, ir.TIME).values
             continue
         f, i = np.nonzero(member)
         pair = {"pair": np.arange(len(f))}
-        chosen = as_linopy(part.expr).isel({dim: xr.DataArray(i, coords=pair, dims="pair")})
+        chosen = as_linopy(value).isel({dim: xr.DataArray(i, coords=pair, dims="pair")})
         summed = group_sum(chosen, xr.DataArray(failure[f], coords=pair, dims="pair"), failure)
         expr = summed if expr is None else expr + summed
     return expr, fixed
@@ -150,7 +147,7 @@ def add_reliability(case: ir.CaseIR, state) -> None:
     shortfall = m.add_variables(lower=0, upper=need, coords=[failure, state.time], name=SHORTFALL)
     state.origins[SHORTFALL] = plan.span
     state.units[SHORTFALL] = ("MW", case.system.base.factor("MW")[0])
-    fixed = xr.DataArray(fixed_island + np.zeros_like(demand), coords=coords)
+    fixed = xr.DataArray(fixed_island, coords=coords)
     lhs = shortfall + island if island is not None else shortfall.to_linexpr()
     m.add_constraints(lhs >= need - fixed, name="reliability-island")
     state.origins["reliability-island"] = plan.span
@@ -181,7 +178,7 @@ def add_reliability(case: ir.CaseIR, state) -> None:
         cost = eens * plan.voll
         state.objective.append(cost)
         state.categories.append(("unserved energy", cost))
-    state.reliability = ReliabilityBlock(data, down, demand, customers, total, share, eens, saidi)
+    state.reliability = ReliabilityBlock(data, down, customers, total, share, eens, saidi)
 
 
 def _customers(case: ir.CaseIR, buses: pd.Index) -> np.ndarray:

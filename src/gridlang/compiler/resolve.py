@@ -928,7 +928,7 @@ def _plan(study: ast.Study, failures: Sequence[ast.Table], networks: Sequence[ir
         compare = [n.id for n in names]
     reliability = _failures(failures, networks, scope)
     wants = [k for k in ("eens_max", "saidi_max", "voll") if k in attrs]
-    if wants and reliability is None and failures == []:
+    if wants and not failures:
         scope.errors.add(attrs[wants[0]].span, f"'{wants[0]}' needs failure data for the lines", "add 'failure table (line, rate, repair_time [h]) { l1 0.1 5 ... }'")
     return ir.PlanIR(labels, weights, 8760.0 / (scope.period or scope.steps), reliability, limits, voll, tuple(compare), study.span, clustering)
 
