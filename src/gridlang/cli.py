@@ -235,8 +235,7 @@ def _plan_tables(plan) -> None:
     if plan.worst:
         out.print(f"worst typical day: {plan.worst['scenario']}, hour {plan.worst['hour']}, V_min {plan.worst['v_min']:.5f} p.u. at {plan.worst['bus']}")
     for other in plan.compared:
-        same = (other.builds["built"].to_numpy() == plan.builds["built"].to_numpy()).all()
-        out.print(f"under {other.formulation} ({other.solver}, {other.solve_time:.1f} s): annual cost {other.objective:,.2f}, siting {'the same' if same else 'different'} (plan.md has both)")
+        out.print(f"under {other.formulation} ({other.solver}, {other.solve_time:.1f} s): annual cost {other.objective:,.2f}, siting {'the same' if plan.same_siting(other) else 'different'} (plan.md has both)")
 
 
 @app.command()

@@ -52,6 +52,10 @@ class PlanReport:
     clustering: str = ""
     compared: tuple[PlanReport, ...] = ()
 
+    def same_siting(self, other: PlanReport) -> bool:
+        """Whether ``other`` builds exactly the same candidates."""
+        return bool((self.builds["built"].to_numpy() == other.builds["built"].to_numpy()).all())
+
 
 def report(built: Built, result: Result, compared: tuple[PlanReport, ...] = ()) -> PlanReport:
     """The plan report of a solved plan."""
@@ -193,7 +197,7 @@ def markdown(r: PlanReport) -> str:
             table[f"{p.formulation} built"] = table["candidate"].map(by["built"])
             table[f"{p.formulation} size_MW"] = table["candidate"].map(by["size_MW"])
         lines += [_table(table), "", _table(pd.DataFrame({"formulation": [p.formulation for p in every], "solver": [p.solver for p in every], "annual_cost": [p.objective for p in every], "eens_MWh": [p.eens for p in every], "solve_s": [p.solve_time for p in every]})), ""]
-        same = all((p.builds["built"].to_numpy() == r.builds["built"].to_numpy()).all() for p in r.compared)
+        same = all(r.same_siting(p) for p in r.compared)
         lines += ["The siting decisions agree." if same else "The siting decisions differ (see the table).", ""]
     return "\n".join(lines)
 
