@@ -63,12 +63,13 @@ class _Upper:
 
     def solve(self, weight: float, y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w2 = 2 * weight**2
-        H = sp.block_diag([self.sub.Q, w2 * sp.identity(self.nt)], format="csc")
         q = np.concatenate([self.sub.c, v - w2 * y])
         if self.model is None:
-            self.model = PersistentConic(*self.rows, H, q, self.sub.cones, f"the upper level ('{self.sub.agent}')")
+            own = sp.block_diag([self.sub.Q, sp.csr_matrix((self.nt, self.nt))], format="csr")
+            targets = sp.block_diag([sp.csr_matrix((self.n, self.n)), sp.identity(self.nt)], format="csr")
+            self.model = PersistentConic(*self.rows, own, targets, w2, q, self.sub.cones, f"the upper level ('{self.sub.agent}')")
         else:
-            self.model.update(q, H)
+            self.model.update(q, w2)
         x = self.model.run()
         return x[: self.n], x[self.n :]
 

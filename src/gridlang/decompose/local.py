@@ -6,9 +6,10 @@ At every iteration the agent solves
 
 for a target ``v`` from the coordinator, i.e. the Hessian ``Q + rho C'C`` and
 the linear cost ``c - rho C'(d + v)``.  Only the linear cost changes between
-iterations (and the Hessian when ``rho`` does): the agent's Clarabel model
-(:class:`PersistentConic`) gets a new ``q`` (and ``P``) through ``update`` and
-keeps everything else.  Clarabel's interior point handles these proximal QPs
+iterations (and the Hessian's weight ``rho`` now and then): the agent's
+Clarabel model (:class:`PersistentConic`) gets a new ``q`` (and the new
+Hessian's values on a fixed sparsity pattern) through ``update`` and keeps
+everything else.  Clarabel's interior point handles these proximal QPs
 robustly, where HiGHS's QP solver did not.  The agent answers with its
 contribution ``y = C x - d`` and nothing else.
 """
@@ -26,38 +27,67 @@ from gridlang.solvers import conic
 
 
 class PersistentConic:
-    """``min x'Hx/2 + q'x`` over rows, bounds and cones, in one Clarabel solver
-    whose ``q`` and ``H`` are updated in place (same sparsity, presolve off)."""
+    """``min x'(H0 + w H1)x/2 + q'x`` over rows, bounds and cones, in one Clarabel
+    solver whose ``q`` and weight ``w`` are updated in place.
 
-    def __init__(self, A: sp.spmatrix, b, sense, lb, ub, H: sp.spmatrix, q: np.ndarray, cones, who: str) -> None:
+    The solver sees the columns not fixed by their bounds, so a Hessian gives
+    it the upper triangle of its kept block ``K = K0 + w K1`` and pulls the
+    linear cost by ``H[kept, fixed] x_fixed = s0 + w s1``.  ``K0`` and ``K1``
+    are stored as value vectors on the union of their patterns, so a new
+    weight is one axpy, never a sparse slice.  Clarabel runs with presolve
+    off (the data stay updatable) and without iterative refinement of its
+    linear solves (about half of each solve); a solve that does not end
+    ``Solved`` is repeated once by a model with refinement on."""
+
+    def __init__(self, A: sp.spmatrix, b, sense, lb, ub, H0: sp.spmatrix, H1: sp.spmatrix, weight: float, q: np.ndarray, cones, who: str) -> None:
         n = A.shape[1]
         self.who = who
-        self.form = conic.assemble(sp.csr_matrix(A), b, sense, lb, ub, H, q, list(cones), np.arange(n), np.full(n, "C"))
+        self.form = form = conic.assemble(sp.csr_matrix(A), b, sense, lb, ub, None, np.zeros(n), list(cones), np.arange(n), np.full(n, "C"))
+        keep, fixed = form.keep, ~form.keep
+        parts = [sp.csr_matrix(H)[keep] for H in (H0, H1)]
+        self._shift = [np.asarray(h[:, fixed] @ form.fixed[fixed], dtype=float).ravel() for h in parts]
+        upper = [sp.triu(h[:, keep], format="coo") for h in parts]
+        m = int(keep.sum())
+        at = np.concatenate([u.col * m + u.row for u in upper])  # column-major position of each entry
+        where, slot = np.unique(at, return_inverse=True)  # the union pattern, in CSC order
+        first = len(upper[0].data)
+        self._values = [np.bincount(slot[:first], upper[0].data, len(where)), np.bincount(slot[first:], upper[1].data, len(where))]
+        self._pattern = (where % m, np.searchsorted(where // m, np.arange(m + 1)), (m, m))  # indices, indptr, shape
+        self.weight = weight
+        self.q = self._q(q)
+        self.solver = self._solver(refine=False)
+
+    def _P(self) -> sp.csc_matrix:
+        indices, indptr, shape = self._pattern
+        return sp.csc_matrix((self._values[0] + self.weight * self._values[1], indices, indptr), shape=shape)
+
+    def _q(self, q: np.ndarray) -> np.ndarray:
+        return q[self.form.keep] + self._shift[0] + self.weight * self._shift[1]
+
+    def _solver(self, refine: bool):
         settings = clarabel.DefaultSettings()
         settings.verbose = False
         settings.presolve_enable = False  # keeps the data updatable
-        self.solver = clarabel.DefaultSolver(self.form.P_solve, self.form.q_solve, self.form.A, self.form.b, clarabel_backend.cones(self.form), settings)
-        self._hessian(H)
+        settings.iterative_refinement_enable = refine
+        f = self.form
+        return clarabel.DefaultSolver(self._P(), self.q, f.A, f.b, clarabel_backend.cones(f), settings)
 
-    def _hessian(self, H: sp.spmatrix) -> sp.csc_matrix:
-        """Cache what a Hessian gives the solver: its kept block, and the fixed columns' pull on q."""
-        keep, fixed = self.form.keep, ~self.form.keep
-        full = sp.csr_matrix(H)
-        self._shift = np.asarray(full[keep][:, fixed] @ self.form.fixed[fixed], dtype=float).ravel()
-        return sp.triu(full[keep][:, keep], format="csc")
-
-    def update(self, q: np.ndarray, H: sp.spmatrix | None = None) -> None:
-        """A new linear cost, and a new Hessian only when it changed."""
-        P = self._hessian(H) if H is not None else None
-        q_solve = q[self.form.keep] + self._shift
-        if P is not None:
-            self.solver.update(P=P, q=q_solve)
+    def update(self, q: np.ndarray, weight: float | None = None) -> None:
+        """A new linear cost, and new Hessian values when the weight changed."""
+        if weight is None or weight == self.weight:
+            self.q = self._q(q)
+            self.solver.update(q=self.q)
         else:
-            self.solver.update(q=q_solve)
+            self.weight = weight
+            self.q = self._q(q)
+            self.solver.update(P=self._values[0] + weight * self._values[1], q=self.q)
 
     def run(self) -> np.ndarray:
         sol = self.solver.solve()
-        status = str(sol.status).split(".")[-1]
+        if clarabel_backend.name(sol) != "Solved":
+            self.solver = self._solver(refine=True)
+            sol = self.solver.solve()
+        status = clarabel_backend.name(sol)
         if status not in ("Solved", "AlmostSolved"):
             raise GridError(Span("<decomposition>", 0, 0), f"{self.who}: its subproblem ended '{status}'", "check that the agent can operate with the coupling quantities it is asked for")
         return self.form.full(np.asarray(sol.x))
@@ -68,7 +98,6 @@ class LocalSolver:
 
     def __init__(self, sub: Subproblem) -> None:
         self.sub = sub
-        self.rho: float | None = None
         self.x = np.zeros(len(sub.vlabels))
         self.Ct = sub.C.T.tocsr()  # once: the linear cost needs C'(d + v) at every iteration
         self.CtC = (self.Ct @ sub.C).tocsc()
@@ -78,10 +107,9 @@ class LocalSolver:
         sub = self.sub
         q = sub.c - rho * (self.Ct @ (sub.d + v))
         if self._model is None:
-            self._model = PersistentConic(sub.A, sub.b, sub.sense, sub.lb, sub.ub, sub.Q + rho * self.CtC, q, sub.cones, f"agent '{sub.agent}'")
+            self._model = PersistentConic(sub.A, sub.b, sub.sense, sub.lb, sub.ub, sub.Q, self.CtC, rho, q, sub.cones, f"agent '{sub.agent}'")
         else:
-            self._model.update(q, sub.Q + rho * self.CtC if rho != self.rho else None)
-        self.rho = rho
+            self._model.update(q, rho)
         self.x = self._model.run()
         return self.contribution()
 
