@@ -18,6 +18,10 @@ second-order-cone relaxation), and solved two ways:
   ``cp.SOC`` constraint for all rotated cones), solved with
   ``problem.solve(solver="CLARABEL")``.  End to end = build + CVXPY
   canonicalisation + solve + unpacking.
+* **cvxpy\***: the same CVXPY model with Clarabel's iterative refinement
+  off, the setting gridlang's Clarabel backend runs with by default (it
+  repeats a solve that does not end ``Solved`` with refinement on), so that
+  the two can also be compared with identical solver settings.
 
 The problem, in per unit (``feeder.per_unit``; the kinds ``load``, ``pv``,
 ``storage``, ``grid`` of the standard library, with the feeder's data)::
@@ -80,7 +84,7 @@ import feeder  # noqa: E402  (imported as a module: another engineer may change 
 from common import grid_table, ints, version
 from feeder import make_feeder, per_unit  # noqa: E402
 
-TOOLS = ("gridlang", "cvxpy")
+TOOLS = ("gridlang", "cvxpy", "cvxpy_norefine")
 RESULT_MARK = "@@RESULT "
 WARMUP_BUSES = 12
 REL_TOL = 1e-6
@@ -90,10 +94,12 @@ TARGET_NON_SOLVER_SHARE = 0.20  # gridlang: (end to end - Clarabel) / end to end
 TARGET_SHARE_AT_BUSES = 1000  # ... at this size
 TARGET_VS_CVXPY = 5.0  # cvxpy end to end >= 5 x gridlang end to end
 
-#: how the CVXPY model is solved: Clarabel with its default settings (as gridlang
-#: uses it), canonicalised with the SciPy backend (CVXPY falls back to it anyway
-#: for cp.SOC with an axis, with a warning)
+#: how the CVXPY model is solved: Clarabel with its default settings, canonicalised
+#: with the SciPy backend (CVXPY falls back to it anyway for cp.SOC with an axis,
+#: with a warning).  The ``cvxpy_norefine`` runs also pass gridlang's Clarabel
+#: setting (no iterative refinement), so that the two share the solver's settings.
 CVXPY_SOLVE: dict[str, Any] = {"solver": "CLARABEL", "canon_backend": "SCIPY"}
+NO_REFINEMENT: dict[str, Any] = {"iterative_refinement_enable": False}
 
 
 # ============================================================ the case text
@@ -326,16 +332,17 @@ def _short_path(file: str) -> str:
     return "/".join(parts[-2:])
 
 
-def worker_cvxpy(n_buses: int, steps: int, seed: int) -> dict[str, Any]:
-    res: dict[str, Any] = {"tool": "cvxpy"}
-    build_cvxpy(make_feeder(WARMUP_BUSES, steps, seed)).solve(**CVXPY_SOLVE)  # warm-up
+def worker_cvxpy(n_buses: int, steps: int, seed: int, refine: bool) -> dict[str, Any]:
+    res: dict[str, Any] = {"tool": "cvxpy" if refine else "cvxpy_norefine"}
+    options = CVXPY_SOLVE if refine else {**CVXPY_SOLVE, **NO_REFINEMENT}
+    build_cvxpy(make_feeder(WARMUP_BUSES, steps, seed)).solve(**options)  # warm-up
 
     f = make_feeder(n_buses, steps, seed)
     gc.collect()
     t0 = time.perf_counter()
     prob = build_cvxpy(f)
     t1 = time.perf_counter()
-    prob.solve(**CVXPY_SOLVE)
+    prob.solve(**options)
     t2 = time.perf_counter()
 
     stats = prob.solver_stats
@@ -403,7 +410,7 @@ def spread(a: float, b: float) -> float:
 def report(rows: list[Row]) -> str:
     main_rows, gl_rows, cv_rows, check_rows = [], [], [], []
     for row in rows:
-        g, c = row.results.get("gridlang", {}), row.results.get("cvxpy", {})
+        g, c, c_same = (row.results.get(tool, {}) for tool in TOOLS)
         size = [f"{row.n_buses}", f"{row.steps}"]
 
         share = g.get("non_solver_share")
@@ -419,9 +426,11 @@ def report(rows: list[Row]) -> str:
             overhead_cell = "-" if overhead is None else f"{overhead:.1f}x"
         else:
             ratio_cell = overhead_cell = "-"
+        same_cell = f"{c_same['total_s'] / g['total_s']:.2f}x" if "total_s" in g and "total_s" in c_same else "-"
         main_rows.append(
             size
             + [_s(g, "total_s"), _s(g, "clarabel_s"), share_cell, _s(c, "total_s"), _s(c, "clarabel_s"), ratio_cell, overhead_cell]
+            + [_s(c_same, "total_s"), same_cell]
         )
 
         if g:
@@ -450,12 +459,13 @@ def report(rows: list[Row]) -> str:
         f" ((n/a) at other sizes); cvxpy/gridlang end to end >= {TARGET_VS_CVXPY:g}x",
         grid_table(
             ["buses", "steps", "gridlang", "clarabel", "non-solver share", "cvxpy", "clarabel", "cvxpy/gridlang",
-             "overhead ratio"],
+             "overhead ratio", "cvxpy*", "cvxpy*/gridlang"],
             main_rows,
         ),
         "  clarabel: the solver's own time in each run (gridlang: result.solve_time, wall time of Clarabel's set-up + solve;"
         " cvxpy: solver_stats.solve_time, Clarabel's own timer);",
-        "  overhead ratio: cvxpy's non-solver time / gridlang's (information, no target)",
+        "  overhead ratio: cvxpy's non-solver time / gridlang's (information, no target);",
+        "  cvxpy*: the CVXPY model with gridlang's Clarabel setting (iterative refinement off), the like-for-like comparison",
         "",
         "gridlang detail, s: load = parse + resolve, built = compile to linopy + cones, conic = conic_form alone,"
         " unpack = solve call - conic - clarabel",
@@ -468,7 +478,7 @@ def report(rows: list[Row]) -> str:
         " rest = solve call - canon - clarabel",
         grid_table(["buses", "steps", "build", "canon", "clarabel", "rest", "total", "iterations"], cv_rows),
         "",
-        f"Objective check (both Clarabel, default settings): |a - b| <= {REL_TOL:g} max(|a|, |b|)",
+        f"Objective check (gridlang against CVXPY with Clarabel's defaults): |a - b| <= {REL_TOL:g} max(|a|, |b|)",
         grid_table(["buses", "steps", "gridlang $", "cvxpy $", "rel. spread", "verdict"], check_rows),
     ]
     notes: dict[str, None] = {}
@@ -532,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.worker == "gridlang":
                 res = worker_gridlang(sizes[0], steps_list[0], args.seed, args.profile)
             else:
-                res = worker_cvxpy(sizes[0], steps_list[0], args.seed)
+                res = worker_cvxpy(sizes[0], steps_list[0], args.seed, refine=args.worker == "cvxpy")
         except Exception as exc:
             res = {"tool": args.worker, "error": _error_text(exc), "traceback": traceback.format_exc(limit=8)}
         print(RESULT_MARK + json.dumps(res), flush=True)

@@ -69,6 +69,14 @@ def test_ieee33_soc_other_backends_agree(soc33, solved33, solver) -> None:
     assert price == pytest.approx(solved33["ieee33-price_p"].sel(bus="b18").item(), rel=1e-3)
 
 
+def test_clarabel_with_iterative_refinement_gives_the_same_point(soc33, solved33) -> None:
+    """gridlang runs Clarabel without iterative refinement unless asked; refining gives the same optimum and duals."""
+    r = gridlang.load(soc33).solve("clarabel", iterative_refinement_enable=True)
+    assert r.optimal and r.objective == pytest.approx(solved33.objective, rel=1e-8)
+    assert np.allclose(r["ieee33-voltage"], solved33["ieee33-voltage"], atol=1e-7)
+    assert np.allclose(r["ieee33-price_p"], solved33["ieee33-price_p"], rtol=1e-5)
+
+
 def test_loss_factor_price_exceeds_the_substation_price(solved33) -> None:
     """With losses, a MWh drawn at the feeder end costs more than at the substation."""
     prices = solved33["ieee33-price_p"].isel(time=0)
