@@ -50,8 +50,7 @@ class PersistentConic:
         m = int(keep.sum())
         at = np.concatenate([u.col * m + u.row for u in upper])  # column-major position of each entry
         where, slot = np.unique(at, return_inverse=True)  # the union pattern, in CSC order
-        first = len(upper[0].data)
-        self._values = [np.bincount(slot[:first], upper[0].data, len(where)), np.bincount(slot[first:], upper[1].data, len(where))]
+        self._values = [np.bincount(s, u.data, len(where)) for s, u in zip(np.split(slot, [len(upper[0].data)]), upper)]
         self._pattern = (where % m, np.searchsorted(where // m, np.arange(m + 1)), (m, m))  # indices, indptr, shape
         self.weight = weight
         self.q = self._q(q)
@@ -72,15 +71,13 @@ class PersistentConic:
         f = self.form
         return clarabel.DefaultSolver(self._P(), self.q, f.A, f.b, clarabel_backend.cones(f), settings)
 
-    def update(self, q: np.ndarray, weight: float | None = None) -> None:
+    def update(self, q: np.ndarray, weight: float) -> None:
         """A new linear cost, and new Hessian values when the weight changed."""
-        if weight is None or weight == self.weight:
-            self.q = self._q(q)
-            self.solver.update(q=self.q)
-        else:
+        if weight != self.weight:
             self.weight = weight
-            self.q = self._q(q)
-            self.solver.update(P=self._values[0] + weight * self._values[1], q=self.q)
+            self.solver.update(P=self._values[0] + weight * self._values[1])
+        self.q = self._q(q)
+        self.solver.update(q=self.q)
 
     def run(self) -> np.ndarray:
         sol = self.solver.solve()

@@ -63,10 +63,14 @@ def solve(built: Built, options: Mapping[str, object]):
     refine_chosen = "iterative_refinement_enable" in options
     if not refine_chosen:
         settings.iterative_refinement_enable = False
-    sol = clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones(form), settings).solve()
+
+    def run():
+        return clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones(form), settings).solve()
+
+    sol = run()
     if not refine_chosen and name(sol) != "Solved":
         settings.iterative_refinement_enable = True
-        sol = clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones(form), settings).solve()
+        sol = run()
     elapsed = time.perf_counter() - start
     status = STATUS.get(name(sol), ("unknown", "unknown", "unknown"))
     conic.check_status(built, status, "Clarabel")
