@@ -64,10 +64,7 @@ class PersistentConic:
         return q[self.form.keep] + self._shift[0] + self.weight * self._shift[1]
 
     def _solver(self, refine: bool):
-        settings = clarabel.DefaultSettings()
-        settings.verbose = False
-        settings.presolve_enable = False  # keeps the data updatable
-        settings.iterative_refinement_enable = refine
+        settings = clarabel_backend.settings(presolve_enable=False, iterative_refinement_enable=refine)  # no presolve: the data stay updatable
         f = self.form
         return clarabel.DefaultSolver(self._P(), self.q, f.A, f.b, clarabel_backend.cones(f), settings)
 

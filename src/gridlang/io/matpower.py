@@ -293,6 +293,15 @@ class _Vec:
 _COLON = object()
 
 
+def _numbers(v, tok: _Tok, message: str) -> list[float]:
+    """A parsed value as numbers: a vector's items or one number."""
+    if isinstance(v, _Vec):
+        return list(v.items)
+    if isinstance(v, float):
+        return [v]
+    raise _Unsupported(tok, message)
+
+
 def _arith(op: str, a, b, tok: _Tok):
     op = op.lstrip(".")
     if isinstance(a, float) and isinstance(b, float):
@@ -427,13 +436,7 @@ class _Parser:
             if t.text == ",":
                 self.take()
                 continue
-            v = self.expr()
-            if isinstance(v, _Vec):
-                items.extend(v.items)
-            elif isinstance(v, float):
-                items.append(v)
-            else:
-                raise _Unsupported(t, "a list of numbers is expected here")
+            items.extend(_numbers(self.expr(), t, "a list of numbers is expected here"))
         self.expect("]")
         self.modes.pop()
         return _Vec(tuple(items))
@@ -564,13 +567,7 @@ class _Reader:
                         parser.take()
                         continue
                     start = parser.i
-                    v = parser.expr()
-                    if isinstance(v, _Vec):
-                        cells.extend(v.items)
-                    elif isinstance(v, float):
-                        cells.append(v)
-                    else:
-                        raise _Unsupported(row[start], "a matrix cell is a number")
+                    cells.extend(_numbers(parser.expr(), row[start], "a matrix cell is a number"))
                     after = parser.peek()
                     if after is not None and after.text != "," and not after.space:
                         raise _Unsupported(after, f"unexpected '{after.text}' after a value")

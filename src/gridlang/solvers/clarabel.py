@@ -43,6 +43,15 @@ def name(sol) -> str:
     return str(sol.status).split(".")[-1]
 
 
+def settings(**values: object) -> clarabel.DefaultSettings:
+    """Clarabel's settings, quiet, with ``values`` set by name."""
+    out = clarabel.DefaultSettings()
+    out.verbose = False
+    for key, value in values.items():
+        setattr(out, key, value)
+    return out
+
+
 def solve(built: Built, options: Mapping[str, object]):
     """Solve the conic form.  Unless the case sets ``iterative_refinement_enable``,
     Clarabel runs first without iterative refinement of its KKT solves (about
@@ -50,26 +59,25 @@ def solve(built: Built, options: Mapping[str, object]):
     residuals, so a ``Solved`` answer is as accurate) and repeats a solve that
     does not end ``Solved`` with refinement on."""
     form = conic.conic_form(built)
-    settings = clarabel.DefaultSettings()
-    settings.verbose = False
+    chosen = settings()
     for key, value in options.items():
-        if not hasattr(settings, key):
+        if not hasattr(chosen, key):
             raise GridError(built.case.system.span, f"Clarabel has no setting '{key}'", "see the Clarabel settings, e.g. tol_gap_abs, max_iter, verbose")
         try:
-            setattr(settings, key, type(getattr(settings, key))(value))
+            setattr(chosen, key, type(getattr(chosen, key))(value))
         except (TypeError, ValueError) as exc:
             raise GridError(built.case.system.span, f"Clarabel setting '{key}': {exc}", "check the value's type") from None
     start = time.perf_counter()
     refine_chosen = "iterative_refinement_enable" in options
     if not refine_chosen:
-        settings.iterative_refinement_enable = False
+        chosen.iterative_refinement_enable = False
 
     def run():
-        return clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones(form), settings).solve()
+        return clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones(form), chosen).solve()
 
     sol = run()
     if not refine_chosen and name(sol) != "Solved":
-        settings.iterative_refinement_enable = True
+        chosen.iterative_refinement_enable = True
         sol = run()
     elapsed = time.perf_counter() - start
     status = STATUS.get(name(sol), ("unknown", "unknown", "unknown"))
