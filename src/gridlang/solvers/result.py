@@ -8,6 +8,7 @@ step would cost; ``output`` statements are evaluated on the solution.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -15,6 +16,10 @@ import xarray as xr
 
 from gridlang.compiler.build import Built
 from gridlang.compiler.expressions import Evaluator
+
+
+#: largest violation (per unit) of any row, bound or cone that a reported solution may have
+FEASIBILITY_TOL = 1e-5
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -38,6 +43,32 @@ class Result:
     @property
     def optimal(self) -> bool:
         return self.termination == "optimal"
+
+    def doubts(self) -> tuple[str, ...]:
+        """Why this answer may not be reported as a solution; empty when it may.
+
+        A solution is trusted only when the solver (or the decomposition) ended
+        ``optimal`` with a feasible primal point, the objective is finite, and
+        gridlang's own check of the point -- the largest violation of any row,
+        bound or cone, in per unit -- is at most :data:`FEASIBILITY_TOL`, and no
+        reported settlement number is NaN or infinite.
+        """
+        out = []
+        if self.termination != "optimal":
+            out.append(f"the solve ended '{self.termination}', not 'optimal'")
+        if self.primal_status != "feasible":
+            out.append(f"the primal status is '{self.primal_status}', not 'feasible'")
+        if not math.isfinite(self.objective):
+            out.append(f"the objective is {self.objective}")
+        if not math.isfinite(self.residual) or self.residual > FEASIBILITY_TOL:
+            out.append(f"the point violates the model by {self.residual:.3g} p.u. (gridlang accepts at most {FEASIBILITY_TOL:g})")
+        for s in self.settlements:
+            if not np.all(np.isfinite(np.concatenate([s.payment, s.gain, s.disagreement]))):
+                out.append(f"market '{s.market}': a payment, gain or disagreement cost is not a finite number")
+        for g in self.games:
+            if not (np.all(np.isfinite(g.price)) and math.isfinite(g.transfer)):
+                out.append(f"game '{g.game}': a price or the transfer is not a finite number")
+        return tuple(out)
 
     def __getitem__(self, name: str) -> xr.DataArray:
         return self.dataset[name]
