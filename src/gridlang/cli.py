@@ -1,8 +1,12 @@
-"""Command line: ``gridlang check | solve | compile``.
+"""Command line: ``gridlang check | solve | compile | import | scenarios | collaborate``.
 
-Mistakes in the user's input are printed as ``file:line:col: message`` with
-the source line, a caret and a hint, and exit with status 1; a traceback is
-shown only with ``--debug`` (and then only for gridlang's own bugs).
+Exit statuses: 0 a trusted solution (``Result.doubts()`` is empty); 1 a
+mistake in the user's input, printed as ``file:line:col: message`` with the
+source line, a caret and a hint; 2 gridlang's own bug (a traceback only with
+``--debug``); 3 the solve gave no trustworthy answer (nothing written unless
+``--partial``); 130 interrupted (nothing written).  Output places are checked
+before any work is done, and results never replace files gridlang did not
+write (:mod:`gridlang.io.results`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from rich.table import Table
 import gridlang
 from gridlang.errors import GridError
 from gridlang.io.gridtext import import_source
-from gridlang.io.results import write_atomic, write_results
+from gridlang.io.results import COMMAND_LINE, InterruptedAfterWriting, check_file, check_folder, write_atomic, write_folder, write_results
 from gridlang.report import game_tables, settlement_tables
 from gridlang.solvers import problem_class
 
@@ -33,6 +37,10 @@ err = Console(stderr=True, soft_wrap=True)
 CaseArg = Annotated[Path, typer.Argument(help="the .grid case file", show_default=False)]
 AllowOutside = Annotated[bool, typer.Option("--allow-outside", help="let the case read files outside its folder")]
 Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks of internal errors")]
+Partial = Annotated[bool, typer.Option("--partial", help="also write the results of a solve that gave no trustworthy answer, marked partial (exit status 3 all the same)")]
+
+#: what ``gridlang scenarios`` writes (without a manifest)
+SCENARIO_FILES = ("typical_days.csv", "typical_days.png")
 
 
 @contextmanager
@@ -44,7 +52,13 @@ def _reporting(debug: bool):
     except GridError as exc:
         err.print(exc.render(), markup=False, highlight=False)
         raise typer.Exit(1) from None
-    except (typer.Exit, KeyboardInterrupt):
+    except InterruptedAfterWriting as exc:
+        err.print(f"interrupted: the results had just been written to {exc.folder}/", markup=False, highlight=False)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing was written", markup=False, highlight=False)
+        raise typer.Exit(130) from None
+    except typer.Exit:
         raise
     except Exception as exc:  # a bug of gridlang's, not the user's
         if debug:
@@ -69,18 +83,26 @@ def solve(
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="results folder (default results/<case>)")] = None,
     solver: Annotated[Optional[str], typer.Option("--solver", "-s", help="solver backend, e.g. highs")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="solver option NAME=VALUE (repeatable)")] = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="central or admm (default: the study's)")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="central, admm or atc (default: the study's)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial, processes or ray")] = "serial",
     address: Annotated[Optional[str], typer.Option("--address", help="with --executor ray: the cluster to join (default: start a local Ray)")] = None,
     drop_rate: Annotated[float, typer.Option("--drop-rate", help="fault injection: share of agents' answers lost (decomposition)")] = 0.0,
     kill_agent: Annotated[Optional[str], typer.Option("--kill-agent", help="fault injection: kill this agent's worker once (decomposition)")] = None,
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     measurements: Annotated[Optional[Path], typer.Option("--measurements", help="CSV of terminal data (<asset>.<parameter> columns), checked and filled at the edge")] = None,
+    partial: Partial = False,
     allow_outside: AllowOutside = False,
     debug: Debug = False,
 ) -> None:
-    """Compile and solve the case, print a summary and write results."""
+    """Compile and solve the case, print a summary and write results.
+
+    Exit 0 for a trusted solution, 3 when the solve gave no trustworthy answer
+    (then nothing is written unless --partial)."""
     with _reporting(debug):
+        if not 0 <= drop_rate < 1:
+            raise GridError(COMMAND_LINE, f"--drop-rate {drop_rate:g} is not a share in [0, 1)", "give the share of agents' answers to lose, e.g. --drop-rate 0.1 (0: none)")
+        folder = out_dir or Path("results") / case.stem
+        check_folder(folder)  # before the solve, which may be long
         c = gridlang.load(case, allow_outside, formulation, measurements)
         with Progress(TextColumn("{task.description}"), transient=True, console=out) as bar:
             task = bar.add_task("solving")
@@ -92,9 +114,9 @@ def solve(
             faults |= {"kill_agent": kill_agent} if kill_agent else {}
             result = c.solve(solver, method, executor, show, address, **faults, **_options(option or []))
         _summary(case, c, result)
-        folder = out_dir or Path("results") / case.stem
-        files = write_results(result, folder)
-        out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market and game)" if result.settlements or result.games else ")"))
+        files = _write_trusted(result, folder, partial)
+        out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market and game)" if result.settlements or result.games else ")"), markup=False, highlight=False)
+        _exit_if_doubtful(result)
 
 
 @app.command(name="compile")
@@ -108,6 +130,7 @@ def compile_(
     from gridlang.io.modelfiles import FORMATS, write_model
 
     with _reporting(debug):
+        check_file(output)
         if output.suffix.lower() not in FORMATS:
             raise GridError(gridlang.Span(str(output), 0, 0), f"cannot write '{output.suffix}' files", "use a .lp or .mps file name (any case), or .cbf (conic, no quadratic cost)")
         built = gridlang.load(case, allow_outside).built
@@ -127,6 +150,7 @@ def import_(
 ) -> None:
     """Convert a MATPOWER case or a pandapower network into a .grid case."""
     with _reporting(debug):
+        check_file(output)
         imported = import_source(source, name, formulation)
         for warning in imported.warnings:
             err.print(f"warning: {warning}", markup=False, highlight=False)
@@ -149,6 +173,8 @@ def scenarios(
     from gridlang.scenarios import kmeanspp_baseline, plot_typical_days, read_year, scenario_labels, typical_days, write_typical_days_csv
 
     with _reporting(debug):
+        folder = out_dir or Path("results") / data.stem
+        check_folder(folder, SCENARIO_FILES)
         year = read_year(data)
         rep = "medoid" if medoids else "centroid"
         td = typical_days(year, k, extremes=extremes, representative=rep)
@@ -162,15 +188,39 @@ def scenarios(
         for s, label in enumerate(scenario_labels(td, year.dates)):
             weights.add_row(str(s), f"{td.weights[s]:.4f}", str(td.counts[s]), label, *(f"{v:.3f}" for v in td.profiles[s].mean(axis=0)))
         out.print(weights)
-        folder = out_dir or Path("results") / data.stem
-        csv_path = folder / "typical_days.csv"
-        write_atomic(csv_path, lambda tmp: write_typical_days_csv(td, tmp))
-        png_path = folder / "typical_days.png"
-        if find_spec("matplotlib") is not None:
-            write_atomic(png_path, lambda tmp: plot_typical_days(td, tmp, f"{data.name}: K = {k}, {len(td.weights)} scenarios ({rep}s), RMSE {td.rmse:.4f} p.u."))
+        csv_path, png_path = (folder / name for name in SCENARIO_FILES)
+        plot = find_spec("matplotlib") is not None
+
+        def write(staging: Path) -> None:
+            write_typical_days_csv(td, staging / csv_path.name)
+            if plot:
+                plot_typical_days(td, staging / png_path.name, f"{data.name}: K = {k}, {len(td.weights)} scenarios ({rep}s), RMSE {td.rmse:.4f} p.u.")
+
+        write_folder(folder, write, SCENARIO_FILES, manifest=False)
+        if plot:
             out.print(f"wrote {csv_path} and {png_path}", markup=False, highlight=False)
         else:
             out.print(f"wrote {csv_path}; note: no plot, matplotlib is missing (pip install 'gridlang[plot]')", markup=False, highlight=False)
+
+
+def _write_trusted(result: gridlang.Result, folder: Path, partial: bool) -> list[Path]:
+    """Write the results if they may be reported; with doubts, only when ``partial``, else exit 3."""
+    doubts = result.doubts()
+    for doubt in doubts:
+        err.print(f"not a trustworthy solution: {doubt}", markup=False, highlight=False)
+    if doubts and not partial:
+        err.print("no results were written (run again with --partial to write them, marked partial)", markup=False, highlight=False)
+        raise typer.Exit(3)
+    files = write_results(result, folder, partial=bool(doubts))
+    if doubts:
+        err.print(f"PARTIAL results: {folder}/summary.json says \"partial\": true and lists the doubts above", markup=False, highlight=False)
+    return files
+
+
+def _exit_if_doubtful(result: gridlang.Result) -> None:
+    if result.doubts():
+        raise typer.Exit(3)
+
 
 def _options(pairs: list[str]) -> dict[str, object]:
     options: dict[str, object] = {}
@@ -245,6 +295,7 @@ def collaborate(
     method: Annotated[Optional[str], typer.Option("--method", help="the final upper level: central, admm or atc (default: the study's)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="with admm/atc: serial, processes or ray")] = "serial",
     max_iter: Annotated[int, typer.Option("--max-iter", help="rounds of the alternation")] = 20,
+    partial: Partial = False,
     allow_outside: AllowOutside = False,
     debug: Debug = False,
 ) -> None:
@@ -253,6 +304,8 @@ def collaborate(
     from gridlang.collaborate import collaborate as run
 
     with _reporting(debug):
+        folder = out_dir or Path("results") / case.stem
+        check_folder(folder)  # before the alternation, which may be long
         c = gridlang.load(case, allow_outside)
         with Progress(TextColumn("{task.description}"), transient=True, console=out) as bar:
             bar.add_task("alternating")
@@ -262,9 +315,9 @@ def collaborate(
             rounds.add_row(str(r.iteration), r.investor, f"{r.total_cost:,.2f}", "yes" if r.kept else "no")
         out.print(rounds)
         _summary(case, c, done.result)
-        folder = out_dir or Path("results") / case.stem
-        files = write_results(done.result, folder)
-        out.print(f"wrote {len(files)} files to {folder}/")
+        files = _write_trusted(done.result, folder, partial)
+        out.print(f"wrote {len(files)} files to {folder}/", markup=False, highlight=False)
+        _exit_if_doubtful(done.result)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gridlang`

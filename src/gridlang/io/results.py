@@ -1,65 +1,295 @@
-"""Writing results and model files atomically.
+"""Writing results and model files without losing anything the user had.
 
-Everything is first written next to its destination under a temporary name
-and then moved into place with one ``os.replace``, so an interrupted run
-leaves either the previous results or the new ones, never half of them.
+A results folder written by gridlang carries a manifest, the hidden file
+``.gridlang-results.json``, listing the files gridlang wrote there.  A folder
+may be written into when it is missing, empty, or a previous gridlang result;
+then only the files the old manifest lists are replaced or removed, and every
+other file is left as it was.  Anything else -- a file where the folder should
+be, a non-empty folder gridlang did not write, a place that cannot be created
+-- is refused with a :class:`GridError` before anything is written, and
+:func:`check_folder` lets the command line refuse it before a long solve.
+
+Files are first written to a staging folder (beside a new folder, inside an
+existing one) and then moved in one by one with ``os.replace``, the manifest
+last; SIGINT is held back while they move, so an interrupted run leaves either
+the previous results or the new ones.  The staging folder is always removed.
+A single file (``compile -o``, ``import -o``) is written with
+:func:`write_atomic`: a temporary file beside it, then one ``os.replace``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from gridlang import planning
-from gridlang.report import plot_games, plot_markets, plot_trace
-from gridlang.solvers.result import Result
+from gridlang.errors import GridError, Span
+
+#: the manifest of a results folder: which files in it gridlang wrote
+MANIFEST = ".gridlang-results.json"
+
+COMMAND_LINE = Span("<command line>", 0, 0)
+
+
+class InterruptedAfterWriting(KeyboardInterrupt):
+    """SIGINT arrived while results were being moved in; they were all written."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = folder
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """A checked results folder: where it is, and the files gridlang may replace in it."""
+
+    path: Path
+    exists: bool
+    previous: frozenset[str]  # names gridlang wrote there before (its manifest), or of an older output
+
+
+def _plain_name(name: object) -> bool:
+    """A file name directly inside the folder: no separators, no '.', '..' or the manifest."""
+    return isinstance(name, str) and name not in ("", ".", "..", MANIFEST) and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def read_manifest(folder: Path) -> frozenset[str] | None:
+    """The files a previous gridlang result in ``folder`` wrote, or None if it is not one."""
+    path = folder / MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, list) or not all(_plain_name(f) for f in files):
+        return None
+    return frozenset(files)
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (as anything, a dangling link included)."""
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            return p
+    return Path(path.anchor or ".")
+
+
+def _check_creatable(path: Path, what: str, flag: str) -> None:
+    """Refuse a ``path`` that does not exist and cannot be created."""
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise GridError(COMMAND_LINE, f"cannot create {what} '{path}': '{base}' is a file, not a folder", f"give {flag} a path whose parents are folders")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise GridError(COMMAND_LINE, f"cannot create {what} '{path}': folder '{base}' is not writable", f"give {flag} a folder you can write to")
+
+
+def check_folder(path: Path, own: Iterable[str] = (), flag: str = "--out") -> Folder:
+    """Check that results may be written into folder ``path``; nothing is written.
+
+    Allowed: a missing folder that can be created, an empty folder, a previous
+    gridlang result (it has a valid manifest), or a folder holding only files
+    named in ``own`` (the output of a command that writes no manifest)."""
+    if path.is_symlink() and not path.exists():
+        raise GridError(COMMAND_LINE, f"'{path}' is a broken link, not a results folder", f"give {flag} a new or empty folder")
+    if not path.exists():
+        _check_creatable(path, "results folder", flag)
+        return Folder(path, False, frozenset())
+    if not path.is_dir():
+        raise GridError(COMMAND_LINE, f"'{path}' is a file, not a results folder; gridlang never replaces a file by a folder", f"give {flag} a new or empty folder, e.g. {flag} {path.with_name(path.stem + '_results')}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise GridError(COMMAND_LINE, f"results folder '{path}' is not writable", f"give {flag} a folder you can write to")
+    entries = {p.name for p in path.iterdir()}
+    manifest = read_manifest(path)
+    if manifest is not None:
+        return Folder(path, True, manifest)
+    if entries <= set(own):
+        return Folder(path, True, frozenset(entries))
+    shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
+    raise GridError(
+        COMMAND_LINE,
+        f"folder '{path}' is not empty ({shown}) and holds no gridlang results; gridlang will not write into it",
+        f"choose an empty or new folder, e.g. {flag} {path / 'results'}",
+    )
+
+
+def check_file(path: Path, flag: str = "-o") -> None:
+    """Check that one output file may be written at ``path``; nothing is written."""
+    if path.is_dir():
+        raise GridError(COMMAND_LINE, f"'{path}' is a folder; {flag} names the file to write", f"give a file name, e.g. {flag} {path / ('out' + path.suffix if path.suffix else 'out')}")
+    if not path.exists():
+        _check_creatable(path, "file", flag)
+    elif not os.access(path.parent, os.W_OK | os.X_OK):
+        raise GridError(COMMAND_LINE, f"cannot replace '{path}': folder '{path.parent}' is not writable", f"give {flag} a file in a folder you can write to")
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones created, deepest last."""
+    missing = [p for p in (folder, *folder.parents) if not (p.exists() or p.is_symlink())][::-1]
+    created = []
+    for p in missing:
+        p.mkdir()
+        created.append(p)
+    return created
+
+
+def _remove_created(created: list[Path]) -> None:
+    """Remove folders this run created, if they are (still) empty."""
+    for p in reversed(created):
+        try:
+            p.rmdir()
+        except OSError:
+            return
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
+
+    ``path`` must not be a folder (:func:`check_file`); on any failure,
+    KeyboardInterrupt included, the temporary file and the folders this call
+    created are removed and an existing ``path`` is left as it was."""
+    path = Path(path)
+    check_file(path)
+    created = _make_parents(path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
         write(Path(tmp))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would have made it, not mkstemp's 0600
+        if path.is_dir():  # it became one while we wrote
+            raise GridError(COMMAND_LINE, f"'{path}' is a folder; cannot write the file there", "give a file name that is not a folder")
         os.replace(tmp, path)
+        created = []
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        _remove_created(created)
 
 
-def write_results(result: Result, out: Path) -> list[Path]:
-    """``results.nc``, one CSV per variable and ``summary.json`` in folder ``out``."""
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+@contextmanager
+def _sigint_held(folder: Path) -> Iterator[None]:
+    """Hold SIGINT back while files move in; afterwards raise :class:`InterruptedAfterWriting`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise InterruptedAfterWriting(folder)
+
+
+def _write_manifest(path: Path, files: Iterable[str], **extra: object) -> None:
+    path.write_text(json.dumps({"written_by": "gridlang", "files": sorted(files), **extra}, indent=2) + "\n", encoding="utf-8")
+
+
+def write_folder(out: Path, write: Callable[[Path], None], own: Iterable[str] = (), manifest: bool = True, **extra: object) -> list[Path]:
+    """Let ``write(staging)`` create files in a staging folder, then move them into ``out``.
+
+    ``out`` is checked again (:func:`check_folder`); a file ``write`` made
+    whose name is taken in ``out`` by a file gridlang did not write is an
+    error, and nothing is moved.  Files of the previous result that this one
+    does not have are removed.  With ``manifest`` the folder gets a manifest
+    (``extra`` goes into it too).  Returns the files written."""
+    out, own = Path(out), frozenset(own)
+    target = check_folder(out, own)
+    created = [] if target.exists else _make_parents(out.parent)
+    staging = Path(tempfile.mkdtemp(prefix=".gridlang-staging-", dir=out if target.exists else out.parent))
+    try:
+        write(staging)
+        names = sorted(p.name for p in staging.iterdir())
+        if not all(_plain_name(n) and (staging / n).is_file() for n in names):
+            raise RuntimeError(f"results must be plain files, got {names}")
+        if not target.exists:
+            if manifest:
+                _write_manifest(staging / MANIFEST, names, **extra)
+            with _sigint_held(out):
+                os.rename(staging, out)  # one step: the folder appears whole
+                created = []
+            return [out / n for n in names]
+        taken = [n for n in names if n not in target.previous and ((out / n).exists() or (out / n).is_symlink())]
+        taken += [n for n in names if n in target.previous and (out / n).is_dir() and not (out / n).is_symlink()]
+        if taken:
+            raise GridError(
+                COMMAND_LINE,
+                f"cannot write results into '{out}': {', '.join(sorted(set(taken)))} already there and not written by gridlang",
+                "move those files away, or choose an empty or new folder",
+            )
+        with _sigint_held(out):
+            if manifest:  # first the union, so that a crash mid-way leaves every file accounted for
+                _write_manifest(staging / MANIFEST, set(names) | target.previous, **extra)
+                os.replace(staging / MANIFEST, out / MANIFEST)
+            for n in names:
+                os.replace(staging / n, out / n)
+            stale = target.previous - set(names) if manifest else (target.previous & set(own)) - set(names)
+            for n in sorted(stale):
+                old = out / n
+                if old.is_file() and not old.is_symlink():
+                    old.unlink()
+            if manifest:
+                _write_manifest(staging / MANIFEST, names, **extra)
+                os.replace(staging / MANIFEST, out / MANIFEST)
+        return [out / n for n in names]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_created(created)
+
+
+def _finite(x: float | None) -> float | str | None:
+    """JSON has no NaN or infinity: such numbers are written as strings."""
+    return x if x is None or math.isfinite(x) else str(x)
+
+
+def write_results(result, out: Path, partial: bool = False) -> list[Path]:
+    """``results.nc``, one CSV per variable, plots and ``summary.json`` in folder ``out``.
+
+    A result with doubts (``result.doubts()``) is written only with
+    ``partial``, and then marked: ``summary.json`` has ``"partial": true`` and
+    the doubts, and so has the manifest."""
+    from gridlang import planning
+    from gridlang.report import plot_games, plot_markets, plot_trace
+
+    doubts = list(result.doubts())
+    if doubts and not partial:
+        raise ValueError("a result with doubts is written only with partial=True: " + "; ".join(doubts))
+
+    def write(staging: Path) -> None:
         result.dataset.to_netcdf(staging / "results.nc", engine="h5netcdf")
         for name, array in result.dataset.data_vars.items():
             array.to_dataframe(name=f"{name} [{array.attrs.get('units', '')}]").to_csv(staging / f"{name}.csv")
         summary = {
-            "objective": result.objective,
+            "partial": bool(doubts),
+            "doubts": doubts,
+            "objective": _finite(result.objective),
             "termination": result.termination,
             "primal_status": result.primal_status,
             "dual_status": result.dual_status,
-            "primal_residual": result.residual,
-            "dual_residual": result.dual_residual,
+            "primal_residual": _finite(result.residual),
+            "dual_residual": _finite(result.dual_residual),
             "solve_time_s": result.solve_time,
             "solver": result.solver,
             "warnings": list(result.warnings),
             "markets": [
-                {"market": s.market, "surplus": s.surplus, "fees_collected": s.fees_collected, "budget_balance": s.budget_balance, "individually_rational": s.rational, "messages": list(s.messages)}
+                {"market": s.market, "surplus": _finite(s.surplus), "fees_collected": _finite(s.fees_collected), "budget_balance": _finite(s.budget_balance), "individually_rational": s.rational, "messages": list(s.messages)}
                 for s in result.settlements
             ],
             "games": [
-                {"game": g.game, "surplus": g.surplus, "theta": g.theta, "transfer": g.transfer, "prosumer_gain": float(g.gain.sum()), "operator_gain": g.operator_gain, "messages": list(g.messages)}
+                {"game": g.game, "surplus": _finite(g.surplus), "theta": _finite(g.theta), "transfer": _finite(g.transfer), "prosumer_gain": _finite(float(g.gain.sum())), "operator_gain": _finite(g.operator_gain), "messages": list(g.messages)}
                 for g in result.games
             ],
         }
@@ -71,14 +301,5 @@ def write_results(result: Result, out: Path) -> list[Path]:
         plot_markets(result.settlements, result.dataset, staging)
         plot_games(result.games, staging)
         plot_trace(result.dataset, staging)
-        if out.exists():
-            old = out.with_name(f".{out.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return sorted(out.iterdir())
+
+    return write_folder(out, write, partial=bool(doubts))
