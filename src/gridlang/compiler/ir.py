@@ -46,13 +46,15 @@ class SystemIR:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ParamSpec:
-    """A declared parameter: over which set (if any), of which dimension."""
+    """A declared parameter: over which set (if any), of which dimension, within which range."""
 
     name: str
     set: str | None  # 'bus' / 'line' for a formulation parameter, None in a kind
     dim: Dim | None  # None for a flag
     default: ast.Expr | None
     span: Span
+    bound: ast.Bound | None = None  # the declared range, checked for every element and step
+    unit: str | None = None  # the declared unit, in which messages show values
 
 
 @dataclass(frozen=True, slots=True, eq=False)

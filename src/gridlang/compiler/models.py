@@ -36,6 +36,7 @@ def model_def(node: ast.KindDef | ast.FormulationDef, errors: Collector) -> Mode
             spec = _param_spec(decl, formulation, errors)
             if spec is not None:
                 params[spec.name] = spec
+    _check_bounds(node, params, errors)
     if not formulation and isinstance(node, ast.KindDef) and node.at.name != BUS:
         errors.add(node.at.span, f"a kind is placed 'at bus', not at '{node.at.name}'")
     if not formulation and node.name.name in SETS:
@@ -75,7 +76,36 @@ def _param_spec(decl: ast.ParamDecl, formulation: bool, errors: Collector) -> Pa
                 dim = parse_unit(decl.unit.name)[1]
             except UnitError as exc:
                 errors.add(decl.unit.span, str(exc))
-    return ParamSpec(decl.name.name, over[0] if over else None, dim, decl.default, decl.name.span)
+    if decl.bound is not None and dim is None:
+        errors.add(decl.bound.span, f"'{decl.name.name}' is a flag and has no range", "remove the range")
+    unit = decl.unit.name if decl.unit is not None and dim is not None else None
+    return ParamSpec(decl.name.name, over[0] if over else None, dim, decl.default, decl.name.span, decl.bound if dim is not None else None, unit)
+
+
+def _check_bounds(node: ast.KindDef | ast.FormulationDef, params: dict[str, ParamSpec], errors: Collector) -> None:
+    """A range is written with numbers, ``inf`` and the definition's other parameters."""
+    known = set(params) | {"inf"}
+    for decl in node.body:
+        if isinstance(decl, ast.ParamDecl) and decl.bound is not None:
+            for end in (decl.bound.lower, decl.bound.upper):
+                if end is not None:
+                    _check_data(end, known, errors, node.name.name)
+
+
+def _check_data(e: ast.Expr, known: set[str], errors: Collector, owner: str) -> None:
+    match e:
+        case ast.Name(id, span):
+            if id not in known:
+                errors.add(span, f"unknown name '{id}' in the range of a parameter of {owner}", did_you_mean(id, known) or "a range uses numbers, inf and the other parameters")
+        case ast.BinOp(_, left, right) | ast.Pow(left, right):
+            _check_data(left, known, errors, owner)
+            _check_data(right, known, errors, owner)
+        case ast.Neg(operand):
+            _check_data(operand, known, errors, owner)
+        case ast.Number():
+            pass
+        case _:
+            errors.add(e.span, f"a parameter's range in {owner} is a number, inf or another parameter", "e.g. 'in (0, 1]', '>= 0' or '>= vmin'")
 
 
 def check_names(defn: ModelDef, channels: set[str], errors: Collector) -> None:

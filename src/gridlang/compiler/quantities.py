@@ -2,7 +2,8 @@
 
 ``90 kW * residential`` evaluates to a :class:`Quantity` whose value is
 already in internal per-unit (see :mod:`gridlang.compiler.units`) and whose
-``dim`` records the exponents of power, time, current and money.  Sums need
+``dim`` records the exponents of power, time, current and money (in the
+case's currency: see :meth:`gridlang.compiler.units.Base.factor`).  Sums need
 equal dimensions; products add them.  Series are 1-D arrays over time steps.
 """
 
@@ -52,10 +53,12 @@ class DataEvaluator:
         base: Base,
         names: Mapping[str, Quantity],
         call: Callable[[ast.Call], Quantity] | None = None,
+        strict: bool = True,
     ) -> None:
         self.base = base
         self.names = names
         self.call = call
+        self.strict = strict  # '$' is USD (case data), not the case's currency (model defaults)
 
     def __call__(self, e: ast.Expr) -> Quantity:
         try:
@@ -114,9 +117,10 @@ class DataEvaluator:
         if unit is None:
             return Quantity(value)
         try:
-            factor, dim = self.base.factor(unit)
+            factor, dim = self.base.factor(unit, self.strict)
         except UnitError as exc:
-            raise GridError(span, str(exc), "units: W kW MW var kvar Mvar VA kVA MVA V kV ohm p.u. % h min Wh kWh MWh $/MWh $/kW ...") from None
+            hint = getattr(exc, "hint", None) or "units: W kW MW var kvar Mvar VA kVA MVA V kV ohm p.u. % h min Wh kWh MWh $/MWh $/kW ..."
+            raise GridError(span, str(exc), hint) from None
         return Quantity(value * factor, dim, per_unit=unit in ("pu", "p.u."))
 
     @staticmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -25,7 +25,10 @@ from scipy.sparse.csgraph import connected_components, shortest_path
 from gridlang.compiler import ir
 from gridlang.compiler.models import check_names, model_def
 from gridlang.compiler.quantities import DataEvaluator, Quantity, expect
-from gridlang.compiler.units import DIMENSIONLESS, ENERGY, POWER, TIME, VOLTAGE, Base, UnitError, describe, example, parse_unit
+from gridlang.compiler.units import (
+    CURRENCY_CODES, DIMENSIONLESS, ENERGY, POWER, TIME, VOLTAGE, Base, UnitError, currency_code, currency_symbol, describe, example,
+    parse_unit, unit_currencies,
+)
 from gridlang.errors import Collector, GridError, Span, did_you_mean
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse, parse_file
@@ -102,7 +105,7 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
         by_type.setdefault(type(s), []).append(s)
 
     models = _models(by_type, scope)
-    system = _system(by_type.get(ast.System, []), main, scope)
+    system = _system(by_type.get(ast.System, []), main, scope, statements)
     scope.errors.raise_if_any()  # units and time below need a sound system
 
     study = _study(by_type.get(ast.Study, []), scope)
@@ -165,7 +168,7 @@ def _models(by_type, scope: _Scope) -> dict[str, ir.ModelDef]:
     return models
 
 
-def _system(systems: Sequence[ast.System], main: ast.Module, scope: _Scope) -> ir.SystemIR:
+def _system(systems: Sequence[ast.System], main: ast.Module, scope: _Scope, statements: Sequence = ()) -> ir.SystemIR:
     if not systems:
         scope.errors.add(Span(main.path, 1, 1), "the case has no system statement", "add e.g. 'system s { base_power = 10 MVA; base_voltage = 12.66 kV; horizon = 24 h; step = 1 h }'")
         return ir.SystemIR("?", Base(), 1, 1.0, Span(main.path, 1, 1))
@@ -174,10 +177,18 @@ def _system(systems: Sequence[ast.System], main: ast.Module, scope: _Scope) -> i
     node = systems[0]
     wanted = {"base_power": POWER, "base_voltage": VOLTAGE, "horizon": TIME, "step": TIME}
     si = {"base_power": 1e6, "base_voltage": 1e3, "horizon": 3600.0, "step": 3600.0}
+    currency = _currency(node, statements, scope)
+    rates: dict[str, float] = {}
     for attr in node.attrs:
         key = attr.name.name
+        if key == "exchange":
+            _exchange(attr, currency, rates, scope)
+            continue
+        if key == "currency":
+            continue
         if key not in wanted:
-            scope.errors.add(attr.name.span, f"unknown system attribute '{key}'", did_you_mean(key, wanted) or f"known: {', '.join(wanted)}")
+            known = [*wanted, "currency", "exchange"]
+            scope.errors.add(attr.name.span, f"unknown system attribute '{key}'", did_you_mean(key, known) or f"known: {', '.join(known)}")
             continue
         value = _si_number(attr, wanted[key], scope)
         if value is not None:
@@ -190,9 +201,73 @@ def _system(systems: Sequence[ast.System], main: ast.Module, scope: _Scope) -> i
     if abs(steps_float - steps) > 1e-9 or steps < 1:
         scope.errors.add(node.span, f"the horizon is not a whole number of steps ({steps_float:g})", "choose a step that divides the horizon")
         steps = max(steps, 1)
-    scope.base = Base(si["base_power"], si["base_voltage"])
+    scope.base = Base(si["base_power"], si["base_voltage"], currency, tuple(sorted(rates.items())))
     scope.steps = steps
     return ir.SystemIR(node.name.name, scope.base, steps, si["step"] / 3600.0, node.span)
+
+
+def _currency(node: ast.System, statements: Sequence, scope: _Scope) -> str:
+    """The case's one currency: as the system declares it (``currency = EUR``), else the
+    currency the case's values are written in ($ if any is in $, else the first found), else $.
+    Values in another currency need an exchange rate (:func:`_exchange`)."""
+    for attr in node.attrs:
+        if attr.name.name == "currency":
+            text = attr.value.id if isinstance(attr.value, ast.Name) else attr.value.value if isinstance(attr.value, ast.Str) else None
+            code = currency_code(text) if text is not None else None
+            if code is None:
+                where = attr.value.span if attr.value is not None else attr.span
+                scope.errors.add(where, "unknown currency", f"currencies: {', '.join(CURRENCY_CODES)}, e.g. 'currency = EUR'")
+                return "USD"
+            return code
+    found: list[str] = []
+    for unit in _case_units(statements):
+        try:
+            found.extend("USD" if c == "$" else c for c, _ in unit_currencies(unit))
+        except UnitError:
+            continue  # reported where the unit is read
+    return "USD" if not found or "USD" in found else found[0]
+
+
+def _case_units(node) -> Iterator[str]:
+    """Every unit written in the case's data, in the order written (kinds and formulations excepted)."""
+    match node:
+        case ast.KindDef() | ast.FormulationDef():
+            return
+        case ast.Number(unit=unit) | ast.ListLit(unit=unit) | ast.Column(unit=unit):
+            if unit is not None:
+                yield unit
+        case list() | tuple():
+            for x in node:
+                yield from _case_units(x)
+        case _ if hasattr(node, "__dataclass_fields__"):
+            for name in node.__dataclass_fields__:
+                yield from _case_units(getattr(node, name))
+
+
+def _exchange(attr: ast.Attr, currency: str, rates: dict[str, float], scope: _Scope) -> None:
+    """``exchange = 1.08 $/EUR``: one EUR is worth 1.08 $, one side being the case's currency."""
+    e = attr.value
+    mine = currency_symbol(currency)
+    hint = f"e.g. 'exchange = 1.08 {mine}/EUR': what one unit of the other currency is worth in {mine}, the case's currency"
+    try:
+        pair = unit_currencies(e.unit) if isinstance(e, ast.Number) and e.unit else ()
+        rest = parse_unit(e.unit)[1] if pair else None
+    except UnitError:
+        pair, rest = (), None
+    codes = {("USD" if c == "$" else c): k for c, k in pair}
+    if len(codes) != 2 or sorted(codes.values()) != [-1, 1] or rest != DIMENSIONLESS:
+        scope.errors.add(e.span if e is not None else attr.span, "an exchange rate is a number in one currency per another", hint)
+        return
+    if currency not in codes:
+        scope.errors.add(e.span, f"an exchange rate is to the case's currency ({mine})", hint)
+        return
+    if not (np.isfinite(e.value) and e.value > 0):
+        scope.errors.add(e.span, "an exchange rate is a positive number", hint)
+        return
+    other = next(c for c in codes if c != currency)
+    if other in rates:
+        scope.errors.add(attr.span, f"the exchange rate of {currency_symbol(other)} is given twice", "give one rate per currency")
+    rates[other] = float(e.value) if codes[currency] == 1 else 1.0 / float(e.value)
 
 
 def _si_number(attr: ast.Attr, dim, scope: _Scope) -> float | None:
@@ -218,8 +293,10 @@ def _si_number(attr: ast.Attr, dim, scope: _Scope) -> float | None:
 # ---------------------------------------------------------------- data values
 
 
-def _evaluator(scope: _Scope, names: Mapping[str, Quantity] | None = None) -> DataEvaluator:
-    return DataEvaluator(scope.base, scope.profiles if names is None else names, lambda c: _call(c, scope))
+def _evaluator(scope: _Scope, names: Mapping[str, Quantity] | None = None, model: bool = False) -> DataEvaluator:
+    """Evaluates values of the case, or, with ``model``, defaults and ranges written in a kind
+    or formulation (where '$' is the case's currency, whichever it is)."""
+    return DataEvaluator(scope.base, scope.profiles if names is None else names, lambda c: _call(c, scope), strict=not model)
 
 
 def _call(c: ast.Call, scope: _Scope) -> Quantity:
@@ -349,7 +426,7 @@ def _attr_values(attrs: Sequence[ast.Attr], specs: Mapping[str, ir.ParamSpec], o
             if a.value is None and specs[key].dim is not None:
                 raise GridError(a.span, f"'{key}' needs a value", f"write '{key} = ...'")
             where = a.value.span if a.value is not None else a.span
-            out[key] = (_plausible(expect(value, specs[key].dim, where, f"'{key}'"), specs[key], where), a.span)
+            out[key] = (_plausible(expect(value, specs[key].dim, where, f"'{key}'"), specs[key], where), where)
         except GridError as exc:
             scope.errors.extend(exc)
             out[key] = (_FAILED, a.span)  # given, though wrong: not also reported missing
@@ -403,9 +480,9 @@ def _table(t: ast.Table, keys: Sequence[str], specs: Mapping[str, ir.ParamSpec],
     columns = []
     for c in data_cols:
         try:
-            factor, dim = scope.base.factor(c.unit) if c.unit is not None else (None, None)
+            factor, dim = scope.base.factor(c.unit, strict=True) if c.unit is not None else (None, None)
         except UnitError as exc:
-            scope.errors.add(c.name.span, str(exc))
+            scope.errors.add(c.name.span, str(exc), getattr(exc, "hint", None))
             return
         columns.append((c, factor, dim))
     rows = t.rows
@@ -460,7 +537,7 @@ def _assemble(specs: Mapping[str, ir.ParamSpec], items: _Items, owner: str, scop
                 continue
             try:
                 names = {**scope.profiles, **{k: Quantity(v, specs[k].dim or DIMENSIONLESS) for k, v in out.items()}}
-                q = Quantity(False) if spec.default is None else _evaluator(scope, names)(spec.default)
+                q = Quantity(False) if spec.default is None else _evaluator(scope, names, model=True)(spec.default)
                 default = expect(q, spec.dim, spec.span, f"the default of '{key}'").value
             except GridError as exc:
                 scope.errors.extend(exc)
@@ -470,6 +547,121 @@ def _assemble(specs: Mapping[str, ir.ParamSpec], items: _Items, owner: str, scop
         except ValueError:
             scope.errors.add(spec.span, f"the default of '{key}' does not fit {n} elements over {scope.steps} steps", "a default is a number, a profile or another parameter")
     return out
+
+
+#: the largest magnitude a parameter may have, in its declared unit: beyond it a value is a typo
+#: or a unit mistake, and would wreck the solver's numerics (1e300 ohm reads as "unbounded")
+MAGNITUDE_MAX = 1e12
+
+
+def _check_ranges(specs: Mapping[str, ir.ParamSpec], items: _Items, params: Mapping[str, np.ndarray], owner: str, scope: _Scope) -> None:
+    """Every value of every element, at every step, within its parameter's declared range
+    and below :data:`MAGNITUDE_MAX` in its declared unit.
+
+    Vectorised per parameter: ``lower <= values <= upper`` (``<`` at an open end)
+    over the (n, 1) or (n, T) array; the elements out of range are then reported
+    one by one, each at its value as written (its assignment or table row), or at
+    the element when the value is a default.  A default that follows from another
+    parameter (``charge_efficiency = efficiency``) is not reported again where a
+    given value of the same element already is."""
+    if not items.names:
+        return
+    names = {**scope.profiles, **{k: Quantity(v, specs[k].dim or DIMENSIONLESS) for k, v in params.items() if k in specs}}
+    found: dict[int, list[tuple[bool, GridError]]] = {}
+    for key, spec in specs.items():
+        values = params.get(key)
+        if values is None or spec.dim is None:
+            continue
+        unit_factor = _unit_factor(spec, scope)
+        with np.errstate(invalid="ignore"):
+            bad = np.abs(values) > MAGNITUDE_MAX * unit_factor
+            bad &= np.isfinite(values)
+        ends = _bound_ends(spec, names, scope)
+        if ends is not None:
+            lower, upper = ends
+            with np.errstate(invalid="ignore"):
+                if lower is not None:
+                    bad = bad | ((values <= lower) if spec.bound.lower_open else (values < lower))
+                if upper is not None:
+                    bad = bad | ((values >= upper) if spec.bound.upper_open else (values > upper))
+        bad = np.broadcast_to(bad, np.broadcast_shapes(bad.shape, values.shape))
+        rows = np.flatnonzero(bad.any(axis=1))
+        for i in rows:  # only the offending elements: the error path
+            given = items.values[i].get(key)
+            if given is not None and given[0] is _FAILED:
+                continue
+            steps = np.flatnonzero(bad[i])
+            column = steps[0] if values.shape[1] > 1 else 0
+            lo = None if ends is None or ends[0] is None else np.broadcast_to(ends[0], bad.shape)[i, steps[0]]
+            hi = None if ends is None or ends[1] is None else np.broadcast_to(ends[1], bad.shape)[i, steps[0]]
+            error = _range_error(spec, owner, items.names[i], float(values[i, column]), steps, bad.shape[1], unit_factor, lo, hi,
+                                 given[1] if given is not None else items.spans[i], given is None)
+            found.setdefault(i, []).append((given is not None, error))
+    for i, errors in found.items():
+        any_given = any(g for g, _ in errors)
+        for g, error in errors:
+            if g or not any_given:
+                scope.errors.extend(error)
+
+
+def _unit_factor(spec: ir.ParamSpec, scope: _Scope) -> float:
+    """Internal units per one of the parameter's declared unit (1 without one)."""
+    if spec.unit is None:
+        return 1.0
+    try:
+        return scope.base.factor(spec.unit)[0]
+    except UnitError:
+        return 1.0  # reported where the kind declares it
+
+
+def _bound_ends(spec: ir.ParamSpec, names: Mapping[str, Quantity], scope: _Scope):
+    """The declared range's ends in internal units, broadcastable over the values; None without a range."""
+    bound = spec.bound
+    if bound is None:
+        return None
+    ends = []
+    for e in (bound.lower, bound.upper):
+        if e is None:
+            ends.append(None)
+            continue
+        try:
+            q = expect(_evaluator(scope, names, model=True)(e), spec.dim, e.span, f"the range of '{spec.name}'")
+        except GridError as exc:
+            scope.errors.extend(exc)
+            return None
+        value = np.asarray(q.value, dtype=float)
+        ends.append(value.reshape(1, -1) if value.ndim == 1 else value)
+    return ends[0], ends[1]
+
+
+def _range_error(spec: ir.ParamSpec, owner: str, name: str, value: float, steps: np.ndarray, n_steps: int, unit_factor: float,
+                 lower, upper, span: Span, default: bool) -> GridError:
+    """'efficiency' of storage 'es' is 1.5, outside (0, 1] (at step 3, and 2 more)."""
+    unit = f" {spec.unit}" if spec.unit else ""
+
+    def shown(x: float) -> str:
+        return f"{x / unit_factor:g}{unit}"
+
+    where = ""
+    if n_steps > 1:
+        where = f" at step {steps[0] + 1} of {n_steps}" + (f" (and {len(steps) - 1} more steps)" if len(steps) > 1 else "")
+    what = f"'{spec.name}' of {owner} '{name}'" + (" (its default)" if default else "")
+    magnitude = MAGNITUDE_MAX * unit_factor
+    if abs(value) > magnitude and (spec.bound is None or (lower is None or value >= lower) and (upper is None or value <= upper)):
+        return GridError(span, f"{what} is {shown(value)}{where}: beyond {MAGNITUDE_MAX:g}{unit}, no physical value is that large",
+                         "check the value and its unit (a typo in the exponent?)")
+    allowed = spec.bound.text() if spec.bound is not None else f"within ±{MAGNITUDE_MAX:g}{unit}"
+    ends = ", ".join(f"{k} {shown(v)}" for k, v in (("lower end", lower), ("upper end", upper)) if v is not None and spec.bound is not None and _is_param_end(spec, k))
+    hint = f"'{spec.name}' must be {allowed}" + (f" (here {ends})" if ends else "") + "; check the value and its unit"
+    if spec.dim == DIMENSIONLESS and upper is not None and float(upper) == 1.0 and 1.0 < value <= 100.0:
+        hint += f"; a share is written 0..1 or in %, e.g. {value:g} %"
+    return GridError(span, f"{what} is {shown(value)}{where}, outside {allowed}", hint)
+
+
+def _is_param_end(spec: ir.ParamSpec, which: str) -> bool:
+    """Whether that end of the range is an expression (worth showing its value), not a plain number."""
+    e = spec.bound.lower if which == "lower end" else spec.bound.upper
+    return e is not None and not isinstance(e, ast.Number) and not (isinstance(e, ast.Name) and e.id == "inf")
 
 
 def _stack(given, default, n: int, steps: int, flag: bool) -> np.ndarray:
@@ -544,10 +736,40 @@ def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope
                 ends[k, j] = position[end.name]
     if f.radial and not scope.errors.errors:
         _check_radial(node, buses, lines, ends, scope)
-    params = {**_assemble(specs[ir.BUS], buses, f"bus of {f.name}", scope), **_assemble(specs[ir.LINE], lines, f"line of {f.name}", scope)}
+    bus_params = _assemble(specs[ir.BUS], buses, f"bus of {f.name}", scope)
+    line_params = _assemble(specs[ir.LINE], lines, f"line of {f.name}", scope)
+    _check_ranges(specs[ir.BUS], buses, bus_params, "bus", scope)
+    _check_ranges(specs[ir.LINE], lines, line_params, "line", scope)
+    _check_slack(node, f, buses, bus_params, scope)
+    params = {**bus_params, **line_params}
     if not buses.names:
         scope.errors.add(node.span, f"network '{node.name.name}' has no buses", "add e.g. 'bus b1 { slack }'")
     return ir.NetworkIR(node.name.name, f, tuple(buses.names), tuple(lines.names), ends[0], ends[1], params, node.span)
+
+
+SLACK, V_SET = "slack", "v_set"
+
+
+def _check_slack(node: ast.Network, f: ir.ModelDef, buses: _Items, params: Mapping[str, np.ndarray], scope: _Scope) -> None:
+    """A formulation with voltages (a ``slack`` flag and a ``v_set`` per bus) needs a slack
+    bus, whose voltage is set to ``v_set``; elsewhere ``v_set`` would be ignored, so it is an error."""
+    if SLACK not in params or V_SET not in f.params or not buses.names:
+        return
+    slack = params[SLACK][:, 0]
+    if not slack.any():
+        first = buses.names[0]
+        scope.errors.add(node.name.span, f"network '{node.name.name}' has no slack bus: under {f.name} its voltages would float",
+                         f"mark the bus fed by the upstream grid as the slack, e.g. 'bus {first} {{ slack; v_set = 1.0 }}'")
+    ignored: dict[Span, list[str]] = {}  # a range b2..b9 { v_set = ... } is one mistake
+    for i in np.flatnonzero(~slack):
+        given = buses.values[i].get(V_SET)
+        if given is not None and given[0] is not _FAILED:
+            ignored.setdefault(given[1], []).append(buses.names[i])
+    for span, names in ignored.items():
+        name = names[0]
+        which = f"bus '{name}'" if len(names) == 1 else f"buses '{name}'..'{names[-1]}'"
+        scope.errors.add(span, f"'v_set' of {which} would be ignored: only a slack bus has its voltage set",
+                         f"make '{name}' a slack bus ('bus {name} {{ slack; v_set = ... }}'), or remove 'v_set'")
 
 
 def _check_radial(node: ast.Network, buses: _Items, lines: _Items, ends: np.ndarray, scope: _Scope) -> None:
@@ -604,6 +826,7 @@ def _groups(assets, tables, models, bus_names: Mapping[str, str], scope: _Scope)
     for name in order:
         items, m = collected[name], models[name]
         params = _assemble(m.params, items, m.name, scope)
+        _check_ranges(m.params, items, params, m.name, scope)
         groups.append(ir.Group(m, tuple(items.names), tuple(b.name for b, _ in items.links), params, tuple(items.spans)))
     return groups
 

@@ -16,7 +16,8 @@ quantities is done on plain floats and arrays with the exponents alongside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from functools import cache
 
 import pint
@@ -45,7 +46,12 @@ _NAMES: dict[Dim, tuple[str, str]] = {
     (0, -1, 0, 0): ("rate per time", "0.1 1/h"),
 }
 
-_CURRENCIES = ("$", "€", "USD", "EUR", "CNY", "GBP")
+#: the currencies a unit may name, each its own pint dimension; '$' is written
+#: in the models (and by default) for the case's currency, and in case data for USD
+_CURRENCIES = {"$": "DOLLAR", "€": "EUR", "USD": "USD", "EUR": "EUR", "CNY": "CNY", "GBP": "GBP"}
+CURRENCY_CODES = ("USD", "EUR", "CNY", "GBP")
+_SYMBOLS = {"USD": "$", "EUR": "€"}
+_UNIT_WORD = re.compile(r"\$|€|[A-Za-z_][A-Za-z0-9_]*")
 
 
 def describe(dim: Dim) -> str:
@@ -66,8 +72,15 @@ def _registry() -> pint.UnitRegistry:
     ureg = pint.UnitRegistry()
     ureg.define("volt_ampere_reactive = volt * ampere = var")
     ureg.define("per_unit = 1 = pu")
-    ureg.define("currency = [currency]")
+    ureg.define("DOLLAR = [currency_dollar]")
+    for code in CURRENCY_CODES:
+        ureg.define(f"{code} = [currency_{code.lower()}]")
     return ureg
+
+
+def _normalised(text: str) -> str:
+    """The unit text as pint reads it: p.u. as pu, each currency as its pint unit."""
+    return _UNIT_WORD.sub(lambda m: _CURRENCIES.get(m.group(), m.group()), text.replace("p.u.", "pu"))
 
 
 class UnitError(ValueError):
@@ -77,21 +90,58 @@ class UnitError(ValueError):
 @cache
 def parse_unit(text: str) -> tuple[float, Dim]:
     """SI size and dimension exponents of a unit text such as 'kW', '$/kWh', 'p.u.'."""
-    normalised = text.replace("p.u.", "pu")
-    for symbol in _CURRENCIES:
-        normalised = normalised.replace(symbol, "currency")
-    try:
-        q = _registry().Quantity(1.0, normalised).to_base_units()
-    except Exception as exc:  # pint raises several kinds for unknown units
-        raise UnitError(f"unknown unit '{text}'") from exc
+    q = _pint(text)
     d = q.dimensionality
     mass, length, time = d.get("[mass]", 0), d.get("[length]", 0), d.get("[time]", 0)
-    current, money = d.get("[current]", 0), d.get("[currency]", 0)
-    other = set(d) - {"[mass]", "[length]", "[time]", "[current]", "[currency]"}
+    current = d.get("[current]", 0)
+    money = sum(e for k, e in d.items() if k.startswith("[currency_"))
+    other = {k for k in d if not k.startswith("[currency_")} - {"[mass]", "[length]", "[time]", "[current]"}
     if other or length != 2 * mass:
         raise UnitError(f"unit '{text}' is not a power, energy, time, voltage, impedance or price unit")
     dim = (int(mass), int(time + 3 * mass), int(current), int(money))
     return float(q.magnitude), dim
+
+
+@cache
+def _pint(text: str):
+    try:
+        return _registry().Quantity(1.0, _normalised(text)).to_base_units()
+    except Exception as exc:  # pint raises several kinds for unknown units
+        raise UnitError(f"unknown unit '{text}'") from exc
+
+
+@cache
+def unit_currencies(text: str) -> tuple[tuple[str, int], ...]:
+    """The currencies a unit names, with their exponents: '$/MWh' -> (('$', 1),),
+    'EUR/MWh' -> (('EUR', 1),), '$/EUR' -> (('$', 1), ('EUR', -1)).  '€' is EUR."""
+    d = _pint(text).dimensionality
+    out = []
+    for key, exponent in d.items():
+        if key.startswith("[currency_") and exponent:
+            code = key[len("[currency_"):-1].upper()
+            out.append(("$" if code == "DOLLAR" else code, int(exponent)))
+    return tuple(sorted(out))
+
+
+def currency_code(text: str) -> str | None:
+    """'$' and 'USD' -> 'USD', '€' and 'EUR' -> 'EUR', a known code -> itself, else None."""
+    if text == "$":
+        return "USD"
+    code = _CURRENCIES.get(text)
+    return code if code in CURRENCY_CODES else None
+
+
+def currency_symbol(code: str) -> str:
+    """How messages write a currency: '$' for USD, '€' for EUR, else its code."""
+    return _SYMBOLS.get(code, code)
+
+
+class CurrencyError(UnitError):
+    """A value in a currency other than the case's, without an exchange rate."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +150,8 @@ class Base:
 
     power_va: float = 1e6
     voltage_v: float = 1e3
+    currency: str = "USD"  # the case's currency, one unit of money internally
+    rates: tuple[tuple[str, float], ...] = field(default=())  # (code, value of one in the case's currency)
 
     def size(self, dim: Dim) -> float:
         """SI size of one internal unit of dimension ``dim``."""
@@ -107,7 +159,30 @@ class Base:
         current = self.power_va / self.voltage_v
         return self.power_va**a * 3600.0**b * current**c
 
-    def factor(self, unit: str) -> tuple[float, Dim]:
-        """Multiply a number in ``unit`` by the factor to get internal units."""
+    def factor(self, unit: str, strict: bool = False) -> tuple[float, Dim]:
+        """Multiply a number in ``unit`` by the factor to get internal units.
+
+        Money is counted in the case's currency: a unit in another currency
+        ``c`` is multiplied by ``rate[c]`` per power of ``c``, and without a rate
+        it is a :class:`CurrencyError`.  '$' stands for the case's currency,
+        as the models write it, unless ``strict`` (values of the case), where
+        it is USD."""
         si, dim = parse_unit(unit)
-        return si / self.size(dim), dim
+        factor = si / self.size(dim)
+        for code, exponent in unit_currencies(unit):
+            if code == "$":
+                code = "USD" if strict else self.currency
+            if code != self.currency:
+                factor *= self._rate(code, unit) ** exponent
+        return factor, dim
+
+    def _rate(self, code: str, unit: str) -> float:
+        rates = dict(self.rates)
+        if code in rates:
+            return rates[code]
+        mine, other = currency_symbol(self.currency), currency_symbol(code)
+        raise CurrencyError(
+            f"'{unit}' is in {other}, but the case's currency is {mine}",
+            f"write the value in {mine}, or give an exchange rate in the system statement, e.g. 'exchange = 1.08 {mine}/{code}'"
+            + (f", or make {other} the case's currency with 'currency = {code}'" if code in CURRENCY_CODES else ""),
+        )

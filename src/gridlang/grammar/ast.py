@@ -128,6 +128,26 @@ class Not:
 Expr = Number | ListLit | Str | Name | Indexed | Call | Generator | BinOp | Neg | Pow | Compare | BoolOp | Not
 
 
+def expr_text(e: Expr) -> str:
+    """A data expression written back as text, for messages (``1.1 * vmin``, ``-qmax``)."""
+    match e:
+        case Number(value, unit):
+            return f"{value:g}" + (f" {unit}" if unit else "")
+        case ListLit(values, unit):
+            return "[" + ", ".join(f"{v:g}" for v in values) + "]" + (f" {unit}" if unit else "")
+        case Name(id):
+            return id
+        case Str(value):
+            return f'"{value}"'
+        case Neg(operand):
+            return f"-{expr_text(operand)}"
+        case BinOp(op, left, right):
+            return f"{expr_text(left)} {op} {expr_text(right)}"
+        case Pow(base, exponent):
+            return f"{expr_text(base)}^{expr_text(exponent)}"
+    return "..."
+
+
 # ------------------------------------------------------------------ case layer
 
 
@@ -258,12 +278,37 @@ class Study:
 
 
 @dataclass(frozen=True, slots=True)
+class Bound:
+    """The values a parameter may take: ``in (0, 1]`` or ``>= 0``.
+
+    A missing end is unbounded; an open end excludes its value:
+    ``lower < x`` (open) or ``lower <= x`` (closed), likewise above.  The ends
+    are data expressions of the model layer (numbers with units, ``inf``,
+    other parameters of the same instance)."""
+
+    lower: Expr | None
+    upper: Expr | None
+    lower_open: bool
+    upper_open: bool
+    span: Span
+
+    def text(self) -> str:
+        """The allowed range as written, e.g. '(0, 1]' or '>= 0'."""
+        if self.lower is not None and self.upper is not None:
+            return f"{'(' if self.lower_open else '['}{expr_text(self.lower)}, {expr_text(self.upper)}{')' if self.upper_open else ']'}"
+        if self.lower is not None:
+            return f"{'>' if self.lower_open else '>='} {expr_text(self.lower)}"
+        return f"{'<' if self.upper_open else '<='} {expr_text(self.upper)}"
+
+
+@dataclass(frozen=True, slots=True)
 class ParamDecl:
     name: Ident
     dims: tuple[Ident, ...]
     unit: Ident | None  # a unit, or 'flag' for booleans
     default: Expr | None
     span: Span
+    bound: Bound | None = None  # declared range of values, checked at resolve
 
 
 @dataclass(frozen=True, slots=True)

@@ -449,11 +449,29 @@ class _ToAst:
             i += 2
         return dims, unit, c[i:]
 
-    def param_decl(self, c):  # "param" NAME dims? (":" UNIT)? ("=" expr)?
+    def param_decl(self, c):  # "param" NAME dims? (":" UNIT)? ("=" arith)? param_range?
         dims, unit, rest = self._declared(c)
         a, b = c[0], _last(c[-1])
+        bound = None
+        if rest and type(rest[-1]) is tuple and type(rest[-1][0]) is ast.Bound:
+            bound = rest[-1][0]
+            rest = rest[:-1]
         default = rest[1][0] if rest else None
-        return ast.ParamDecl(self._id(c[1]), dims, unit, default, self._span(a, b)), a, b
+        return ast.ParamDecl(self._id(c[1]), dims, unit, default, self._span(a, b), bound), a, b
+
+    def interval(self, c):  # "in" ("(" | "[") arith "," arith (")" | "]")
+        a, b = c[0], c[5]
+        return ast.Bound(c[2][0], c[4][0], c[1] == "(", b == ")", self._span(a, b)), a, b
+
+    def one_sided(self, c):  # CMP arith
+        op, e = c
+        span = self._span(op, e[2])
+        if op in (">=", ">"):
+            return ast.Bound(e[0], None, op == ">", False, span), op, e[2]
+        if op in ("<=", "<"):
+            return ast.Bound(None, e[0], False, op == "<", span), op, e[2]
+        raise GridError(Span(self.path, op.line, op.column, len(op)), f"a parameter's range is not written with '{op}'",
+                        "write a comparison with >=, >, <= or <, e.g. 'param r: ohm >= 0', or an interval, e.g. 'in (0, 1]'")
 
     def var_decl(self, c):  # "var" NAME dims? (":" UNIT)? domain? ("where" expr)?
         dims, unit, rest = self._declared(c)
