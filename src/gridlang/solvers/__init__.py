@@ -11,7 +11,8 @@ from enum import Enum
 
 from gridlang.compiler.build import Built
 from gridlang.errors import GridError
-from gridlang.solvers import clarabel, highs, scip, scs
+from gridlang.errors import Span
+from gridlang.solvers import clarabel, common, highs, scip, scs
 from gridlang.solvers.result import Result
 
 
@@ -25,8 +26,11 @@ class ProblemClass(str, Enum):
 
 
 P = ProblemClass
-#: backend name -> (classes it solves, solve function); the capability table
-BACKENDS: dict[str, tuple[frozenset[ProblemClass], Callable[[Built, Mapping], Result]]] = {
+#: backend name -> (classes it solves, solve function); the capability table.
+#: A backend's ``solve(built, options, spans)`` checks every option (``spans``:
+#: where each was written) and returns a Result whose statuses say the truth,
+#: NaN where it has no point; it raises GridError for infeasible and unbounded cases.
+BACKENDS: dict[str, tuple[frozenset[ProblemClass], Callable[[Built, Mapping, Mapping[str, Span]], Result]]] = {
     "highs": (frozenset({P.LP, P.MILP, P.QP}), highs.solve),
     "clarabel": (frozenset({P.LP, P.QP, P.SOCP}), clarabel.solve),
     "scs": (frozenset({P.LP, P.QP, P.SOCP}), scs.solve),
@@ -45,7 +49,11 @@ def problem_class(built: Built) -> ProblemClass:
 
 
 def solve(built: Built, solver: str | None = None, options: Mapping[str, object] | None = None) -> Result:
-    """Solve with the named backend, or the default for the case's problem class."""
+    """Solve with the named backend, or the default for the case's problem class.
+
+    ``options`` (from the command line or the caller) override the study's; a
+    case without cost terms minimises 0; a number beyond any solver's range is
+    an error before solving."""
     name = (solver or built.case.solver or DEFAULT[problem_class(built)]).lower()
     span = built.case.system.span
     if name not in BACKENDS:
@@ -55,7 +63,9 @@ def solve(built: Built, solver: str | None = None, options: Mapping[str, object]
     if kind not in classes:
         raise GridError(span, f"solver '{name}' cannot solve a {kind.value} problem", f"{name} solves {', '.join(sorted(c.value for c in classes))}")
     study = {k: v for k, v in built.case.solver_options.items() if k != "method"}
-    return run(built, {**study, **(options or {})})
+    common.ensure_objective(built)
+    common.check_ranges(built)
+    return run(built, {**study, **(options or {})}, common.option_spans(built, options or {}))
 
 
 __all__ = ["BACKENDS", "ProblemClass", "Result", "problem_class", "solve"]

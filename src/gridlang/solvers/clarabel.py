@@ -12,8 +12,8 @@ import clarabel
 import numpy as np
 
 from gridlang.compiler.build import Built
-from gridlang.errors import GridError
-from gridlang.solvers import conic
+from gridlang.errors import GridError, Span
+from gridlang.solvers import common, conic
 
 #: Clarabel status -> (termination, primal status, dual status)
 STATUS = {
@@ -23,7 +23,7 @@ STATUS = {
     "AlmostPrimalInfeasible": ("infeasible", "infeasible", "none"),
     "DualInfeasible": ("unbounded", "none", "infeasible"),
     "AlmostDualInfeasible": ("unbounded", "none", "infeasible"),
-    "MaxIterations": ("iteration_limit", "unknown", "unknown"),
+    "MaxIterations": ("iteration_limit", "unknown", "unknown"),  # an iterate, not a solution
     "MaxTime": ("time_limit", "unknown", "unknown"),
     "NumericalError": ("numerical_error", "unknown", "unknown"),
     "InsufficientProgress": ("insufficient_progress", "unknown", "unknown"),
@@ -52,33 +52,38 @@ def settings(**values: object) -> clarabel.DefaultSettings:
     return out
 
 
-def solve(built: Built, options: Mapping[str, object]):
+def option_types() -> dict[str, type]:
+    """Clarabel's settings by name, with the type of each default (lists left out)."""
+    defaults = clarabel.DefaultSettings()
+    values = {key: getattr(defaults, key) for key in dir(defaults) if not key.startswith("_")}
+    return {key: type(v) for key, v in values.items() if type(v) in (bool, int, float, str)}
+
+
+def solve(built: Built, options: Mapping[str, object], spans: Mapping[str, Span]):
     """Solve the conic form.  Unless the case sets ``iterative_refinement_enable``,
     Clarabel runs first without iterative refinement of its KKT solves (about
     half of the solve time on large feeders; its stopping test is on the true
     residuals, so a ``Solved`` answer is as accurate) and repeats a solve that
     does not end ``Solved`` with refinement on."""
+    chosen = settings(**common.check_options("Clarabel", options, spans, option_types(), what="setting"))
     form = conic.conic_form(built)
-    chosen = settings()
-    for key, value in options.items():
-        if not hasattr(chosen, key):
-            raise GridError(built.case.system.span, f"Clarabel has no setting '{key}'", "see the Clarabel settings, e.g. tol_gap_abs, max_iter, verbose")
-        try:
-            setattr(chosen, key, type(getattr(chosen, key))(value))
-        except (TypeError, ValueError) as exc:
-            raise GridError(built.case.system.span, f"Clarabel setting '{key}': {exc}", "check the value's type") from None
     start = time.perf_counter()
     refine_chosen = "iterative_refinement_enable" in options
     if not refine_chosen:
         chosen.iterative_refinement_enable = False
 
     def run():
-        return clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones(form), chosen).solve()
+        try:
+            return clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, cones(form), chosen).solve()
+        except Exception as exc:  # a setting's value Clarabel refuses (a method it does not know, ...)
+            span = next(iter(spans.values()), built.case.system.span)
+            raise GridError(span, f"Clarabel refused the settings: {exc}", "check the settings' values against the Clarabel documentation") from None
 
-    sol = run()
-    if not refine_chosen and name(sol) != "Solved":
-        chosen.iterative_refinement_enable = True
+    with common.quiet(chosen.verbose):
         sol = run()
+        if not refine_chosen and name(sol) != "Solved":
+            chosen.iterative_refinement_enable = True
+            sol = run()
     elapsed = time.perf_counter() - start
     status = STATUS.get(name(sol), ("unknown", "unknown", "unknown"))
     conic.check_status(built, status, "Clarabel")

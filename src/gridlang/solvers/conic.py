@@ -158,9 +158,12 @@ def finish(built: Built, form: ConicForm, x: np.ndarray, z: np.ndarray | None, s
 
     ``status`` is (termination, primal status, dual status).  Duals of linear
     rows follow the linopy/HiGHS sign (the change of the objective per unit
-    increase of the right-hand side)."""
-    from gridlang.solvers.result import Result, collect, primal_residual, store_solution
+    increase of the right-hand side).  Without a feasible point (a limit, a
+    numerical failure) every value is NaN and the residual infinite."""
+    from gridlang.solvers.result import Result, collect, primal_residual, store_solution, unsolved
 
+    if status[1] != "feasible":  # no point, or an iterate that is not a solution: NaN, not numbers
+        return unsolved(built, status, elapsed, solver)
     m = built.model
     x_by_label = np.full(m._xCounter, np.nan)
     x_by_label[form.vlabels] = x

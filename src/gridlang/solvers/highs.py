@@ -8,30 +8,36 @@ and elements that wrote the conflicting rows and bounds.
 
 from __future__ import annotations
 
-import os
-import sys
+import functools
+import re
+import tempfile
 import time
-from contextlib import contextmanager
 from collections.abc import Mapping
+from pathlib import Path
 
 import highspy
 
 from gridlang.compiler.build import Built
-from gridlang.errors import GridError, GridErrors
-from gridlang.solvers.result import Result, collect, primal_residual
+from gridlang.errors import Collector, GridError, GridErrors, Span
+from gridlang.solvers import common
+from gridlang.solvers.result import Result, collect, primal_residual, unsolved
 
 _SOLUTION_STATUS = {0: "none", 1: "infeasible", 2: "feasible"}
+_TYPES = {"bool": bool, "integer": int, "double": float, "string": str}
+
+#: shown before a conflict is cut short; a longer conflict is counted, not listed
+CONFLICT_SHOWN = 24
 
 
-def solve(built: Built, options: Mapping[str, object]) -> Result:
+def solve(built: Built, options: Mapping[str, object], spans: Mapping[str, Span]) -> Result:
     m = built.model
-    opts = {"output_flag": False, **options}
+    opts = {"output_flag": False, **check_options(options, spans)}
     start = time.perf_counter()
     try:
-        with _quiet(not opts.get("output_flag")):
+        with common.quiet(opts["output_flag"]):
             m.solve(solver_name="highs", io_api="direct", **opts)
-    except Exception as exc:  # an option HiGHS rejects, for instance
-        raise GridError(built.case.system.span, f"HiGHS could not solve the case: {exc}", "check the solver options") from None
+    except Exception as exc:  # HiGHS refused the model (a coefficient beyond 1e15, for instance)
+        raise common.out_of_range(built) or GridError(built.case.system.span, f"HiGHS could not solve the case: {exc}", "run with --debug and report it") from None
     elapsed = time.perf_counter() - start
     h: highspy.Highs = m.solver_model
     info = h.getInfo()
@@ -40,11 +46,14 @@ def solve(built: Built, options: Mapping[str, object]) -> Result:
         raise infeasible(built, h)
     if termination in ("unbounded", "infeasible_or_unbounded"):
         raise unbounded(built)
+    status = (termination, _SOLUTION_STATUS.get(info.primal_solution_status, "unknown"), _SOLUTION_STATUS.get(info.dual_solution_status, "unknown"))
+    if status[1] != "feasible":  # no point, or an infeasible one: nothing to report but NaN
+        return unsolved(built, status, elapsed, "highs")
     return Result(
         objective=float(m.objective.value) + built.offset if m.objective.value is not None else float("nan"),
         termination=termination,
-        primal_status=_SOLUTION_STATUS.get(info.primal_solution_status, "unknown"),
-        dual_status=_SOLUTION_STATUS.get(info.dual_solution_status, "unknown"),
+        primal_status=status[1],
+        dual_status=status[2],
         residual=primal_residual(built),
         solve_time=elapsed,
         solver="highs",
@@ -53,27 +62,42 @@ def solve(built: Built, options: Mapping[str, object]) -> Result:
     )
 
 
-@contextmanager
-def _quiet(enabled: bool):
-    """Silence what HiGHS prints from C (its banner) unless the user asked for its log."""
-    if not enabled:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+@functools.cache
+def option_list() -> dict[str, tuple[type, str]]:
+    """HiGHS's own option list: name -> (type, its documentation with the range or choices)."""
+    with common.quiet(), tempfile.TemporaryDirectory(prefix="gridlang-highs-") as folder:
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        path = Path(folder) / "options.txt"
+        h.writeOptions(str(path))
+        text = path.read_text()
+    found = re.findall(r"^# (.*)\n# \[type: (\w+), advanced: \w+, (?:range: (.*), )?default: .*\]\n(\w+) =", text, re.M)
+    return {name: (_TYPES[kind], doc.strip().rstrip(",") + (f"; range {rng}" if rng else "")) for doc, kind, rng, name in found}
+
+
+def check_options(options: Mapping[str, object], spans: Mapping[str, Span]) -> dict[str, object]:
+    """Each option one of HiGHS's, of its type, and a value HiGHS accepts (its range, its choices)."""
+    listed = dict(option_list())
+    with common.quiet():
+        scratch = highspy.Highs()
+        for key in options.keys() - listed.keys():  # an advanced option HiGHS does not list
+            status, kind = scratch.getOptionType(key)
+            if status == highspy.HighsStatus.kOk:
+                listed[key] = ((bool, int, float, str)[int(kind)], "an advanced HiGHS option")
+    values = common.check_options("HiGHS", options, spans, {k: kind for k, (kind, _) in listed.items()}, describe=lambda key: listed[key][1])
+    errors = Collector()
+    with common.quiet():
+        for key, value in values.items():
+            if scratch.setOptionValue(key, value) == highspy.HighsStatus.kError:
+                errors.add(spans.get(key, common.COMMAND_LINE), f"HiGHS option '{key}' cannot be {value!r}", listed[key][1])
+    errors.raise_if_any()
+    return values
 
 
 def explain_infeasible(built: Built, solver: str) -> GridError | GridErrors:
     """Why a conic case is infeasible: HiGHS's conflict in its linear part, if there is one."""
     m = built.model
-    with _quiet(True):
+    with common.quiet():
         m.solve(solver_name="highs", io_api="direct", output_flag=False)
     h: highspy.Highs = m.solver_model
     if str(m.termination_condition) in ("infeasible", "infeasible_or_unbounded") and _is_infeasible(h):
@@ -88,43 +112,78 @@ def _is_infeasible(h: highspy.Highs) -> bool:
         return True
     # presolve may not tell infeasible from unbounded; ask again without it
     h.setOptionValue("presolve", "off")
-    h.run()
+    with common.quiet():
+        h.run()
     return h.getModelStatus() == highspy.HighsModelStatus.kInfeasible
 
 
+class Conflict(GridErrors):
+    """An infeasible case's conflict, in the order given (bounds first), with a
+    closing note that says how many elements it has and how many are shown."""
+
+    def __init__(self, errors: list[GridError], note: str) -> None:
+        super().__init__(errors)
+        self.errors, self.note = list(errors), note  # keep bounds before rows
+
+    def render(self) -> str:
+        return "\n\n".join(GridError.render(e) for e in self.errors) + f"\n\n{self.note}"
+
+
 def infeasible(built: Built, h: highspy.Highs) -> GridErrors:
-    """The conflicting rows and bounds, each at the statement that wrote it."""
+    """The conflicting bounds, then rows, each at the statement that wrote it.
+
+    HiGHS's irreducible infeasible subsystem: removing any one of its elements
+    makes the rest feasible.  The first :data:`CONFLICT_SHOWN` are listed, the
+    variable bounds first (a voltage limit, a size: usually what to relax)."""
     m = built.model
     h.setOptionValue("iis_strategy", int(highspy.IisStrategy.kIisStrategyFromLp) | int(highspy.IisStrategy.kIisStrategyIrreducible))
-    status, iis = h.getIis()
-    errors: list[GridError] = []
-    if status != highspy.HighsStatus.kError and iis.valid_:
-        clabels = m.constraints.label_index.clabels
-        vlabels = m.variables.label_index.vlabels
-        for pos in list(iis.row_index_)[:12]:
-            name, coord = m.constraints.get_label_position(int(clabels[pos]))
-            errors.append(_conflict(built, name, coord, "constraint"))
-        for pos in list(iis.col_index_)[:12]:
-            name, coord = m.variables.get_label_position(int(vlabels[pos]))
-            errors.append(_conflict(built, name, coord, "bound of"))
-    if not errors:
-        errors.append(GridError(built.case.system.span, "the case is infeasible", "HiGHS found no conflicting set to show; relax limits or loosen demands"))
-    return GridErrors(errors)
+    with common.quiet():
+        status, iis = h.getIis()
+    if status == highspy.HighsStatus.kError or not iis.valid_ or not (len(iis.col_index_) + len(iis.row_index_)):
+        return GridErrors([GridError(built.case.system.span, "the case is infeasible", "HiGHS found no conflicting set to show; relax limits or loosen demands")])
+    lp = h.getLp()
+    vlabels, clabels = m.variables.label_index.vlabels, m.constraints.label_index.clabels
+    bounds = [(int(pos), int(side)) for pos, side in zip(iis.col_index_, iis.col_bound_)]
+    rows = list(iis.row_index_)
+    errors = []
+    for pos, side in bounds[:CONFLICT_SHOWN]:
+        name, coord = m.variables.get_label_position(int(vlabels[pos]))
+        errors.append(_conflict(built, name, coord, _bound_words(side, lp.col_lower_[pos], lp.col_upper_[pos])))
+    for pos in rows[: max(CONFLICT_SHOWN - len(bounds), 0)]:
+        name, coord = m.constraints.get_label_position(int(clabels[pos]))
+        errors.append(_conflict(built, name, coord, "constraint"))
+    total = len(bounds) + len(rows)
+    counts = f"{len(bounds)} variable bound{'s' * (len(bounds) != 1)} and {len(rows)} row{'s' * (len(rows) != 1)}"
+    shown = "all shown, bounds first" if total <= CONFLICT_SHOWN else f"showing the first {CONFLICT_SHOWN} (bounds first)"
+    return Conflict(errors, f"the conflict has {total} elements ({counts}); {shown}")
+
+
+def _bound_words(side: int, lower: float, upper: float) -> str:
+    """'the lower bound 0.94 of', 'the bounds [0.94, 1.1] of', ... for a conflict line."""
+    status = highspy.IisBoundStatus
+    if side == int(status.kIisBoundStatusLower):
+        return f"the lower bound {lower:.6g} of"
+    if side == int(status.kIisBoundStatusUpper):
+        return f"the upper bound {upper:.6g} of"
+    return f"the bounds [{lower:.6g}, {upper:.6g}] of"
 
 
 def _conflict(built: Built, name: str, coord: Mapping, what: str) -> GridError:
-    prefix = name.split("-", 1)[0]
-    block = next((b for b in built.blocks if b.prefix == prefix), None)
     where = ", ".join(f"{k}={v}" for k, v in coord.items())
     span = built.origins.get(name, built.case.system.span)
-    instance = coord.get(prefix)
+    element = common.declared(built, name, coord)
     hint = "these rows and bounds cannot hold together; relax one of them"
-    if block is not None and instance in block.spans:
-        hint = f"{prefix} '{instance}' is declared at {block.spans[instance]}; " + hint
+    if element is not None:
+        hint = f"{element[0]} is declared at {element[1]}; " + hint
     return GridError(span, f"infeasible: {what} {name} at ({where}) is part of the conflict", hint)
 
 
 def unbounded(built: Built) -> GridError:
+    """The case is unbounded: the model's numbers out of range if they are (the
+    likely cause), else a cost that can fall without limit."""
+    cause = common.out_of_range(built)
+    if cause is not None:
+        return cause
     cost_spans = [c.span for b in built.blocks for c in b.model.costs]
     span = cost_spans[0] if cost_spans else built.case.system.span
     return GridError(

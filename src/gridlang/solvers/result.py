@@ -88,6 +88,31 @@ def store_solution(model, x_by_label: np.ndarray, dual_by_label: np.ndarray | No
     model.status, model.termination_condition = "ok", termination
 
 
+def unsolved(built: Built, status: tuple[str, str, str], elapsed: float, solver: str) -> Result:
+    """What a solve that ended without a point reports: every variable, price
+    and output NaN (never zeros), the objective NaN and the residual infinite.
+
+    ``status`` is (termination, primal status, dual status).  If the model's
+    numbers are out of range, that is said as a warning (the likely cause)."""
+    from gridlang.solvers.common import out_of_range
+
+    m = built.model
+    store_solution(m, np.full(m._xCounter, np.nan), np.full(m._cCounter, np.nan), status[0])
+    m.status = "warning"
+    cause = out_of_range(built)
+    return Result(
+        objective=float("nan"),
+        termination=status[0],
+        primal_status=status[1],
+        dual_status=status[2],
+        residual=float("inf"),
+        solve_time=elapsed,
+        solver=solver,
+        dataset=collect(built),
+        warnings=(f"{cause.span}: {cause.message}; hint: {cause.hint}",) if cause else (),
+    )
+
+
 def primal_residual(built: Built) -> float:
     """max over rows of the violation of A x (sense) b, and of the variable bounds."""
     m = built.model

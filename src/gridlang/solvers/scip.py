@@ -17,6 +17,7 @@ the common names ``time_limit``, ``mip_rel_gap`` and ``verbose`` /
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from collections.abc import Mapping
@@ -26,11 +27,13 @@ import numpy as np
 import pyscipopt
 
 from gridlang.compiler.build import Built
-from gridlang.errors import GridError
-from gridlang.solvers import conic
+from gridlang.errors import Collector, GridError, Span
+from gridlang.solvers import common, conic
 
 #: gridlang's common option names -> SCIP parameters
 ALIASES = {"time_limit": "limits/time", "mip_rel_gap": "limits/gap"}
+#: names that switch SCIP's log on or off
+LOG = ("verbose", "output_flag")
 
 #: defaults for models with cones, which the case or the CLI can override:
 #: the heuristics that solve NLPs (through Ipopt) have crashed the process
@@ -64,28 +67,32 @@ STATUS = {
 }
 
 
-def solve(built: Built, options: Mapping[str, object]):
+def solve(built: Built, options: Mapping[str, object], spans: Mapping[str, Span]):
     from gridlang.io import modelfiles
 
     span = built.case.system.span
+    chosen = common.check_options("SCIP", options, spans, parameter_types(), what="parameter", describe=_describe)
     form = conic.conic_form(built)
     model = pyscipopt.Model()
     model.hideOutput()
     with tempfile.TemporaryDirectory(prefix="gridlang-scip-") as folder:
         path = Path(folder) / "case.mps"
         modelfiles.write_mps(built, path, plain_names=True)
-        model.readProblem(str(path))
+        with common.quiet():
+            model.readProblem(str(path))
     defaults = CONE_DEFAULTS if built.cones else {}
-    verbose = _set_options(model, {**defaults, **options}, span)
+    verbose = _set_options(model, {**defaults, **chosen}, spans)
     model.hideOutput(not verbose)
 
     start = time.perf_counter()
-    model.optimize()
+    with common.quiet(verbose):
+        model.optimize()
     status = STATUS.get(model.getStatus(), (model.getStatus(), "unknown", "none"))
     if status[0] == "infeasible_or_unbounded":  # presolve could not tell: ask again without it
         model.freeTransform()
         model.setPresolve(pyscipopt.SCIP_PARAMSETTING.OFF)
-        model.optimize()
+        with common.quiet(verbose):
+            model.optimize()
         status = STATUS.get(model.getStatus(), (model.getStatus(), "unknown", "none"))
     elapsed = time.perf_counter() - start
     if status[0] == "infeasible_or_unbounded":
@@ -110,37 +117,48 @@ def solve(built: Built, options: Mapping[str, object]):
     return conic.finish(built, form, x, None, status, elapsed, "scip")
 
 
-def _set_options(model: pyscipopt.Model, options: Mapping[str, object], span) -> bool:
-    """Set SCIP parameters by name; returns whether SCIP should print its log."""
-    verbose = False
+@functools.cache
+def parameter_types() -> dict[str, type]:
+    """Every SCIP parameter by its name and its spelling with ``_`` for ``/``,
+    gridlang's common names and the log switches, with the type of its value."""
+    with common.quiet():
+        params = pyscipopt.Model().getParams()
+    types = {name: type(value) for name, value in params.items()}
+    spelled = {name.replace("/", "_"): kind for name, kind in types.items()}  # unique in SCIP 9-10
+    return {**spelled, **types, **{alias: types[name] for alias, name in ALIASES.items()}, **{key: bool for key in LOG}}
+
+
+def _describe(key: str) -> str:
+    name = _parameter(key)
+    return f"SCIP's {name}" if name != key else "a SCIP parameter"
+
+
+def _parameter(key: str) -> str:
+    """SCIP's name for an option: itself, an alias, or the name it spells with ``_`` for ``/``."""
+    key = ALIASES.get(key, key)
+    if "/" in key or key in LOG:
+        return key
+    return _spellings().get(key, key)
+
+
+@functools.cache
+def _spellings() -> dict[str, str]:
+    return {name.replace("/", "_"): name for name in parameter_types() if "/" in name}
+
+
+def _set_options(model: pyscipopt.Model, options: Mapping[str, object], spans: Mapping[str, Span]) -> bool:
+    """Set SCIP parameters (checked by name and type); returns whether SCIP should print its log."""
+    verbose, errors = False, Collector()
     for key, value in options.items():
-        if key in ("verbose", "output_flag"):
-            verbose = _flag(value)
+        if key in LOG:
+            verbose = bool(value)
             continue
-        name = _parameter(model, ALIASES.get(key, key))
-        if name is None:
-            raise GridError(span, f"SCIP has no parameter '{key}'", "use SCIP parameter names, e.g. limits/time, limits/gap, numerics/feastol, display/verblevel (or limits_time, ...)")
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = _flag(value)
+        name = _parameter(key)
         try:
             model.setParam(name, value)
         except (TypeError, ValueError, KeyError, LookupError) as exc:
-            raise GridError(span, f"SCIP parameter '{name}' = {value!r}: {exc}", "check the type and range of the value") from None
+            errors.add(spans.get(key, common.COMMAND_LINE), f"SCIP parameter '{name}' = {value!r}: {exc}", "check the range of the value")
         if name == "display/verblevel":
             verbose = int(value) > 0
+    errors.raise_if_any()
     return verbose
-
-
-def _parameter(model: pyscipopt.Model, key: str) -> str | None:
-    """SCIP's name for ``key``: itself, or the parameter it spells with ``_`` for ``/``."""
-    try:
-        model.getParam(key)
-        return key
-    except (KeyError, LookupError, ValueError):
-        pass
-    spelled = {name.replace("/", "_"): name for name in model.getParams()}  # unique in SCIP 9-10
-    return spelled.get(key)
-
-
-def _flag(value: object) -> bool:
-    return value.lower() in ("true", "1", "yes", "on") if isinstance(value, str) else bool(value)
