@@ -1,12 +1,20 @@
 """Solve a case with agents by decomposition: split, iterate, put the answer back.
 
-``solve(built, method="admm", executor="serial", **settings)`` splits the
-compiled case by agent (:mod:`split`), runs the coordinator (:mod:`admm`)
-with the agents' persistent subproblems in an executor (:mod:`executors`),
-and returns a :class:`~gridlang.solvers.result.Result` like a central solve,
-with the convergence trace in its dataset (``admm_primal``, ``admm_dual``,
-``admm_rho`` over ``iteration``) and the primal residual of the *whole*
-model at the decomposed point, so a run that did not converge shows it.
+``solve(built, method="admm", executor="serial", **settings)`` checks the
+method's settings, splits the compiled case by agent (:mod:`split`), runs the
+coordinator (:mod:`admm` or :mod:`atc`) with the agents' persistent
+subproblems in an executor (:mod:`executors`), and returns a
+:class:`~gridlang.solvers.result.Result` like a central solve, with the
+convergence trace in its dataset (``admm_primal``, ``admm_dual``,
+``admm_rho`` over ``iteration``).
+
+A decomposition says ``converged`` only when the *whole* model holds at the
+assembled point as a central solution must: the largest violation of any
+row, bound or cone, ``max(primal_residual, cone_violation)``, is at most
+:data:`~gridlang.solvers.result.FEASIBILITY_TOL`.  A run whose coupling test
+passed but whose point does not hold the model ends ``not_converged``; every
+run that did not converge says how far its point is (the residual, and the
+coupling rows furthest from holding).
 """
 
 from __future__ import annotations
@@ -18,30 +26,48 @@ import xarray as xr
 
 from gridlang.compiler.build import Built
 from gridlang.decompose import atc
-from gridlang.decompose.admm import Run, Settings, admm
+from gridlang.decompose.admm import CHECKS, Run, Settings, admm, problems
 from gridlang.decompose.executors import EXECUTORS
-from gridlang.decompose.split import split
-from gridlang.errors import GridError, Span
-from gridlang.solvers.result import Result, collect, primal_residual, store_solution
+from gridlang.decompose.split import Split, split
+from gridlang.errors import Collector, GridError, Span, did_you_mean
+from gridlang.solvers.conic import cone_violation
+from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_residual, store_solution
 
 
 COMMAND_LINE = Span("<command line>", 0, 0)
 
 
+def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Settings:
+    """The method's settings with ``settings`` in place of the defaults, every one
+    checked; all mistakes are raised together."""
+    defaults, checks = (Settings(), CHECKS) if method == "admm" else (atc.Settings(), atc.CHECKS)
+    known = set(type(defaults).__dataclass_fields__)
+    errors = Collector()
+    study = built.case.solver_options.get("method", ("central", {}))[1]
+
+    def where(name: str) -> str:
+        """Where a value came from: the study's method or the command line (the IR keeps no span for it)."""
+        return f" (from the study's method = {method}(...))" if name in study and study[name] == settings[name] else ""
+
+    for name in sorted(set(settings) - known):
+        errors.add(COMMAND_LINE, f"unknown {method} setting '{name}'{where(name)}", did_you_mean(name, known) or f"settings: {', '.join(sorted(known))}")
+    errors.raise_if_any()
+    config = replace(defaults, **settings)
+    for name, message, hint in problems(config, checks):
+        errors.add(COMMAND_LINE, f"{method}: {message}{where(name) if name in settings else ''}", hint)
+    if method == "admm" and config.kill_agent is not None and config.kill_agent not in built.case.owners.values():
+        errors.add(COMMAND_LINE, f"--kill-agent: '{config.kill_agent}' is not an agent", "name an agent of the case")
+    errors.raise_if_any()
+    return config
+
+
 def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:
     if method not in ("admm", "atc"):
         raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}'", "methods: central, admm, atc")
-    if settings.get("kill_agent") is not None and settings["kill_agent"] not in built.case.owners.values():
-        raise GridError(COMMAND_LINE, f"--kill-agent: '{settings['kill_agent']}' is not an agent", "name an agent of the case")
     if executor not in EXECUTORS:
         raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
+    config = settings_for(built, method, settings)
     parts = split(built)
-    defaults = Settings() if method == "admm" else atc.Settings()
-    known = set(type(defaults).__dataclass_fields__)
-    unknown = set(settings) - known
-    if unknown:
-        raise GridError(built.case.system.span, f"unknown {method} setting(s): {', '.join(sorted(unknown))}", f"settings: {', '.join(sorted(known))}")
-    config = replace(defaults, **settings)
     upper = built.case.network_owner
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
     pool = EXECUTORS[executor](subs, address) if executor == "ray" else EXECUTORS[executor](subs)
@@ -60,22 +86,48 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     for sub in parts.subproblems:
         x_by_label[sub.vlabels] = points[sub.agent]
     store_solution(built.model, x_by_label, termination="optimal" if run.converged else "other")
-    warnings = () if run.converged else (f"{method.upper()} stopped after {run.iterations} iterations: {run.status}; the point does not meet the coupling rows (see the residual)",)
+    residual = max(primal_residual(built), cone_violation(built, x_by_label))
+    if run.converged and not residual <= FEASIBILITY_TOL:
+        run.converged, run.status = False, "not_converged"
+        built.model.termination_condition = "other"
+    warnings: tuple[str, ...] = ()
+    if not run.converged:
+        warnings += (f"{method.upper()} stopped after {run.iterations} iterations: {run.status}; {distance(built, parts, x_by_label, residual)}",)
     stale = sorted({a for step in run.trace for a in step.stale})
     if stale:
-        warnings += (f"answers of {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last ones (at most {config.max_staleness} in a row)",)
+        limit = f" (at most {config.max_staleness} in a row)" if method == "admm" else ""
+        warnings += (f"answers of {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last ones{limit}",)
     result = Result(
         objective=float(sum(costs.values())) + parts.offset,
         termination=run.status,
         primal_status="feasible" if run.converged else "unknown",
         dual_status="unknown",
-        residual=primal_residual(built),
+        residual=residual,
         solve_time=run.trace[-1].seconds if run.trace else 0.0,
         solver=f"{method}/{executor}",
         dataset=collect(built).merge(trace_dataset(run)),
         warnings=warnings,
     )
     return result, run
+
+
+def distance(built: Built, parts: Split, x_by_label: np.ndarray, residual: float, shown: int = 3) -> str:
+    """How far the point is from holding the model: its residual and the coupling rows furthest off."""
+    m = built.model
+    mat = m.matrices
+    x = np.nan_to_num(x_by_label[mat.vlabels])
+    gap = np.abs(mat.A[parts.positions] @ x - np.asarray(mat.b, dtype=float)[parts.positions])
+    kw = built.case.system.base.factor("kW")[0]
+    text = f"the point violates the model by {residual:.3g} p.u. (a central solution may violate it by at most {FEASIBILITY_TOL:g})"
+    worst = [i for i in np.argsort(-gap, kind="stable")[:shown] if gap[i] > 0]
+    if worst:
+        rows = []
+        for i in worst:
+            name, coords = m.constraints.get_label_position(int(parts.labels[i]))
+            at = ", ".join(f"{k}={v}" for k, v in coords.items())
+            rows.append(f"{name}[{at}] off by {gap[i]:.3g} p.u. ({gap[i] / kw:.3g} kW or kvar)")
+        text += "; furthest coupling rows: " + "; ".join(rows)
+    return text
 
 
 def trace_dataset(run: Run) -> xr.Dataset:

@@ -11,8 +11,19 @@ hold with the targets in place of the contributions:
 target ``t_i + v_i / (2 w^2)``, so the same persistent models and executors
 serve).  After each pass ``v <- v + 2 w^2 (t - y)``, and the weight grows,
 ``w <- beta w``, when the inconsistency ``|t - y|`` fell by less than a
-factor ``gamma``.  It stops when ``|t - y|`` is below ``tol`` and the total
-cost changed by less than ``rel`` (consistency and objective change).
+factor ``gamma``.
+
+**Stopping**, relative to the size of the terms as in :mod:`admm`: with
+``n`` targets, the consistency test is
+
+    |t - y| <= sqrt(n) tol + rel max(|t|, |y|),
+
+the change of the total cost ``f = sum_a f_a`` between passes must be at most
+``cost_rel sum_a |f_a|`` (the agents' costs' magnitudes), and the whole model
+must hold: at the assembled point the coupling rows are violated by
+``E (y - t)`` (the upper level's rows hold with the targets), whose largest
+entry must be at most :data:`~gridlang.solvers.result.FEASIBILITY_TOL`.  Until
+all three hold the cascade goes on, up to ``max_iter`` passes.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from gridlang.decompose.admm import Run, Step, _price_scale
 from gridlang.decompose.local import PersistentConic
 from gridlang.decompose.split import Split, Subproblem
 from gridlang.errors import GridError, Span
+from gridlang.solvers.result import FEASIBILITY_TOL
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +46,22 @@ class Settings:
     weight: float | None = None  # initial w; None: from the price scale
     beta: float = 1.1  # growth of the weight; faster growth stops earlier, at a worse point
     gamma: float = 0.9
-    tol: float = 1e-4
-    rel: float = 1e-6
+    tol: float = 1e-7  # absolute part of the consistency test, per unit, per target
+    rel: float = 1e-5  # relative part of the consistency test
+    cost_rel: float = 1e-6  # change of the total cost between passes, relative to the agents' costs
     max_iter: int = 300
+
+
+#: each setting's condition, as (test, what it must be, a value that works); see admm.problems
+CHECKS = {
+    "weight": (lambda v: v > 0, "a positive number", "weight = 10"),
+    "beta": (lambda v: v >= 1, "a number of 1 or more (the weight never shrinks)", "beta = 1.1"),
+    "gamma": (lambda v: 0 < v <= 1, "a share in (0, 1]", "gamma = 0.9"),
+    "tol": (lambda v: v > 0, "a positive number", "tol = 1e-7"),
+    "rel": (lambda v: v >= 0, "zero or more", "rel = 1e-5"),
+    "cost_rel": (lambda v: v >= 0, "zero or more", "cost_rel = 1e-6"),
+    "max_iter": (lambda v: v >= 1, "a whole number of 1 or more", "max_iter = 300"),
+}
 
 
 class _Upper:
@@ -47,9 +72,10 @@ class _Upper:
         sizes = [len(s.rows) for s in lower]
         self.slices = np.split(np.arange(sum(sizes)), np.cumsum(sizes)[:-1]) if lower else []
         self.nt = nt = sum(sizes)
+        self.target_rows = np.concatenate([s.rows for s in lower]) if lower else np.zeros(0, dtype=np.int64)  # the coupling row of every target
         own = sub.C.tocoo()
         C = sp.csr_matrix((own.data, (sub.rows[own.row], own.col)), shape=(m, self.n))
-        E = sp.csr_matrix((np.ones(nt), (np.concatenate([s.rows for s in lower]) if lower else [], np.arange(nt))), shape=(m, nt))
+        E = sp.csr_matrix((np.ones(nt), (self.target_rows, np.arange(nt))), shape=(m, nt))
         d = np.zeros(m)
         np.add.at(d, sub.rows, sub.d)
         self.rows = (
@@ -96,14 +122,19 @@ def atc(split: Split, upper_agent: str, executor, settings: Settings = Settings(
             log.append({"agent": s.agent, "iteration": k, "rows": s.rows, "y": answers[s.agent]})
             y[sl] = answers[s.agent]
         gap = float(np.linalg.norm(t - y))
-        cost = float(upper.sub.c @ x_upper + 0.5 * x_upper @ (upper.sub.Q @ x_upper)) + sum(executor.costs().values())
-        trace.append(Step(k, gap, abs(cost - previous_cost), weight, time.perf_counter() - start))
+        parts = [float(upper.sub.c @ x_upper + 0.5 * x_upper @ (upper.sub.Q @ x_upper)), *executor.costs().values()]
+        cost = sum(parts)
+        violation = np.zeros(split.n_coupling)
+        np.add.at(violation, upper.target_rows, y - t)
+        worst = float(np.max(np.abs(violation), initial=0.0))
+        eps = np.sqrt(nt) * settings.tol + settings.rel * max(float(np.linalg.norm(t)), float(np.linalg.norm(y)))
+        trace.append(Step(k, gap, abs(cost - previous_cost), weight, time.perf_counter() - start, (), eps, settings.cost_rel * sum(map(abs, parts)), worst))
         if progress is not None:
             progress(trace[-1])
-        if not np.isfinite(gap):
+        if not np.isfinite(gap + cost):
             status = "diverged"
             break
-        if np.max(np.abs(t - y), initial=0) <= settings.tol and abs(cost - previous_cost) <= settings.rel * max(1.0, abs(cost)):
+        if gap <= eps and trace[-1].dual <= trace[-1].eps_dual and worst <= FEASIBILITY_TOL:
             status = "converged"
             break
         v = v + rho * (t - y)

@@ -52,6 +52,8 @@ class Split:
     n_coupling: int
     contributors: np.ndarray  # agents per coupling row
     offset: float  # constant part of the objective
+    positions: np.ndarray  # each coupling row's position among the model's matrix rows
+    labels: np.ndarray  # each coupling row's linopy constraint label
 
 
 def column_owners(built: Built, agents: tuple[str, ...]) -> np.ndarray:
@@ -172,4 +174,4 @@ def split(built: Built) -> Split:
                 d=np.where(holder[ids] == i, b[mine], 0.0),
             )
         )
-    return Split(agents, tuple(subproblems), len(coupling_rows), counts, built.offset)
+    return Split(agents, tuple(subproblems), len(coupling_rows), counts, built.offset, coupling_rows, clabels[coupling_rows])
