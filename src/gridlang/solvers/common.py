@@ -124,8 +124,9 @@ def check_options(
 def quiet(solver_output: bool = False) -> Iterator[None]:
     """Silence linopy's log and warnings, and, unless ``solver_output``, what
     solvers print from C to file descriptors 1 and 2 (banners, errors)."""
-    log = logging.getLogger("linopy")
-    disabled, log.disabled = log.disabled, True
+    log = logging.getLogger("linopy")  # its modules' loggers inherit this level
+    level = log.level
+    log.setLevel(logging.CRITICAL + 1)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -145,7 +146,7 @@ def quiet(solver_output: bool = False) -> Iterator[None]:
                     os.dup2(copy, fd)
                     os.close(copy)
     finally:
-        log.disabled = disabled
+        log.setLevel(level)
 
 
 # ---------------------------------------------------------------- objective

@@ -143,7 +143,9 @@ def infeasible(built: Built, h: highspy.Highs) -> GridErrors:
         return GridErrors([GridError(built.case.system.span, "the case is infeasible", "HiGHS found no conflicting set to show; relax limits or loosen demands")])
     lp = h.getLp()
     vlabels, clabels = m.variables.label_index.vlabels, m.constraints.label_index.clabels
-    bounds = [(int(pos), int(side)) for pos, side in zip(iis.col_index_, iis.col_bound_)]
+    # a column whose bounds are free is in the subsystem but none of its bounds is
+    binding = {int(highspy.IisBoundStatus.kIisBoundStatusLower), int(highspy.IisBoundStatus.kIisBoundStatusUpper), int(highspy.IisBoundStatus.kIisBoundStatusBoxed)}
+    bounds = [(int(pos), int(side)) for pos, side in zip(iis.col_index_, iis.col_bound_) if int(side) in binding]
     rows = list(iis.row_index_)
     errors = []
     for pos, side in bounds[:CONFLICT_SHOWN]:

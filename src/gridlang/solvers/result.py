@@ -97,8 +97,7 @@ def unsolved(built: Built, status: tuple[str, str, str], elapsed: float, solver:
     from gridlang.solvers.common import out_of_range
 
     m = built.model
-    store_solution(m, np.full(m._xCounter, np.nan), np.full(m._cCounter, np.nan), status[0])
-    m.status = "warning"
+    store_solution(m, np.full(m._xCounter, np.nan), np.full(m._cCounter, np.nan), status[0])  # NaN is the "solution" linopy holds
     cause = out_of_range(built)
     return Result(
         objective=float("nan"),
