@@ -19,7 +19,7 @@ from gridlang.compiler.ir import CaseIR
 from gridlang.compiler.resolve import resolve
 from gridlang.errors import GridError, Span
 from gridlang.grammar import ast
-from gridlang.grammar.parser import parse
+from gridlang.grammar.parser import parse, read_source
 from gridlang.monitoring import check as check_measurements
 from gridlang.report import game_dataset, settlement_dataset
 from gridlang.settle import agent_costs, settle, settle_games
@@ -107,7 +107,7 @@ def parse_case(source: str | Path) -> tuple[ast.Module, Path]:
         path = Path(text)
         if not path.is_file():
             raise GridError(Span(text, 0, 0), f"no such case file: {text}", "give the path of a .grid file")
-        return parse(path.read_text(encoding="utf-8"), str(path)), path.resolve().parent
+        return parse(read_source(path), str(path)), path.resolve().parent
     return parse(text, "<string>"), Path.cwd()
 
 

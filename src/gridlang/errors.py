@@ -62,7 +62,8 @@ class GridError(Exception):
 
         A line longer than :data:`MAX_SHOWN` characters is cut around the caret,
         with ``…`` where text was left out; control characters are shown as
-        their Unicode pictures (one column each), so the caret stays aligned."""
+        their Unicode pictures and other unprintable ones as U+FFFD (one
+        column each), so the caret stays aligned and the terminal untouched."""
         out = [f"{self.span}: error: {_short(self.message)}"]
         if self.span.line > 0:
             src = source_line(self.span.file, self.span.line)
@@ -103,7 +104,7 @@ def _excerpt(line: str, col: int, width: int) -> tuple[str, str]:
     if end > MAX_SHOWN:
         start = max(0, min(at - 40, end - MAX_SHOWN))
         end = min(end, start + MAX_SHOWN)
-    shown = line[start:end].translate(_CONTROL)
+    shown = "".join(c if c.isprintable() else "\ufffd" for c in line[start:end].translate(_CONTROL))  # no terminal controls
     lead = _ELLIPSIS if start > 0 else ""
     tail = _ELLIPSIS if end < len(line) else ""
     under = max(1, min(width, end - at))

@@ -89,6 +89,9 @@ DC_QUANTILE = 0.02
 DC_QUANTILES: tuple[float, ...] = (0.01, 0.02, 0.05, 0.10, 0.20)
 SEPARATIONS: tuple[float, ...] = (1.0, 2.0)
 BASELINE_RUNS = 20
+#: a per-unit cell above this is a mistake (kW for p.u., a stray exponent), not a profile
+MAX_PER_UNIT = 10.0
+_PER_UNIT_OF = {"pv": "the PV inverter's rating", "wind": "the turbine's rating", "load": "the peak load"}
 
 Representative = Literal["centroid", "medoid"]
 
@@ -135,16 +138,28 @@ def read_year(path: str | Path) -> Year:
     """Read and check a year of hourly ``pv``, ``wind``, ``load`` from a CSV file.
 
     Raises :class:`GridError` at the file and line of the first problem: a
-    missing column, a row with too few cells, a cell that is not a finite
-    number, a missing hour (a gap in the ``hour`` or ``timestamp`` column), a
+    file that is not UTF-8 text, a missing column, a row with too few cells, a
+    cell that is not a finite number or is negative or above MAX_PER_UNIT
+    (per unit of a rating or of the peak: 0 to about 1), a missing hour (a gap in the ``hour`` or ``timestamp`` column), a
     leap day, a row count that is not whole days or not 365 days.
     """
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a UTF-8 text file" if isinstance(exc, UnicodeDecodeError) else str(exc)
-        raise GridError(Span(name, 0, 0), f"cannot read the year profiles: {reason}", "give the path of a CSV file with columns pv, wind, load") from None
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise GridError(Span(name, 0, 0), f"cannot read the year profiles: {exc.strerror or exc}", "give the path of a CSV file with columns pv, wind, load") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        at = exc.start
+        line, start = data.count(b"\n", 0, at) + 1, data.rfind(b"\n", 0, at) + 1
+        col = len(data[start:at].decode("utf-8-sig")) + 1
+        raise _error(name, data.decode("utf-8-sig", errors="replace"), line, f"the file is not UTF-8 text (byte 0x{data[at]:02x} at line {line}, column {col})",
+                     "save the year profiles as a UTF-8 CSV file", col) from None
+    if "\0" in text:
+        at = text.index("\0")
+        line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        raise _error(name, text, line, f"the file holds a NUL character (at line {line}, column {col}): it is binary data, not a CSV file", "give a CSV text file with columns pv, wind, load", col)
     raw_lines = text.splitlines()
     reader = csv.reader(io.StringIO(text))
     header: list[str] | None = None
@@ -178,17 +193,26 @@ def read_year(path: str | Path) -> Year:
         values = cells.astype(float)
     except ValueError:
         values = None
-    if values is None or not np.isfinite(values).all():
+    with np.errstate(invalid="ignore"):
+        plausible = values is not None and bool(((values >= 0) & (values <= MAX_PER_UNIT)).all())  # NaN fails both
+    if not plausible:
         for r, row in enumerate(cells):
             for j, cell in enumerate(row):
                 try:
                     v = float(cell)
                 except ValueError:
                     v = None
+                if v is not None and 0 <= v <= MAX_PER_UNIT:
+                    continue
+                col, w = _cell_col(raw_lines[lines[r] - 1], columns[j])
+                shown = str(cell).strip()
+                what = "an empty cell" if not shown else f"'{shown[:40]}…'" if len(shown) > 40 else f"'{shown}'"
                 if v is None or not np.isfinite(v):
-                    col, w = _cell_col(raw_lines[lines[r] - 1], columns[j])
-                    what = "an empty cell" if not str(cell).strip() else f"'{str(cell).strip()}'"
                     raise _error(name, text, lines[r], f"{SERIES[j]}: {what} is not a number", "every pv, wind, load cell needs a finite per-unit value", col, w)
+                if v < 0:
+                    raise _error(name, text, lines[r], f"{SERIES[j]}: {what} is negative", f"{SERIES[j]} is per unit of {_PER_UNIT_OF[SERIES[j]]}: a value from 0 to about 1", col, w)
+                raise _error(name, text, lines[r], f"{SERIES[j]}: {what} is too large for a per-unit value (more than {MAX_PER_UNIT:g})",
+                             f"{SERIES[j]} is per unit of {_PER_UNIT_OF[SERIES[j]]}: a value from 0 to about 1; divide kW by the rating", col, w)
 
     dates = _check_time(name, text, header, rows, lines, raw_lines)
     n = len(rows)
@@ -491,6 +515,8 @@ def _as_days(days: np.ndarray | Year) -> tuple[np.ndarray, str]:
         raise GridError(Span("<profiles>", 0, 0), f"days of shape {arr.shape} are not (days, 24, series)", "read a year with read_year() or reshape hourly rows with days_from_hours()")
     if not np.isfinite(arr).all():
         raise GridError(Span("<profiles>", 0, 0), "the profiles hold NaN or infinite values", "give finite per-unit values")
+    if np.abs(arr).max() > 1e6:  # squared distances of such values overflow: no clustering is meaningful
+        raise GridError(Span("<profiles>", 0, 0), f"the profiles hold a value of {np.abs(arr).max():.3g}: not per unit", "give per-unit values, from 0 to about 1")
     return arr, "<profiles>"
 
 

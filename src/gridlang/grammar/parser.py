@@ -11,6 +11,7 @@ Syntax errors become :class:`GridError` with the position and a hint.
 
 from __future__ import annotations
 
+import gc
 import re
 import tempfile
 import threading
@@ -70,20 +71,88 @@ _LOCK = threading.Lock()
 
 
 def parse(text: str, path: str = "<string>") -> ast.Module:
-    """Parse one source text; raise GridError at the first syntax error."""
+    """Parse one source text; raise GridError at the first syntax error.
+
+    A leading byte-order mark is dropped (columns are counted without it, as
+    editors show them); a NUL character or a text over MAX_SOURCE_BYTES is an
+    error.  The cyclic garbage collector is paused while parsing: the tree has
+    no cycles, and its millions of objects would otherwise be traversed again
+    and again (a third of the time on a large file)."""
+    text = text.removeprefix(BOM)
     SOURCES[path] = text
+    if len(text) > MAX_SOURCE_BYTES:
+        raise _too_large(path, len(text), "characters")
+    if "\0" in text:
+        raise _binary(path, text)
     parser, to_ast = _lark()
     with _LOCK:
         to_ast.path = path
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             statements = parser.parse(text if text.endswith("\n") else text + "\n")
         except UnexpectedInput as exc:
             raise _syntax_error(exc, path, text) from None
+        finally:
+            if collecting:
+                gc.enable()
     return ast.Module(path, tuple(statements))
 
 
 def parse_file(path: Path) -> ast.Module:
-    return parse(path.read_text(encoding="utf-8"), str(path))
+    return parse(read_source(path), str(path))
+
+
+# ---------------------------------------------------------------- reading files
+
+#: the largest source gridlang reads; the syntax tree takes about 50 bytes of
+#: memory per byte of statement-dense text, so this bounds a parse near 2.5 GB
+MAX_SOURCE_BYTES = 50 * 2**20
+BOM = "\ufeff"
+
+
+def read_source(path: Path) -> str:
+    """The text of a source file: UTF-8, with or without a byte-order mark.
+
+    A file over MAX_SOURCE_BYTES is refused before it is read.  Bytes that
+    are not UTF-8 are an error at their line and column (the line is shown
+    with U+FFFD in their place)."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_SOURCE_BYTES:
+            raise _too_large(name, size, "bytes")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise GridError(Span(name, 0, 0), f"cannot read {name}: {exc.strerror or exc}", "give the path of a readable .grid file") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(name, data, exc.start) from None
+
+
+def _not_utf8(path: str, data: bytes, at: int) -> GridError:
+    line_start = data.rfind(b"\n", 0, at) + 1
+    line = data.count(b"\n", 0, at) + 1
+    col = len(data[line_start:at].decode("utf-8")) + 1  # valid up to the first bad byte
+    SOURCES[path] = data.decode("utf-8", errors="replace")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        hint = "it looks like UTF-16: save it as UTF-8"
+    else:
+        hint = "save it as UTF-8 text (most editors offer this under 'Save as... > encoding'), or check that this is the .grid file you meant"
+    return GridError(Span(path, line, col), f"the file is not UTF-8 text (byte 0x{data[at]:02x} at line {line}, column {col})", hint)
+
+
+def _binary(path: str, text: str) -> GridError:
+    at = text.index("\0")
+    line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+    return GridError(Span(path, line, col), f"the file holds a NUL character (at line {line}, column {col}): it is binary data, not text",
+                     "give a .grid text file; if this is one, remove the NUL characters (an editor or a failed copy may have put them there)")
+
+
+def _too_large(path: str, size: int, what: str) -> GridError:
+    return GridError(Span(path, 1, 1), f"the file is too large: {size:,} {what}, gridlang reads at most {MAX_SOURCE_BYTES:,}",
+                     "split it into files joined by 'include \"part.grid\"', and move long tables and series into CSV files (table ... from csv(...), csv(...))")
 
 
 # ---------------------------------------------------------------- syntax errors
@@ -112,6 +181,9 @@ def _describe(terminal: str) -> str:
 
 
 def _syntax_error(exc: UnexpectedInput, path: str, text: str) -> GridError:
+    bracket = _bracket_error(exc, path, text)
+    if bracket is not None:
+        return bracket
     line, col = exc.line if exc.line > 0 else text.count("\n") + 1, max(exc.column, 1)
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
@@ -141,6 +213,86 @@ def _syntax_error(exc: UnexpectedInput, path: str, text: str) -> GridError:
         hint = "end the statement with a new line or ';' before the next one"
     width = len(str(token)) if token.type not in ("_SEP", "$END") else 1
     return GridError(Span(path, line, col, width), message, hint)
+
+
+# ---------------------------------------------------------------- brackets
+
+# A bracket, or what may hide one: a comment or a "string" (as the grammar lexes them)
+_BRACKET = re.compile(r'#[^\n]*|"[^"\n]*"|[()\[\]{}]')
+_CLOSES = {")": "(", "]": "[", "}": "{"}
+_CLOSER = {"(": ")", "[": "]", "{": "}"}
+_INTERVAL = re.compile(r"(?<![A-Za-z0-9_])in[ \t]*$")  # 'in (0, 1]': either closer ends it
+
+
+def _where(text: str, at: int) -> tuple[int, int]:
+    """1-based line and column of offset ``at``, counted as lark counts them."""
+    return text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+
+
+def _bracket_error(exc: UnexpectedInput, path: str, text: str) -> GridError | None:
+    """The error to report instead of lark's when a bracket explains it, else None.
+
+    The brackets of the whole text are matched (skipping comments and
+    strings; an interval ``in (a, b]`` may close with either bracket):
+
+    * the first closer that closes nothing, or not the bracket last opened,
+      when it is the token lark stopped at: reported where it is;
+    * else a bracket never closed that was open where lark stopped, on an
+      earlier line or with the text ending: reported where it opened, for a
+      '(' or '[' joins the following lines to its statement, so lark stops
+      somewhere unrelated (e.g. at the next statement's first word).
+    """
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        stop = len(text)
+    elif isinstance(exc, UnexpectedCharacters):
+        stop = exc.pos_in_stream
+    else:
+        stop = getattr(exc.token, "start_pos", None)
+        if stop is None:
+            return None
+    stop = min(stop, len(text))
+    stack: list[tuple[str, int, bool]] = []  # (bracket, offset, interval)
+    open_at_stop: list[tuple[str, int, bool]] | None = None
+    for m in _BRACKET.finditer(text):
+        c, at = m.group(), m.start()
+        if c[0] in '#"':
+            continue
+        if open_at_stop is None and at >= stop:
+            open_at_stop = list(stack)
+        if c in "([{":
+            stack.append((c, at, c != "{" and _INTERVAL.search(text, max(0, at - 12), at) is not None))
+            continue
+        top = stack[-1] if stack else None
+        if top is not None and (top[0] == _CLOSES[c] or (top[2] and c in ")]")):
+            stack.pop()
+            continue
+        if at != stop:
+            return None  # the first unbalanced closer comes after lark's error: lark's error stands
+        line, col = _where(text, at)
+        if not any(b[0] == _CLOSES[c] or (b[2] and c in ")]") for b in stack):  # nothing it could close
+            return GridError(Span(path, line, col), f"unexpected '{c}': no '{_CLOSES[c]}' is open here",
+                             f"remove it, or add the '{_CLOSES[c]}' it should close before it")
+        oline, ocol = _where(text, top[1])
+        return GridError(Span(path, line, col), f"unexpected '{c}': the '{top[0]}' at line {oline}, column {ocol} is not closed",
+                         f"expected '{_CLOSER[top[0]]}' to close it first")
+    if open_at_stop is None:
+        open_at_stop = list(stack)
+    never = {at for _, at, _ in stack}
+    unclosed = [b for b in open_at_stop if b[1] in never]
+    if not unclosed:
+        return None
+    c, at, _ = unclosed[-1]
+    line, col = _where(text, at)
+    stop_line = text.count("\n", 0, stop) + 1
+    if stop < len(text) and line >= stop_line:
+        return None  # lark stopped on the bracket's own line: its error is more precise
+    hint = f"add the '{_CLOSER[c]}' that closes it"
+    inner = open_at_stop[-1]
+    if inner[1] != at:  # a bracket inside it was open where the parser stopped: maybe that one lacks its closer
+        iline, icol = _where(text, inner[1])
+        if iline < stop_line:
+            hint += f"; or, if it is closed further down, the '{inner[0]}' at line {iline}, column {icol} may be the one left open"
+    return GridError(Span(path, line, col), f"'{c}' is never closed", hint)
 
 
 # ---------------------------------------------------------------- table bodies
