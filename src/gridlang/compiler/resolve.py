@@ -636,7 +636,7 @@ def _bound_ends(spec: ir.ParamSpec, names: Mapping[str, Quantity], scope: _Scope
 
 def _range_error(spec: ir.ParamSpec, owner: str, name: str, value: float, steps: np.ndarray, n_steps: int, unit_factor: float,
                  lower, upper, span: Span, default: bool) -> GridError:
-    """'efficiency' of storage 'es' is 1.5, outside (0, 1] (at step 3, and 2 more)."""
+    """'efficiency' of storage 'es' is 1.5, but must be in (0, 1] (at step 3, and 2 more steps)."""
     unit = f" {spec.unit}" if spec.unit else ""
 
     def shown(x: float) -> str:
@@ -644,18 +644,28 @@ def _range_error(spec: ir.ParamSpec, owner: str, name: str, value: float, steps:
 
     where = ""
     if n_steps > 1:
-        where = f" at step {steps[0] + 1} of {n_steps}" + (f" (and {len(steps) - 1} more steps)" if len(steps) > 1 else "")
+        more = len(steps) - 1
+        where = f" at step {steps[0] + 1} of {n_steps}" + (f" (and {more} more step{'s' if more > 1 else ''})" if more else "")
     what = f"'{spec.name}' of {owner} '{name}'" + (" (its default)" if default else "")
-    magnitude = MAGNITUDE_MAX * unit_factor
-    if abs(value) > magnitude and (spec.bound is None or (lower is None or value >= lower) and (upper is None or value <= upper)):
-        return GridError(span, f"{what} is {shown(value)}{where}: beyond {MAGNITUDE_MAX:g}{unit}, no physical value is that large",
+    declared = f"the range is declared at {spec.bound.span}" if spec.bound is not None else ""
+    b = spec.bound
+    below = lower is not None and (value <= lower if b.lower_open else value < lower)
+    above = upper is not None and (value >= upper if b.upper_open else value > upper)
+    if b is None or not (below or above):
+        return GridError(span, f"{what} is {shown(value)}{where}, beyond {MAGNITUDE_MAX:g}{unit}: no physical value is that large",
                          "check the value and its unit (a typo in the exponent?)")
-    allowed = spec.bound.text() if spec.bound is not None else f"within ±{MAGNITUDE_MAX:g}{unit}"
-    ends = ", ".join(f"{k} {shown(v)}" for k, v in (("lower end", lower), ("upper end", upper)) if v is not None and spec.bound is not None and _is_param_end(spec, k))
-    hint = f"'{spec.name}' must be {allowed}" + (f" (here {ends})" if ends else "") + "; check the value and its unit"
-    if spec.dim == DIMENSIONLESS and upper is not None and float(upper) == 1.0 and 1.0 < value <= 100.0:
-        hint += f"; a share is written 0..1 or in %, e.g. {value:g} %"
-    return GridError(span, f"{what} is {shown(value)}{where}, outside {allowed}", hint)
+    allowed = f"in {b.text()}" if b.lower is not None and b.upper is not None else b.text()
+    ends = ", ".join(f"{k} {shown(v)}" for k, v in (("lower end", lower), ("upper end", upper)) if v is not None and _is_param_end(spec, k))
+    if below and float(lower) == 0.0:
+        hint = f"a {'negative' if value < 0 else 'zero'} '{spec.name}' is not physical; check the sign and the unit"
+    elif spec.dim == DIMENSIONLESS and upper is not None and float(upper) == 1.0 and 2.0 <= value <= 100.0:
+        hint = f"a share is written from 0 to 1, or in %: did you mean {value:g} %?"
+    elif spec.dim == DIMENSIONLESS and upper is not None and float(upper) == 1.0 and value > 1.0:
+        hint = f"'{spec.name}' is a share, at most 1 (100 %)"
+    else:
+        hint = "check the value and its unit"
+    hint += f" ({declared}{'; here ' + ends if ends else ''})"
+    return GridError(span, f"{what} is {shown(value)}{where}, but must be {allowed}", hint)
 
 
 def _is_param_end(spec: ir.ParamSpec, which: str) -> bool:
