@@ -45,6 +45,31 @@ def test_model_layer_statements():
     assert inj.channel.name == "p" and isinstance(cost.expr, ast.BinOp)
 
 
+def test_parameter_ranges():
+    k = only("kind k at bus {\n param e = 1 in (0, 1]\n param r: ohm >= 0\n param v[bus] = 1.1 >= vmin\n param c: MW < 5 MW\n param d = 2 in [1, inf)\n param f: MW = -g\n}")
+    e, r, v, c, d, f = k.body
+    assert (e.default.value, e.bound.lower.value, e.bound.upper.value, e.bound.lower_open, e.bound.upper_open) == (1, 0, 1, True, False)
+    assert e.bound.text() == "(0, 1]" and (e.bound.span.line, e.bound.span.col) == (2, 14)
+    assert r.default is None and r.unit.name == "ohm" and r.bound.text() == ">= 0" and r.bound.upper is None
+    assert v.dims[0].name == "bus" and v.default.value == 1.1 and v.bound.lower.id == "vmin" and not v.bound.lower_open
+    assert c.bound.text() == "< 5 MW" and c.bound.upper_open and c.bound.lower is None
+    assert d.bound.text() == "[1, inf)" and d.bound.upper_open
+    assert f.bound is None and isinstance(f.default, ast.Neg)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "col", "message"),
+    [
+        ("kind k at bus {\n param a == 0\n}", 2, 10, r"range is not written with '=='"),
+        ("kind k at bus {\n param a = 1 in 0, 1\n}", 2, 17, r"unexpected '0'"),
+    ],
+)
+def test_bad_parameter_ranges(text, line, col, message):
+    with pytest.raises(GridError, match=message) as info:
+        parse(text, "x.grid")
+    assert (info.value.span.line, info.value.span.col) == (line, col)
+
+
 def test_chained_comparison_and_generator():
     f = only("formulation f for radial network {\n -1 <= P[l, t] <= 1\n sum(P[l, t] for l in into(b) if r[l] > 0) == 0\n}")
     assert f.radial and f.body[0].expr.ops == ("<=", "<=")
@@ -55,8 +80,8 @@ def test_chained_comparison_and_generator():
 @pytest.mark.parametrize(
     ("text", "line", "col", "message"),
     [
-        ("system s { base_power = 1 MVA\n", 1, 30, "ends in the middle"),
-        ("profile p = [1, 2", 1, 17, "ends in the middle"),
+        ("system s { base_power = 1 MVA\n", 1, 10, r"'\{' is never closed"),  # named where it opens
+        ("profile p = [1, 2", 1, 13, r"'\[' is never closed"),
         ("system s { a = 1 b = 2 }", 1, 18, "read as the unit"),
         ("load l at b { p = 5 @ }", 1, 21, "unexpected character"),
         ("kind k at bus {\n  x[t] <= 2 for\n}", 2, 13, "unexpected 'for'"),
