@@ -250,3 +250,228 @@ def test_a_bad_value_is_not_also_reported_missing(folder: Path) -> None:
     errors = info.value.errors if isinstance(info.value, GridErrors) else [info.value]
     assert [e.message for e in errors if "needs 'energy'" in e.message] == []
     assert (info.value.span.line, info.value.span.col) == (6, 29)
+
+
+# ---------------------------------------------------------------- inputs that used to crash or flood
+# Each runs the command line as a user would: exit status 1 (a GridError, never
+# 2, an internal error), 'file:line:col: error: message', the source line, a
+# caret under the column, a hint, and output of bounded size.
+
+from typer.testing import CliRunner  # noqa: E402
+
+from gridlang.cli import app  # noqa: E402
+from gridlang.errors import MAX_ERRORS, MAX_SHOWN, Collector, Span  # noqa: E402
+from gridlang.grammar import parser  # noqa: E402
+
+YEAR_CSV = Path(__file__).resolve().parents[1] / "cases" / "data" / "year_profiles.csv"
+
+
+def cli(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(app, [*args])
+    return r.exit_code, r.output
+
+
+def reported(output: str, path: Path, line: int, col: int, hint: bool = True) -> tuple[str, str, str]:
+    """The message, the shown source line and the caret line of the report at ``path:line:col`` (which must come first)."""
+    lines = output.splitlines()
+    head = f"{path}:{line}:{col}: error: "
+    assert lines[0].startswith(head), output[:2000]
+    caret = lines[2]
+    assert caret.startswith("    ") and caret.strip().startswith("^"), output[:2000]
+    if hint:
+        assert lines[3].startswith("  hint: ") and len(lines[3]) > 10
+    return lines[0][len(head):], lines[1], caret
+
+
+def caret_char(source_shown: str, caret: str) -> str:
+    """The character of the shown source line above the caret."""
+    return source_shown[caret.index("^")]
+
+
+def test_random_bytes_are_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "case.grid"
+    path.write_bytes(bytes([0xC3, 0x28]) + os.urandom(3000))  # an invalid UTF-8 sequence first
+    status, out = cli("check", str(path))
+    assert status == 1 and "Traceback" not in out and "internal error" not in out
+    message, _, caret = reported(out, path, 1, 1)
+    assert message == "the file is not UTF-8 text (byte 0xc3 at line 1, column 1)"
+    assert caret == "    ^" and "save it as UTF-8" in out
+    assert len(out) < 2000  # the shown line is cut
+
+
+def test_a_latin1_byte_is_reported_at_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "case.grid"
+    path.write_bytes(SYSTEM.encode() + 'profile p = csv("caf\xe9.csv", column = "a")\n'.encode("latin-1"))
+    status, out = cli("check", str(path))
+    assert status == 1
+    message, shown, caret = reported(out, path, 2, 21)
+    assert message == "the file is not UTF-8 text (byte 0xe9 at line 2, column 21)"
+    assert caret_char(shown, caret) == "\ufffd"
+
+
+def test_utf16_gets_its_own_hint(tmp_path: Path) -> None:
+    path = tmp_path / "case.grid"
+    path.write_bytes((SYSTEM + COPPER).encode("utf-16"))
+    status, out = cli("check", str(path))
+    assert status == 1 and "it looks like UTF-16: save it as UTF-8" in out
+    reported(out, path, 1, 1)
+
+
+def test_a_bom_is_accepted_and_columns_ignore_it(tmp_path: Path, folder: Path) -> None:
+    good = write_case(folder, "")
+    good.write_bytes(b"\xef\xbb\xbf" + (HEAD + ASSETS).encode())
+    assert gridlang.load(good).ir.system.steps == 4
+    bad = tmp_path / "bad.grid"
+    bad.write_bytes(b"\xef\xbb\xbf" + SYSTEM.replace("step =", "stepp =").encode() + COPPER.encode())
+    status, out = cli("check", str(bad))
+    assert status == 1
+    message, shown, caret = reported(out, bad, 1, 69)  # as without the BOM (the catalogue's unknown-system-attribute)
+    assert "unknown system attribute 'stepp'" in message and "\ufeff" not in out
+    assert shown[caret.index("^"):].startswith("stepp")
+
+
+def test_nul_characters_are_binary(tmp_path: Path) -> None:
+    path = tmp_path / "case.grid"
+    path.write_bytes(SYSTEM.encode() + b"prof\x00ile p = 1\n")
+    status, out = cli("check", str(path))
+    assert status == 1
+    message, shown, caret = reported(out, path, 2, 5)
+    assert message == "the file holds a NUL character (at line 2, column 5): it is binary data, not text"
+    assert caret_char(shown, caret) == "\u2400"  # shown as the picture of NUL, one column wide
+
+
+def test_a_file_over_the_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "huge.grid"
+    with open(path, "wb") as f:  # sparse: nothing is written, the size is all that is checked
+        f.truncate(parser.MAX_SOURCE_BYTES + 1)
+    status, out = cli("check", str(path))
+    assert status == 1
+    assert out.startswith(f"{path}:1:1: error: the file is too large: {parser.MAX_SOURCE_BYTES + 1:,} bytes, gridlang reads at most {parser.MAX_SOURCE_BYTES:,}")
+    assert "hint: split it into files joined by 'include" in out
+
+
+BRACKETS = [
+    # the issue's case: the '(' joins the next line to its statement; lark stops at 'network'
+    ("paren-never-closed", SYSTEM + "profile p = (1 MW\n" + COPPER, 2, 13, "'(' is never closed", "add the ')' that closes it", "("),
+    ("bracket-never-closed-at-eof", SYSTEM + "profile p = [1, 2", 2, 13, "'[' is never closed", "add the ']' that closes it", "["),
+    ("brace-never-closed", HEAD + "load ld at b2 { p = 1 MW\nload l2 at b2 { p = 2 MW }\n", 6, 15, "'{' is never closed", "add the '}' that closes it", "{"),
+    ("inner-brace-never-closed", SYSTEM + "network n uses copper_plate {\n  bus b1 { slack\n  bus b2\n}\n", 2, 29, "'{' is never closed",
+     "the '{' at line 3, column 10 may be the one left open", "{"),
+    ("mismatched-closer", HEAD + "load ld at b2 { p = (1 MW }\n", 6, 27, "unexpected '}': the '(' at line 6, column 21 is not closed", "expected ')' to close it first", "}"),
+    ("stray-paren", HEAD + "profile p = 1 MW)\n", 6, 17, "unexpected ')': no '(' is open here", "remove it", ")"),
+    ("stray-brace", HEAD + "}\n", 6, 1, "unexpected '}': no '{' is open here", "remove it", "}"),
+    ("stray-paren-in-a-kind", HEAD + "kind k at bus {\n  param e = 1 in (0, 1]\n  var x[t]: MW in [0, e] )\n}\n", 8, 26, "unexpected ')': no '(' is open here", "remove it", ")"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "col", "message", "hint", "char"), [pytest.param(*b[1:], id=b[0]) for b in BRACKETS])
+def test_brackets_are_named_where_they_are(text, line, col, message, hint, char, folder: Path) -> None:
+    path = write_case(folder, text)
+    status, out = cli("check", str(path))
+    assert status == 1
+    got, shown, caret = reported(out, path, line, col)
+    assert got == message
+    assert hint in out.splitlines()[3]
+    assert caret_char(shown, caret) == char
+
+
+def test_balanced_brackets_over_lines_leave_the_real_error(folder: Path) -> None:
+    """A bracket closed further down is no excuse: the error stays where lark found it."""
+    path = write_case(folder, HEAD + "profile p = (1 +\n  + * 2)\n")
+    with pytest.raises(GridError, match=r"unexpected '\+'") as info:
+        gridlang.load(path)
+    assert (info.value.span.line, info.value.span.col) == (7, 3)
+    path = write_case(folder / "b", SYSTEM + "network n uses copper_plate {\n  bus b1 { slack }\n  bus = b2\n}\n")
+    with pytest.raises(GridError, match=r"unexpected '='"):
+        gridlang.load(path)
+
+
+def test_a_long_line_is_cut_around_the_caret(folder: Path) -> None:
+    """A 1 MB line with a mistake in its middle: a short report, the caret under the mistake."""
+    filler = "; ".join(f"x{i} = 1" for i in range(90_000))  # about 1 MB of attributes
+    text = SYSTEM + COPPER + f"load ld at b2 {{ p = 1 MW; {filler}; q = = 2; {filler} }}\n"
+    assert len(text) > 1_000_000
+    path = write_case(folder, text)
+    status, out = cli("check", str(path))
+    assert status == 1 and len(out.encode()) < 20_000
+    col = text.splitlines()[5].index("= = 2") + 3
+    _, shown, caret = reported(out, path, 6, col)
+    assert shown.startswith("    …") and shown.endswith("…")
+    assert len(shown) <= 4 + MAX_SHOWN + 2
+    assert shown[caret.index("^") - 2 : caret.index("^") + 3] == "= = 2"
+
+
+def test_long_lines_at_either_end() -> None:
+    SOURCES["long.grid"] = "abc" + "x" * 5000 + "yz\n"
+    lines = GridError(Span("long.grid", 1, 1, 3), "m", "h").render().splitlines()
+    assert lines[1] == "    abc" + "x" * (MAX_SHOWN - 3) + "…" and lines[2] == "    ^~~"
+    lines = GridError(Span("long.grid", 1, 5004, 9), "m", "h").render().splitlines()  # 'y', underlined to the end of the line
+    assert lines[1] == "    …" + "x" * (MAX_SHOWN - 2) + "yz"
+    assert caret_char(lines[1], lines[2]) == "y" and lines[2].endswith("^~")
+
+
+def test_a_long_name_in_a_message_is_shortened(folder: Path) -> None:
+    name = "b" * 500_000
+    path = write_case(folder, HEAD + f"load ld at {name} {{ p = 1 MW }}\n")
+    status, out = cli("check", str(path))
+    assert status == 1 and len(out.encode()) < 20_000
+    message, _, _ = reported(out, path, 6, 12, hint=False)  # resolve gives no hint when no bus name is close
+    assert message.startswith("bus '" + "b" * 40 + "…") and "(500,000 characters)" in message
+
+
+def test_errors_are_capped(folder: Path) -> None:
+    """Thousands of unknown buses: the stage stops at MAX_ERRORS + 1 and says so."""
+    n = 5 * MAX_ERRORS
+    path = write_case(folder, HEAD + "".join(f"load ld{i} at bx{i} {{ p = 1 MW }}\n" for i in range(n)))
+    status, out = cli("check", str(path))
+    assert status == 1
+    assert out.count(": error: bus 'bx") == MAX_ERRORS
+    assert out.rstrip().endswith(f"… and at least 1 more error: checking stopped after {MAX_ERRORS + 1} errors; fix these and check again")
+    assert len(out.encode()) < 50 * 400
+
+
+def test_collector_stops_and_passes_its_stop_through() -> None:
+    errors = Collector(limit=3)
+    for i in range(3):
+        errors.add(Span("f", i + 1, 1), f"e{i}")
+    with pytest.raises(GridErrors) as info:
+        errors.add(Span("f", 9, 1), "e3")
+    assert info.value.stopped and len(info.value.errors) == 4
+    other = Collector()
+    with pytest.raises(GridErrors) as again:  # a stage that catches GridError to collect it re-raises the stop
+        other.extend(info.value)
+    assert again.value is info.value and other.errors == []
+    full = GridErrors([GridError(Span("f", i, 1), "x") for i in range(1, MAX_ERRORS + 8)])
+    assert full.render().endswith(f"… and 7 more errors ({MAX_ERRORS + 7} errors)")
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ("1e300", "pv: '1e300' is too large for a per-unit value (more than 10)"),
+        ("-0.5", "pv: '-0.5' is negative"),
+        ("inf", "pv: 'inf' is not a number"),
+    ],
+)
+def test_scenario_cells_out_of_range(tmp_path: Path, cell: str, message: str) -> None:
+    lines = YEAR_CSV.read_text().splitlines()
+    stamp, _, wind, load = lines[5].split(",")
+    lines[5] = ",".join((stamp, cell, wind, load))
+    path = tmp_path / "year.csv"
+    path.write_text("\n".join(lines) + "\n")
+    status, out = cli("scenarios", str(path), "-k", "4", "--out", str(tmp_path / "o"))
+    assert status == 1 and "internal error" not in out
+    got, shown, caret = reported(out, path, 6, len(stamp) + 2)
+    assert got == message
+    assert caret.strip() == "^" + "~" * (len(cell) - 1)
+    assert not (tmp_path / "o").exists()
+
+
+def test_scenario_data_that_is_not_text(tmp_path: Path) -> None:
+    path = tmp_path / "year.csv"
+    path.write_bytes(b"timestamp,pv,wind,load\n2019-01-01 00:00,0.\xff,0,0\n")
+    status, out = cli("scenarios", str(path), "-k", "4", "--out", str(tmp_path / "o"))
+    assert status == 1
+    message, shown, caret = reported(out, path, 2, 20)
+    assert message == "the file is not UTF-8 text (byte 0xff at line 2, column 20)"
+    assert caret_char(shown, caret) == "\ufffd"
