@@ -130,7 +130,7 @@ def compile_(
     from gridlang.io.modelfiles import FORMATS, write_model
 
     with _reporting(debug):
-        check_file(output)
+        check_file(output, example=f"model{output.suffix or '.lp'}")
         if output.suffix.lower() not in FORMATS:
             raise GridError(gridlang.Span(str(output), 0, 0), f"cannot write '{output.suffix}' files", "use a .lp or .mps file name (any case), or .cbf (conic, no quadratic cost)")
         built = gridlang.load(case, allow_outside).built
@@ -150,7 +150,7 @@ def import_(
 ) -> None:
     """Convert a MATPOWER case or a pandapower network into a .grid case."""
     with _reporting(debug):
-        check_file(output)
+        check_file(output, example=f"{name or 'case'}.grid")
         imported = import_source(source, name, formulation)
         for warning in imported.warnings:
             err.print(f"warning: {warning}", markup=False, highlight=False)

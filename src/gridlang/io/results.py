@@ -88,9 +88,9 @@ def _check_creatable(path: Path, what: str, flag: str) -> None:
     """Refuse a ``path`` that does not exist and cannot be created."""
     base = _nearest_existing(path.parent)
     if not base.is_dir():
-        raise GridError(COMMAND_LINE, f"cannot create {what} '{path}': '{base}' is a file, not a folder", f"give {flag} a path whose parents are folders")
+        raise GridError(COMMAND_LINE, f"cannot create {what} {path}: {base} is a file, not a folder", f"give {flag} a path whose parents are folders")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise GridError(COMMAND_LINE, f"cannot create {what} '{path}': folder '{base}' is not writable", f"give {flag} a folder you can write to")
+        raise GridError(COMMAND_LINE, f"cannot create {what} {path}: folder {base} is not writable", f"give {flag} a folder you can write to")
 
 
 def check_folder(path: Path, own: Iterable[str] = (), flag: str = "--out") -> Folder:
@@ -100,14 +100,14 @@ def check_folder(path: Path, own: Iterable[str] = (), flag: str = "--out") -> Fo
     gridlang result (it has a valid manifest), or a folder holding only files
     named in ``own`` (the output of a command that writes no manifest)."""
     if path.is_symlink() and not path.exists():
-        raise GridError(COMMAND_LINE, f"'{path}' is a broken link, not a results folder", f"give {flag} a new or empty folder")
+        raise GridError(COMMAND_LINE, f"{path} is a broken link, not a results folder", f"give {flag} a new or empty folder")
     if not path.exists():
         _check_creatable(path, "results folder", flag)
         return Folder(path, False, frozenset())
     if not path.is_dir():
-        raise GridError(COMMAND_LINE, f"'{path}' is a file, not a results folder; gridlang never replaces a file by a folder", f"give {flag} a new or empty folder, e.g. {flag} {path.with_name(path.stem + '_results')}")
+        raise GridError(COMMAND_LINE, f"{path} is a file, not a results folder; gridlang never replaces a file by a folder", f"give {flag} a new or empty folder, e.g. {flag} {path.with_name(path.stem + '_results')}")
     if not os.access(path, os.W_OK | os.X_OK):
-        raise GridError(COMMAND_LINE, f"results folder '{path}' is not writable", f"give {flag} a folder you can write to")
+        raise GridError(COMMAND_LINE, f"results folder {path} is not writable", f"give {flag} a folder you can write to")
     entries = {p.name for p in path.iterdir()}
     manifest = read_manifest(path)
     if manifest is not None:
@@ -117,19 +117,19 @@ def check_folder(path: Path, own: Iterable[str] = (), flag: str = "--out") -> Fo
     shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
     raise GridError(
         COMMAND_LINE,
-        f"folder '{path}' is not empty ({shown}) and holds no gridlang results; gridlang will not write into it",
+        f"folder {path} is not empty ({shown}) and holds no gridlang results; gridlang will not write into it",
         f"choose an empty or new folder, e.g. {flag} {path / 'results'}",
     )
 
 
-def check_file(path: Path, flag: str = "-o") -> None:
+def check_file(path: Path, flag: str = "-o", example: str = "out") -> None:
     """Check that one output file may be written at ``path``; nothing is written."""
     if path.is_dir():
-        raise GridError(COMMAND_LINE, f"'{path}' is a folder; {flag} names the file to write", f"give a file name, e.g. {flag} {path / ('out' + path.suffix if path.suffix else 'out')}")
+        raise GridError(COMMAND_LINE, f"{path} is a folder; {flag} names the file to write", f"give a file name, e.g. {flag} {path / example}")
     if not path.exists():
         _check_creatable(path, "file", flag)
     elif not os.access(path.parent, os.W_OK | os.X_OK):
-        raise GridError(COMMAND_LINE, f"cannot replace '{path}': folder '{path.parent}' is not writable", f"give {flag} a file in a folder you can write to")
+        raise GridError(COMMAND_LINE, f"cannot replace {path}: folder {path.parent} is not writable", f"give {flag} a file in a folder you can write to")
 
 
 def _make_parents(folder: Path) -> list[Path]:
@@ -169,7 +169,7 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would have made it, not mkstemp's 0600
         if path.is_dir():  # it became one while we wrote
-            raise GridError(COMMAND_LINE, f"'{path}' is a folder; cannot write the file there", "give a file name that is not a folder")
+            raise GridError(COMMAND_LINE, f"{path} is a folder; cannot write the file there", "give a file name that is not a folder")
         os.replace(tmp, path)
         created = []
     finally:
@@ -227,7 +227,7 @@ def write_folder(out: Path, write: Callable[[Path], None], own: Iterable[str] = 
         if taken:
             raise GridError(
                 COMMAND_LINE,
-                f"cannot write results into '{out}': {', '.join(sorted(set(taken)))} already there and not written by gridlang",
+                f"cannot write results into {out}: {', '.join(sorted(set(taken)))} already there and not written by gridlang",
                 "move those files away, or choose an empty or new folder",
             )
         with _sigint_held(out):
