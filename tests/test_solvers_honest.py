@@ -218,3 +218,13 @@ def test_an_infeasible_case_without_costs_is_explained():
     for solver in ("highs", "clarabel"):
         with pytest.raises(GridError, match="infeasible"):
             gridlang.load(text).solve(solver)
+
+
+def test_study_options_go_only_to_the_study_solver():
+    text = lp(10) + "study st: dispatch { solver = scip; limits_gap = 1e-6 }\n"
+    case = gridlang.load(text)
+    assert case.solve().solver == "scip"
+    result = case.solve("highs")  # HiGHS has no limits_gap: the study's options are not for it
+    assert not result.doubts() and any("limits_gap" in w and "highs did not get them" in w for w in result.warnings)
+    with pytest.raises(GridError, match="HiGHS has no option 'limits_gap'"):
+        case.solve("highs", limits_gap=1e-6)  # given for this solve: checked

@@ -7,6 +7,7 @@ the default.  More backends (conic, mixed-integer conic) register here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from enum import Enum
 
 from gridlang.compiler.build import Built
@@ -51,7 +52,8 @@ def problem_class(built: Built) -> ProblemClass:
 def solve(built: Built, solver: str | None = None, options: Mapping[str, object] | None = None) -> Result:
     """Solve with the named backend, or the default for the case's problem class.
 
-    ``options`` (from the command line or the caller) override the study's; a
+    ``options`` (from the command line or the caller) override the study's
+    (which go only to the study's own solver, if it names one); a
     case without cost terms minimises 0; a number beyond any solver's range is
     an error before solving."""
     name = (solver or built.case.solver or DEFAULT[problem_class(built)]).lower()
@@ -63,9 +65,15 @@ def solve(built: Built, solver: str | None = None, options: Mapping[str, object]
     if kind not in classes:
         raise GridError(span, f"solver '{name}' cannot solve a {kind.value} problem", f"{name} solves {', '.join(sorted(c.value for c in classes))}")
     study = {k: v for k, v in built.case.solver_options.items() if k != "method"}
+    # the study's options are for the study's solver; another one chosen here does not get them
+    other = built.case.solver is not None and built.case.solver.lower() != name and study
     common.ensure_objective(built)
     common.check_ranges(built)
-    return run(built, {**study, **(options or {})}, common.option_spans(built, options or {}))
+    result = run(built, {**({} if other else study), **(options or {})}, common.option_spans(built, options or {}))
+    if other:
+        note = f"the study's options ({', '.join(study)}) are for {built.case.solver}, so {name} did not get them"
+        result = replace(result, warnings=(*result.warnings, note))
+    return result
 
 
 __all__ = ["BACKENDS", "ProblemClass", "Result", "problem_class", "solve"]
