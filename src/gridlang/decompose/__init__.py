@@ -29,7 +29,9 @@ from gridlang.decompose import atc
 from gridlang.decompose.admm import CHECKS, Run, Settings, admm, problems
 from gridlang.decompose.executors import EXECUTORS
 from gridlang.decompose.split import Split, split
-from gridlang.errors import Collector, GridError, Span, did_you_mean
+from gridlang.errors import SOURCES, Collector, GridError, Span, did_you_mean
+from gridlang.grammar import ast
+from gridlang.grammar.parser import parse
 from gridlang.solvers.conic import cone_violation
 from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_residual, store_solution
 
@@ -39,26 +41,47 @@ COMMAND_LINE = Span("<command line>", 0, 0)
 
 def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Settings:
     """The method's settings with ``settings`` in place of the defaults, every one
-    checked; all mistakes are raised together."""
+    checked; all mistakes are raised together, each at the value in the study's
+    ``method = admm(...)`` it came from, else at the command line."""
     defaults, checks = (Settings(), CHECKS) if method == "admm" else (atc.Settings(), atc.CHECKS)
     known = set(type(defaults).__dataclass_fields__)
     errors = Collector()
     study = built.case.solver_options.get("method", ("central", {}))[1]
+    spans = _setting_spans(built.case.path) if any(name in study and study[name] == value for name, value in settings.items()) else {}
 
-    def where(name: str) -> str:
-        """Where a value came from: the study's method or the command line (the IR keeps no span for it)."""
-        return f" (from the study's method = {method}(...))" if name in study and study[name] == settings[name] else ""
+    def where(name: str, value: bool) -> Span:
+        return spans.get((name, value), COMMAND_LINE) if name in study and study[name] == settings.get(name) else COMMAND_LINE
 
     for name in sorted(set(settings) - known):
-        errors.add(COMMAND_LINE, f"unknown {method} setting '{name}'{where(name)}", did_you_mean(name, known) or f"settings: {', '.join(sorted(known))}")
+        errors.add(where(name, False), f"unknown {method} setting '{name}'", did_you_mean(name, known) or f"settings: {', '.join(sorted(known))}")
     errors.raise_if_any()
     config = replace(defaults, **settings)
     for name, message, hint in problems(config, checks):
-        errors.add(COMMAND_LINE, f"{method}: {message}{where(name) if name in settings else ''}", hint)
+        errors.add(where(name, True), f"{method}: {message}", hint)
     if method == "admm" and config.kill_agent is not None and config.kill_agent not in built.case.owners.values():
         errors.add(COMMAND_LINE, f"--kill-agent: '{config.kill_agent}' is not an agent", "name an agent of the case")
     errors.raise_if_any()
     return config
+
+
+def _setting_spans(path: str) -> dict[tuple[str, bool], Span]:
+    """Where each setting of the study's ``method = name(...)`` is written in the case file:
+    ``(setting, False)`` its name, ``(setting, True)`` its value (the IR keeps no spans for them)."""
+    text = SOURCES.get(path)
+    if text is None:
+        return {}
+    try:
+        module = parse(text, path)
+    except GridError:
+        return {}
+    out = {}
+    for statement in module.statements:
+        if isinstance(statement, ast.Study):
+            for attr in statement.attrs:
+                if attr.name.name == "method" and isinstance(attr.value, ast.Call):
+                    for key, value in attr.value.kwargs:
+                        out[key.name, False], out[key.name, True] = key.span, value.span
+    return out
 
 
 def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:
@@ -86,17 +109,11 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     for sub in parts.subproblems:
         x_by_label[sub.vlabels] = points[sub.agent]
     store_solution(built.model, x_by_label, termination="optimal" if run.converged else "other")
-    residual = max(primal_residual(built), cone_violation(built, x_by_label))
-    if run.converged and not residual <= FEASIBILITY_TOL:
-        run.converged, run.status = False, "not_converged"
-        built.model.termination_condition = "other"
-    warnings: tuple[str, ...] = ()
-    if not run.converged:
-        warnings += (f"{method.upper()} stopped after {run.iterations} iterations: {run.status}; {distance(built, parts, x_by_label, residual)}",)
-    stale = sorted({a for step in run.trace for a in step.stale})
+    residual, warnings = check(built, parts, run, x_by_label, method)
+    stale = sorted({a for step in run.trace for a in step.stale})  # fault injection
     if stale:
         limit = f" (at most {config.max_staleness} in a row)" if method == "admm" else ""
-        warnings += (f"answers of {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last ones{limit}",)
+        warnings += (f"exchanges with {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last answers{limit}",)
     result = Result(
         objective=float(sum(costs.values())) + parts.offset,
         termination=run.status,
@@ -109,6 +126,20 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         warnings=warnings,
     )
     return result, run
+
+
+def check(built: Built, parts: Split, run: Run, x_by_label: np.ndarray, method: str) -> tuple[float, tuple[str, ...]]:
+    """The whole model's residual at the assembled point (rows, bounds and cones, as for a
+    central solution) and the warnings to give.  A run that stopped as converged but whose
+    point violates the model by more than ``FEASIBILITY_TOL`` becomes ``not_converged``
+    (``run`` is updated); a run that did not converge is told how far its point is."""
+    residual = max(primal_residual(built), cone_violation(built, x_by_label))
+    if run.converged and not residual <= FEASIBILITY_TOL:
+        run.converged, run.status = False, "not_converged"
+        built.model.termination_condition = "other"
+    if run.converged:
+        return residual, ()
+    return residual, (f"{method.upper()} stopped after {run.iterations} iterations, not converged ({run.status}): {distance(built, parts, x_by_label, residual)}",)
 
 
 def distance(built: Built, parts: Split, x_by_label: np.ndarray, residual: float, shown: int = 3) -> str:
@@ -126,7 +157,7 @@ def distance(built: Built, parts: Split, x_by_label: np.ndarray, residual: float
             name, coords = m.constraints.get_label_position(int(parts.labels[i]))
             at = ", ".join(f"{k}={v}" for k, v in coords.items())
             rows.append(f"{name}[{at}] off by {gap[i]:.3g} p.u. ({gap[i] / kw:.3g} kW or kvar)")
-        text += "; furthest coupling rows: " + "; ".join(rows)
+        text += "; the coupling rows furthest off: " + "; ".join(rows)
     return text
 
 

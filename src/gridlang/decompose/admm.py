@@ -30,8 +30,7 @@ to the base; its default is small enough that the relative part decides on
 kW-scale and MW-scale cases alike.  The whole model must hold too: the run
 never stops while a coupling row is violated by more than the tolerance of
 a central solve (:data:`~gridlang.solvers.result.FEASIBILITY_TOL`, max norm),
-nor at an iteration where an answer was lost, so it goes on iterating until
-all three hold or ``max_iter`` is reached.  Residual balancing multiplies
+so it goes on iterating until all three hold or ``max_iter`` is reached.  Residual balancing multiplies
 ``rho`` by ``tau`` when ``|r| / eps_pri > mu |s| / eps_dual`` (and divides
 when the dual side is ``mu`` times further from its test), rescaling ``u``.
 Non-finite or persistently growing residuals stop the run as diverged, the
@@ -39,9 +38,12 @@ iteration cap as not converged; both are reported.
 
 The coordinator holds only the ``y_a`` it receives and the multipliers; every
 message is logged (agent, iteration, rows, values) so this can be checked.
-An answer that is lost (``drop_rate``, fault injection) is replaced by the
-agent's last one for at most ``max_staleness`` iterations in a row, and the
-trace names the stale agents of every iteration.
+An exchange that is lost (``drop_rate``, fault injection: the target does
+not reach the agent, or its answer is not acknowledged, so the agent stays at
+the point of its last acknowledged answer) leaves the coordinator with the
+agent's last answer, for at most ``max_staleness`` iterations in a row; the
+trace names the stale agents of every iteration.  The coordinator's view and
+the agents' points therefore always agree, and so does the final check.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class Settings:
     tau: float = 2.0
     balance_every: int = 5
     alpha: float = 1.6  # over-relaxation (1: none)
-    drop_rate: float = 0.0  # fault injection: share of answers lost on the way to the coordinator
+    drop_rate: float = 0.0  # fault injection: share of exchanges (target and answer) lost
     max_staleness: int = 3  # iterations the coordinator may go on with an agent's last answer
     seed: int = 0
     kill_agent: str | None = None  # fault injection: kill this agent's worker before iteration 2
@@ -121,7 +123,7 @@ class Run:
     """What a run produced: per-agent contributions, the trace and the message log."""
 
     converged: bool
-    status: str  # converged / iteration_limit / diverged
+    status: str  # converged / iteration_limit / diverged (the runner: not_converged)
     iterations: int
     trace: list[Step]
     messages: list[dict] = field(default_factory=list)
@@ -148,18 +150,15 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
     for k in range(1, settings.max_iter + 1):
         if k == 2 and settings.kill_agent is not None:
             executor.kill(settings.kill_agent)
-        answers = executor.solve_all({a: z[a] - u[s.rows] for a, s in subs.items()}, rho)
-        old = y
-        y, stale = {}, []
+        # every agent answers the first target, and a restarted one its next (until then the coordinator has no answer for its point)
+        fresh = {settings.kill_agent} if k == 2 else set()
+        lost = [a for a in subs if k > 1 and a not in fresh and settings.drop_rate and age[a] < settings.max_staleness and rng.random() < settings.drop_rate]
+        answers = executor.solve_all({a: z[a] - u[s.rows] for a, s in subs.items() if a not in lost}, rho)
+        for a in subs:
+            age[a] = age[a] + 1 if a in lost else 0
         for a, msg in answers.items():
-            if settings.drop_rate and age[a] < settings.max_staleness and rng.random() < settings.drop_rate:
-                age[a] += 1  # lost: go on with the last answer, within the staleness bound
-                stale.append(a)
-                y[a] = old[a]
-                continue
-            age[a] = 0
             log.append({"agent": a, "iteration": k, "rows": subs[a].rows, "y": msg})
-            y[a] = msg
+        y, stale = {a: answers.get(a, y[a]) for a in subs}, tuple(lost)
         total, mixed = np.zeros(m), np.zeros(m)
         xhat = {a: settings.alpha * y[a] + (1 - settings.alpha) * z[a] for a in subs}
         for a, s in subs.items():
@@ -174,13 +173,13 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
         eps_primal = np.sqrt(m) * settings.tol + settings.rel * max(_norm(y.values()), _norm(z.values()))
         eps_dual = rho * (np.sqrt(n) * settings.tol + settings.rel * float(np.sqrt(counts @ u**2)))
         worst = float(np.max(np.abs(total), initial=0.0))
-        trace.append(Step(k, primal, dual, rho, time.perf_counter() - start, tuple(stale), eps_primal, eps_dual, worst))
+        trace.append(Step(k, primal, dual, rho, time.perf_counter() - start, stale, eps_primal, eps_dual, worst))
         if progress is not None:
             progress(trace[-1])
         if not np.isfinite(primal + dual):
             status = "diverged"
             break
-        if primal <= eps_primal and dual <= eps_dual and worst <= FEASIBILITY_TOL and not stale:
+        if primal <= eps_primal and dual <= eps_dual and worst <= FEASIBILITY_TOL:
             status = "converged"
             break
         growth = growth + 1 if len(trace) > 1 and primal > 10 * trace[-2].primal and primal > 1 else 0
