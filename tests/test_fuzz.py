@@ -362,3 +362,146 @@ def test_inputs_found_by_fuzzing(stage, text):
 def test_embedded_cases_are_valid(text):
     """The seeds of the mutations load and compile, so mutants start from sound text."""
     gridlang.load(text).compile()
+
+
+# ---------------------------------------------------------------- bytes, brackets, long lines
+# Whatever bytes a file holds, the answer is a positioned report: 'file:line:col:
+# error: ...', the source line, a caret, a hint, of bounded size; on the command
+# line, exit status 1 and never 2 (an internal error).
+
+from gridlang.grammar.parser import parse_file  # noqa: E402
+
+BOM = b"\xef\xbb\xbf"
+_HEAD = re.compile(r"^(?P<file>.+):(?P<line>\d+):(?P<col>\d+): error: \S")
+
+
+def well_reported(exc: GridError, limit: int = 20_000) -> list[str]:
+    """The report of a parse error: position, source line, caret under the column, hint; at most ``limit`` bytes."""
+    rendered = exc.render()
+    assert len(rendered.encode()) < limit, len(rendered)
+    lines = rendered.splitlines()
+    head = _HEAD.match(lines[0])
+    assert head and int(head["line"]) >= 1 and int(head["col"]) >= 1, lines[0]
+    assert len(lines) >= 4 and lines[1].startswith("    "), rendered[:1000]
+    assert re.fullmatch(r" {4,}\^~*", lines[2]), lines[2]
+    assert lines[3].startswith("  hint: ") and len(lines[3]) > 9, rendered[:1000]
+    return lines
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("fuzz") / "case.grid"
+
+
+def parse_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    try:
+        parse_file(path)
+    except GridError as exc:
+        well_reported(exc)
+
+
+@fuzz(300)
+@given(st.one_of(
+    st.binary(max_size=3000),
+    st.builds(lambda text, cut, tail: text.encode()[:cut] + tail, st.sampled_from(EMBEDDED), st.integers(0, 3000), st.binary(min_size=1, max_size=50)),
+))
+def test_parser_on_random_bytes(scratch, data):
+    parse_bytes(scratch, data)
+
+
+@fuzz(200)
+@given(mutated(EMBEDDED))
+def test_a_bom_changes_nothing(text):
+    """With a byte-order mark in front, the same tree or the same error at the same place."""
+    def outcome(t: str):
+        try:
+            return parse(t, "bom.grid")
+        except GridError as exc:
+            well_reported(exc)
+            return (exc.span, exc.message)
+
+    assert outcome("\ufeff" + text) == outcome(text)
+
+
+@pytest.mark.parametrize("name", ["three_microgrids.grid", "ieee33_network.grid"])
+def test_every_truncation_of_a_shipped_case(name):
+    """Each prefix of a real case parses, or fails with a full report (cut anywhere, even inside a character)."""
+    data = (ROOT / "cases" / name).read_bytes()
+    for cut in range(len(data)):
+        text = data[:cut].decode("utf-8", errors="ignore")
+        try:
+            parse(text, name)
+        except GridError as exc:
+            well_reported(exc)
+
+
+_BRACKET_OR_SKIPPED = re.compile(r'#[^\n]*|"[^"\n]*"|[()\[\]{}]')
+
+
+@st.composite
+def unbalanced(draw) -> tuple[str, int, str]:
+    """A case with one bracket (not in a comment or string) deleted, or one inserted: (text, where, what)."""
+    text = draw(st.sampled_from(REPO_TEXTS + EMBEDDED))
+    if draw(st.booleans()):
+        spots = [m.start() for m in _BRACKET_OR_SKIPPED.finditer(text) if m.group() in "()[]{}"]
+        at = draw(st.sampled_from(spots))
+        return text[:at] + text[at + 1 :], at, ""
+    at = draw(st.integers(0, len(text)))
+    bracket = draw(st.sampled_from("()[]{}"))
+    return text[:at] + bracket + text[at:], at, bracket
+
+
+@fuzz(300)
+@given(unbalanced())
+def test_unbalanced_brackets_are_reported(case):
+    text, _, _ = case
+    try:
+        parse(text, "brackets.grid")
+    except GridError as exc:
+        lines = well_reported(exc)
+        shown = text.split("\n")[exc.span.line - 1]
+        char = shown[exc.span.col - 1] if exc.span.col <= len(shown) else ""
+        if exc.message.endswith("is never closed"):
+            assert char == exc.message[1], lines  # the caret is under the bracket named
+        if "is open here" in exc.message or exc.message.endswith("is not closed"):
+            assert char == exc.message[len("unexpected '")], lines
+    # a bracket inserted in a comment or a string may leave a valid case: no error is fine then
+
+
+@fuzz(40)
+@given(
+    st.sampled_from(EMBEDDED),
+    st.integers(0, 10_000),
+    st.sampled_from(["x", " ", "1 + ", "(", "a b ", "é", "\t", "#", '"']),
+)
+def test_very_long_lines_give_short_reports(text, at, piece):
+    """200,000 characters put anywhere: the report stays under 20 kB."""
+    at = min(at, len(text))
+    long = text[:at] + piece * (200_000 // len(piece)) + text[at:]
+    try:
+        parse(long, "long.grid")
+    except GridError as exc:
+        well_reported(exc)
+
+
+@fuzz(25)
+@given(st.one_of(
+    st.binary(min_size=1, max_size=500),
+    st.builds(lambda t, cut: BOM + t.encode()[:cut], st.sampled_from(EMBEDDED), st.integers(1, 2000)),
+    st.builds(lambda t, at: (t[:at] + "(" + t[at:]).encode(), st.sampled_from(EMBEDDED), st.integers(0, 2000)),
+))
+def test_command_line_exits_1_with_a_report(tmp_path_factory, data):
+    """The command line on such files: status 0 or 1, never 2; a failure prints a positioned report."""
+    from typer.testing import CliRunner
+
+    from gridlang.cli import app
+
+    path = tmp_path_factory.mktemp("cli") / "case.grid"
+    path.write_bytes(data)
+    r = CliRunner().invoke(app, ["check", str(path)])
+    assert r.exit_code in (0, 1), r.output[-2000:]
+    assert "internal error" not in r.output and "Traceback" not in r.output
+    if r.exit_code == 1:
+        assert r.output.startswith(f"{path}:") and len(r.output.encode()) < 20_000
+        assert re.match(rf"{re.escape(str(path))}:\d+:\d+: error: ", r.output) or ":0:0: error:" in r.output.splitlines()[0]

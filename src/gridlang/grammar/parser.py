@@ -180,6 +180,9 @@ def _describe(terminal: str) -> str:
     return f"'{pattern.value}'" if pattern.type == "str" else terminal.lower()
 
 
+_CHARS_HINT = 'a .grid text holds names, numbers with units, "strings", comments after \'#\' and the signs + - * / ^ = < > ( ) [ ] { } , ; : ..; remove or replace this character'
+
+
 def _syntax_error(exc: UnexpectedInput, path: str, text: str) -> GridError:
     bracket = _bracket_error(exc, path, text)
     if bracket is not None:
@@ -187,7 +190,10 @@ def _syntax_error(exc: UnexpectedInput, path: str, text: str) -> GridError:
     line, col = exc.line if exc.line > 0 else text.count("\n") + 1, max(exc.column, 1)
     if isinstance(exc, UnexpectedCharacters):
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
-        hint = "units follow their number without a space, e.g. '5 $/kWh'" if char in "$%€" else None
+        if char and (not char.isprintable() or char.isspace()):
+            return GridError(Span(path, line, col), f"unexpected invisible character U+{ord(char):04X}",
+                             "delete it; it may have come with text copied from a web page or a word processor")
+        hint = "units follow their number without a space, e.g. '5 $/kWh'" if char and char in "$%€" else _CHARS_HINT
         return GridError(Span(path, line, col), f"unexpected character {char!r}", hint)
     if isinstance(exc, UnexpectedEOF):
         return GridError(Span(path, line, col), "the file ends in the middle of a statement", "close every '{', '(' and '['")
@@ -208,7 +214,7 @@ def _syntax_error(exc: UnexpectedInput, path: str, text: str) -> GridError:
     if token.type == "_SEP":
         shown = "end of line"
     message = f"unexpected {shown}"
-    hint = f"expected {', '.join(expected[:6])}" + (" or more" if len(expected) > 6 else "") if expected else None
+    hint = f"expected {', '.join(expected[:6])}" + (" or more" if len(expected) > 6 else "") if expected else "compare the statement with the README's examples"
     if token.type == "NAME" and "_SEP" in exc.expected:
         hint = "end the statement with a new line or ';' before the next one"
     width = len(str(token)) if token.type not in ("_SEP", "$END") else 1
