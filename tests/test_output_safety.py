@@ -28,7 +28,7 @@ from conftest import CASES
 from gridlang.cli import app
 from gridlang.errors import GridError
 from gridlang.io.modelfiles import write_model
-from gridlang.io.results import MANIFEST, read_manifest, write_atomic, write_results
+from gridlang.io.results import MANIFEST, read_manifest, write_atomic, write_folder, write_results
 
 runner = CliRunner()
 BASE = CASES / "ieee33_base.grid"
@@ -283,15 +283,24 @@ def test_solve_help_names_the_methods():
 
 
 def _untrusted(tmp_path: Path) -> list[str]:
-    """A real solve that ends without a trustworthy answer: a MILP with no time to solve."""
+    """A real solve that ends without a trustworthy answer: a MISOCP with no time to solve."""
     return ["solve", str(CASES / "ieee33_soc_planning.grid"), "--solver", "scip", "--option", "limits_time=0"]
 
 
-def test_no_trustworthy_answer_exits_3_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize(
+    ("args", "ended"),
+    [
+        (["ieee33_soc_planning.grid", "--solver", "scip", "--option", "limits_time=0"], "time_limit"),
+        (["ieee33_dispatch.grid", "--option", "simplex_iteration_limit=1", "--option", "presolve=off"], "iteration_limit"),
+        (["ieee33_soc_dispatch.grid", "--solver", "clarabel", "--option", "max_iter=1"], "iteration_limit"),
+    ],
+)
+def test_no_trustworthy_answer_exits_3_and_writes_nothing(tmp_path, args, ended):
     out = tmp_path / "res"
-    r = runner.invoke(app, [*_untrusted(tmp_path), "--out", str(out)])
+    r = runner.invoke(app, ["solve", str(CASES / args[0]), *args[1:], "--out", str(out)])
     assert r.exit_code == 3, r.output
-    assert "not a trustworthy solution:" in r.output and "no results were written" in r.output and "--partial" in r.output
+    assert f"not a trustworthy solution: the solve ended '{ended}', not 'optimal'" in r.output
+    assert "no results were written" in r.output and "--partial" in r.output and "wrote" not in r.output
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
@@ -331,6 +340,23 @@ def test_sigint_during_a_solve_writes_nothing_and_exits_130(tmp_path):
     assert proc.returncode == 130, (stdout, stderr)
     assert "interrupted: nothing was written" in stderr and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigint_while_results_are_staged_leaves_everything_as_it_was(tmp_path, solved):
+    def interrupted(staging: Path) -> None:
+        (staging / "results.nc").write_text("half written")
+        signal.raise_signal(signal.SIGINT)
+
+    out = tmp_path / "res"
+    write_results(solved, out)
+    (out / "mine.txt").write_text("mine")
+    before = snapshot(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        write_folder(out, interrupted)
+    assert snapshot(tmp_path) == before
+    with pytest.raises(KeyboardInterrupt):
+        write_folder(tmp_path / "new" / "deeper", interrupted)
+    assert snapshot(tmp_path) == before  # neither the folder nor its parents were left behind
 
 
 # ------------------------------------------------------------------ property: nothing gridlang did not write is lost
