@@ -24,12 +24,15 @@ def test_solve_writes_results_atomically(tmp_path):
     assert "optimal" in r.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["termination"] == "optimal" and abs(summary["objective"] - 3.715) < 1e-6
+    assert summary["partial"] is False and summary["doubts"] == []
+    manifest = json.loads((out / ".gridlang-results.json").read_text())
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir() if p.name != ".gridlang-results.json")
     ds = xr.open_dataset(out / "results.nc", engine="h5netcdf")
     assert abs(float(ds["ieee33-voltage"].min()) - 0.91593) < 1e-5
     assert (out / "grid-import.csv").exists()
     # no temporary folders are left beside the results
     assert [p.name for p in tmp_path.iterdir()] == ["res"]
-    # solving again replaces the folder in one step
+    # solving again replaces gridlang's own files, and leaves nothing beside the folder
     r = runner.invoke(app, ["solve", str(CASES / "ieee33_base.grid"), "--out", str(out)])
     assert r.exit_code == 0 and [p.name for p in tmp_path.iterdir()] == ["res"]
 
