@@ -327,13 +327,27 @@ def test_partial_writes_marked_results_and_still_exits_3(tmp_path):
 # ------------------------------------------------------------------ SIGINT
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a running process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the child's CPU time from /proc")
 def test_sigint_during_a_solve_writes_nothing_and_exits_130(tmp_path):
     out = tmp_path / "res"
     # ADMM over three microgrids with conic subproblems runs for tens of seconds; loading takes about 3 s
     cmd = [sys.executable, "-m", "gridlang", "solve", str(CASES / "three_microgrids.grid"), "--method", "admm", "--out", str(out)]
     # a shell or CI runner may have SIGINT ignored; give Python its KeyboardInterrupt back
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(8.0)  # past the imports and the build, inside the iterations
+    # wait for 6 s of the child's CPU time: past the imports and the build (about 2 s),
+    # well before the end of the iterations (about 20 s), however busy the machine is
+    deadline = time.monotonic() + 120
+    while cpu_seconds(proc.pid) < 6.0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert proc.poll() is None, "the solve ended before it could be interrupted: pick a longer case"
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
