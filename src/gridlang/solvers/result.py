@@ -18,6 +18,8 @@ from gridlang.compiler.build import Built
 from gridlang.compiler.expressions import Evaluator
 
 
+#: terminations of a solve that found its answer: a solver's optimum, a decomposition that met its test
+TRUSTED = frozenset({"optimal", "converged"})
 #: largest violation (per unit) of any row, bound or cone that a reported solution may have
 FEASIBILITY_TOL = 1e-5
 
@@ -54,7 +56,7 @@ class Result:
         reported settlement number is NaN or infinite.
         """
         out = []
-        if self.termination != "optimal":
+        if self.termination not in TRUSTED:
             out.append(f"the solve ended '{self.termination}', not 'optimal'")
         if self.primal_status != "feasible":
             out.append(f"the primal status is '{self.primal_status}', not 'feasible'")
