@@ -220,6 +220,18 @@ def test_a_kw_column_is_scaled_to_the_parameter(tmp_path):
     np.testing.assert_allclose(groups["pv"].params["availability"][0], [0.0, 0.1, 0.5, 1.0])
 
 
+def test_a_measurement_outside_the_declared_range_is_implausible(tmp_path):
+    from gridlang.monitoring import IMPLAUSIBLE, MEASURED, MISSING
+
+    (tmp_path / "case.grid").write_text(MEASURED_CASE)
+    m = tmp_path / "m.csv"
+    m.write_text("sun.availability\n0.5\n1.3\n\n-0.1\n")  # 1.3 is within 3 times the plan, but above 1
+    c = gridlang.load(tmp_path / "case.grid", measurements=m)
+    assert c.measurement_flags.sel(terminal="sun.availability").values.tolist() == [MEASURED, IMPLAUSIBLE, MISSING, IMPLAUSIBLE]
+    pv = next(g for g in c.ir.groups if g.kind.name == "pv")
+    np.testing.assert_allclose(pv.params["availability"][0], [0.5, 0.5, 0.5, 0.5])
+
+
 @pytest.mark.parametrize(
     "content, line, col, message, hint",
     [

@@ -10,8 +10,10 @@ series replaces that parameter of that asset (the others still apply).
 
 A column's numbers are converted by its unit (``[kWh]`` per step for a power
 is divided by the step length); a parameter with a dimension needs the unit.
-A value is *missing* when its cell is empty (or ``nan``), and
-*implausible* when it is negative while the planned values are not, or more
+A value is *missing* when its cell is empty (or ``nan``; an empty line is a
+step with nothing measured), and
+*implausible* when it is outside the parameter's declared range (e.g.
+``availability in [0, 1]``), negative while the planned values are not, or more
 than ``factor`` times the largest planned magnitude.  Either is replaced by
 the last good measurement before it, or by the planned value if there is
 none.  Flags: 0 measured, 1 missing (filled), 2 implausible (filled).  Text
@@ -31,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from gridlang.compiler import ir
+from gridlang.compiler.quantities import DataEvaluator, Quantity
 from gridlang.compiler.units import DIMENSIONLESS, UnitError, describe, example
 from gridlang.errors import SOURCES, GridError, Span, did_you_mean
 
@@ -54,6 +57,7 @@ class _Table:
     """The file's cells as text, each row with its line and the column where each cell starts."""
 
     header: list[str]
+    header_line: int
     header_cols: list[int]
     rows: list[list[str]]
     lines: list[int]
@@ -65,7 +69,8 @@ def _read(path: Path, text: str) -> _Table:
     file = str(path)
     records: list[tuple[int, list[str], list[int]]] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+        if not line.strip():  # a step with nothing measured (a row of empty cells), unless at the end
+            records.append((number, [], []))
             continue
         try:
             cells = next(csv.reader([line]))
@@ -77,15 +82,20 @@ def _read(path: Path, text: str) -> _Table:
             starts.append((found if found >= 0 else at) + 1)
             at = (found if found >= 0 else at) + len(cell) + 1
         records.append((number, cells, starts))
+    while records and not records[-1][1]:
+        records.pop()
+    while records and not records[0][1]:
+        records.pop(0)
     if not records:
         raise GridError(Span(file, 1, 1), "the measurement file is empty", f"give {_FORMAT}")
-    (_, header, header_cols), data = records[0], records[1:]
+    (header_line, header, header_cols), data = records[0], records[1:]
+    data = [(n, c, s) if c else (n, [""] * len(header), [1] * len(header)) for n, c, s in data]
     for number, cells, starts in data:
         if len(cells) != len(header):  # at the first extra cell, or where the missing ones would start
             where = starts[len(header)] if len(cells) > len(header) else starts[-1] + len(cells[-1]) if cells else 1
             raise GridError(Span(file, number, where), f"this row has {len(cells)} cells but the header has {len(header)} columns",
                             "give every row one cell per column (an empty cell is a missing measurement)")
-    return _Table(header, header_cols, [c for _, c, _ in data], [n for n, _, _ in data], [s for _, _, s in data])
+    return _Table(header, header_line, header_cols, [c for _, c, _ in data], [n for n, _, _ in data], [s for _, _, s in data])
 
 
 def _numbers(table: _Table, k: int, file: str) -> np.ndarray:
@@ -119,7 +129,7 @@ def check(case: ir.CaseIR, path: str | Path, factor: float = 3.0) -> Checked:
     table = _read(path, text)
     steps, dt = case.system.steps, case.system.dt
     if not table.rows:
-        raise GridError(Span(file, 1, 1, max(len(",".join(table.header)), 1)), "the measurement file has a header but no rows of measurements",
+        raise GridError(Span(file, table.header_line, 1, max(len(",".join(table.header)), 1)), "the measurement file has a header but no rows of measurements",
                         f"give one row per step ({steps} rows) below the header")
     if len(table.rows) != steps:
         line = table.lines[steps] if len(table.rows) > steps else table.lines[-1]  # the first extra row, or the last one
@@ -131,7 +141,7 @@ def check(case: ir.CaseIR, path: str | Path, factor: float = 3.0) -> Checked:
         if header.strip().lower() in _TIME_COLUMNS:
             continue
         m = _HEADER.match(header)
-        span = Span(file, 1, table.header_cols[col], max(len(header), 1))
+        span = Span(file, table.header_line, table.header_cols[col], max(len(header), 1))
         if m is None:
             raise GridError(span, f"column '{header}' is not '<asset>.<parameter> [unit]'", "e.g. pv18.availability or ld2.p [kW]")
         asset, param, unit = m["asset"], m["param"], m["unit"]
@@ -149,7 +159,7 @@ def check(case: ir.CaseIR, path: str | Path, factor: float = 3.0) -> Checked:
             notes.append(note)
         measured = _numbers(table, col, file) * scale
         planned = np.broadcast_to(group.params[param][i], (steps,)).astype(float)
-        values, flag = _fill(measured, planned, factor)
+        values, flag = _fill(measured, planned, factor, _outside(case, group, i, group.kind.params[param], measured))
         params = dict(group.params)
         wide = np.array(np.broadcast_to(params[param], (len(group.names), steps)), dtype=float)
         wide[i] = values
@@ -195,12 +205,35 @@ def _unit_example(dim) -> str:
     return m.group(1) if m else "unit"
 
 
-def _fill(measured: np.ndarray, planned: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Flags, and the series with bad values replaced by the last good one (or the plan)."""
+def _outside(case: ir.CaseIR, group: ir.Group, i: int, spec: ir.ParamSpec, measured: np.ndarray) -> np.ndarray:
+    """Where a measurement lies outside its parameter's declared range (``availability in [0, 1]``)."""
+    out = np.zeros(len(measured), dtype=bool)
+    bound = spec.bound
+    if bound is None:
+        return out
+    names = {k: Quantity(v[i], group.kind.params[k].dim or DIMENSIONLESS) for k, v in group.params.items()}
+    evaluate = DataEvaluator(case.system.base, names, strict=False)  # the range is written in the kind
+    with np.errstate(invalid="ignore"):
+        for end, is_lower, is_open in ((bound.lower, True, bound.lower_open), (bound.upper, False, bound.upper_open)):
+            if end is None:
+                continue
+            value = np.asarray(evaluate(end).value, dtype=float)
+            if is_lower:
+                out |= (measured <= value) if is_open else (measured < value)
+            else:
+                out |= (measured >= value) if is_open else (measured > value)
+    return out
+
+
+def _fill(measured: np.ndarray, planned: np.ndarray, factor: float, outside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Flags, and the series with bad values replaced by the last good one (or the plan).
+    ``outside`` marks values out of the parameter's declared range, implausible too."""
     flag = np.zeros(len(measured), dtype=np.int8)
     flag[np.isnan(measured)] = MISSING
     limit = factor * max(float(np.abs(planned).max()), 1e-12)
     bad = ~np.isnan(measured) & (((measured < 0) & (planned >= 0).all()) | (np.abs(measured) > limit))
+    if outside is not None:
+        bad |= ~np.isnan(measured) & outside
     flag[bad] = IMPLAUSIBLE
     good = flag == MEASURED
     # last good value before each step (forward fill), else the plan
