@@ -114,9 +114,11 @@ def solve(
             faults |= {"kill_agent": kill_agent} if kill_agent else {}
             result = c.solve(solver, method, executor, show, address, **faults, **_options(option or []))
         _summary(case, c, result)
-        files = _write_trusted(result, folder, partial)
+        doubts = result.doubts()
+        files = _write_trusted(result, folder, partial, doubts)
         out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market and game)" if result.settlements or result.games else ")"), markup=False, highlight=False)
-        _exit_if_doubtful(result)
+        if doubts:
+            raise typer.Exit(3)
 
 
 @app.command(name="compile")
@@ -203,23 +205,17 @@ def scenarios(
             out.print(f"wrote {csv_path}; note: no plot, matplotlib is missing (pip install 'gridlang[plot]')", markup=False, highlight=False)
 
 
-def _write_trusted(result: gridlang.Result, folder: Path, partial: bool) -> list[Path]:
+def _write_trusted(result: gridlang.Result, folder: Path, partial: bool, doubts: tuple[str, ...]) -> list[Path]:
     """Write the results if they may be reported; with doubts, only when ``partial``, else exit 3."""
-    doubts = result.doubts()
     for doubt in doubts:
         err.print(f"not a trustworthy solution: {doubt}", markup=False, highlight=False)
     if doubts and not partial:
         err.print("no results were written (run again with --partial to write them, marked partial)", markup=False, highlight=False)
         raise typer.Exit(3)
-    files = write_results(result, folder, partial=bool(doubts))
+    files = write_results(result, folder, partial=bool(doubts), doubts=doubts)
     if doubts:
         err.print(f"PARTIAL results: {folder}/summary.json says \"partial\": true and lists the doubts above", markup=False, highlight=False)
     return files
-
-
-def _exit_if_doubtful(result: gridlang.Result) -> None:
-    if result.doubts():
-        raise typer.Exit(3)
 
 
 def _options(pairs: list[str]) -> dict[str, object]:
@@ -315,9 +311,13 @@ def collaborate(
             rounds.add_row(str(r.iteration), r.investor, f"{r.total_cost:,.2f}", "yes" if r.kept else "no")
         out.print(rounds)
         _summary(case, c, done.result)
-        files = _write_trusted(done.result, folder, partial)
+        doubts = done.result.doubts()
+        if done.status != "converged":  # no round left every plan unchanged: not shown to be an equilibrium
+            doubts += (f"the alternation ended '{done.status}' after {done.iterations} round(s), not with a round that changed no plan",)
+        files = _write_trusted(done.result, folder, partial, doubts)
         out.print(f"wrote {len(files)} files to {folder}/", markup=False, highlight=False)
-        _exit_if_doubtful(done.result)
+        if doubts:
+            raise typer.Exit(3)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m gridlang`

@@ -26,7 +26,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,16 +255,16 @@ def _finite(x: float | None) -> float | str | None:
     return x if x is None or math.isfinite(x) else str(x)
 
 
-def write_results(result, out: Path, partial: bool = False) -> list[Path]:
+def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str] | None = None) -> list[Path]:
     """``results.nc``, one CSV per variable, plots and ``summary.json`` in folder ``out``.
 
-    A result with doubts (``result.doubts()``) is written only with
-    ``partial``, and then marked: ``summary.json`` has ``"partial": true`` and
-    the doubts, and so has the manifest."""
+    A result with doubts (``doubts``, by default ``result.doubts()``) is written
+    only with ``partial``, and then marked: ``summary.json`` has ``"partial":
+    true`` and the doubts, and so has the manifest."""
     from gridlang import planning
     from gridlang.report import plot_games, plot_markets, plot_trace
 
-    doubts = list(result.doubts())
+    doubts = list(result.doubts() if doubts is None else doubts)
     if doubts and not partial:
         raise ValueError("a result with doubts is written only with partial=True: " + "; ".join(doubts))
 
