@@ -11,17 +11,26 @@ fastest run is kept:
 
 Lines are newline characters in the text.  The target
 (:data:`TARGET_LINES_PER_S`) applies to the table text; the statement-heavy
-text is shown for comparison.  Usage::
+text is shown for comparison.
+
+``--bad-mb N`` instead times how fast a large bad input fails: a file of about
+N MB of ``load ldI at bxI { p = 1 MW }`` statements, every one at an unknown
+bus, is loaded (parse and resolve) once; it prints the seconds to the report,
+the peak resident memory of the process and the report's size (at most
+``MAX_ERRORS`` errors are collected).  Usage::
 
     python benchmarks/parse_speed.py                   # 5000 buses x 96 steps, best of 3
     python benchmarks/parse_speed.py --buses 1000 --repeat 5
+    python benchmarks/parse_speed.py --bad-mb 5        # a 5 MB file of unknown buses
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,13 +61,57 @@ def best_time(text: str, repeat: int) -> float:
     return best
 
 
+BAD_HEAD = (
+    "system s { base_power = 1 MVA; base_voltage = 10 kV; horizon = 4 h; step = 1 h }\n"
+    "network n uses copper_plate {\n  bus b1 { slack }\n  bus b2\n}\n"
+    "grid g at b1 { import_price = 10 $/MWh }\n"
+)
+
+
+def write_bad(path: Path, megabytes: float) -> int:
+    """A case of about ``megabytes`` MB whose statements all name unknown buses; returns their number."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(BAD_HEAD)
+        size, i = len(BAD_HEAD), 0
+        while size < megabytes * 1e6:
+            line = f"load ld{i} at bx{i} {{ p = 1 MW }}\n"
+            f.write(line)
+            size, i = size + len(line), i + 1
+    return i
+
+
+def time_bad(megabytes: float) -> int:
+    """Load a large file of unknown buses once: seconds to the report, peak memory, report size."""
+    import gridlang
+    from gridlang.errors import GridError
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bad.grid"
+        n = write_bad(path, megabytes)
+        start = time.perf_counter()
+        try:
+            gridlang.load(path)
+            report = ""
+        except GridError as exc:
+            report = exc.render()
+        seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    print(f"{megabytes:g} MB, {n:,} statements at unknown buses: report after {seconds:.1f} s, "
+          f"peak memory {peak_mb:,.0f} MB, report {len(report.encode()):,} bytes")
+    print(report.splitlines()[-1] if report else "no error reported")
+    return 0 if report else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--buses", type=int, default=5000)
     ap.add_argument("--steps", type=int, default=96)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="parses per text; the fastest is kept")
+    ap.add_argument("--bad-mb", type=float, default=None, help="time a file of this many MB of statements at unknown buses instead")
     args = ap.parse_args(argv)
+    if args.bad_mb is not None:
+        return time_bad(args.bad_mb)
 
     f = make_feeder(args.buses, args.steps, args.seed)
     texts = {"table": render_grid(f), "statements": render_grid_statements(f)}
