@@ -9,6 +9,7 @@ formulation needs.  All mistakes are collected and raised together.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -220,19 +221,22 @@ def _currency(node: ast.System, statements: Sequence, scope: _Scope) -> str:
                 return "USD"
             return code
     found: list[str] = []
-    for unit in _case_units(statements):
+    for unit in dict.fromkeys(_case_units(statements)):  # each distinct unit text once
         try:
-            found.extend("USD" if c == "$" else c for c, _ in unit_currencies(unit))
+            codes = ["USD" if c == "$" else c for c, _ in unit_currencies(unit)]
         except UnitError:
             continue  # reported where the unit is read
-    return "USD" if not found or "USD" in found else found[0]
+        if "USD" in codes:
+            return "USD"
+        found.extend(codes)
+    return found[0] if found else "USD"
 
 
 def _case_units(node) -> Iterator[str]:
     """Every unit written in the case's data, in the order written (kinds and formulations excepted)."""
     match node:
-        case ast.KindDef() | ast.FormulationDef():
-            return
+        case ast.KindDef() | ast.FormulationDef() | Span() | ast.Ident() | str() | int() | float() | None:
+            return  # definitions, and leaves that hold no unit
         case ast.Number(unit=unit) | ast.ListLit(unit=unit) | ast.Column(unit=unit):
             if unit is not None:
                 yield unit
@@ -242,6 +246,14 @@ def _case_units(node) -> Iterator[str]:
         case _ if hasattr(node, "__dataclass_fields__"):
             for name in node.__dataclass_fields__:
                 yield from _case_units(getattr(node, name))
+
+
+def _known_buses(names) -> str:
+    """A hint listing a few of the networks' buses."""
+    shown = list(itertools.islice(names, 5))
+    if not shown:
+        return "declare the bus in a network: network n uses lindistflow { bus b1 { slack; v_set = 1.0 } ... }"
+    return f"connect it to a bus of a network ({', '.join(shown)}{', ...' if len(names) > len(shown) else ''}) or add the bus to one"
 
 
 def _exchange(attr: ast.Attr, currency: str, rates: dict[str, float], scope: _Scope) -> None:
@@ -812,7 +824,7 @@ def _groups(assets, tables, models, bus_names: Mapping[str, str], scope: _Scope)
 
     def at(bus: ast.Ident) -> bool:
         if bus.name not in bus_names:
-            scope.errors.add(bus.span, f"bus '{bus.name}' is not in any network", did_you_mean(bus.name, bus_names))
+            scope.errors.add(bus.span, f"bus '{bus.name}' is not in any network", did_you_mean(bus.name, bus_names) or _known_buses(bus_names))
             return False
         return True
 
