@@ -56,6 +56,7 @@ def outcome(path, method: str, **settings) -> tuple[str, gridlang.Result]:
 def test_default_settings_never_report_a_wrong_convergence(path, method: str) -> None:
     verdict, result = outcome(path, method)
     assert verdict == "right"  # both methods converge on both cases by default today
+    assert not result.doubts()
 
 
 def test_the_community_is_kw_scale() -> None:
@@ -93,7 +94,7 @@ def test_a_run_cut_short_says_how_far_it_is() -> None:
     (warning,) = result.warnings
     assert "ADMM stopped after 10 iterations, not converged (iteration_limit)" in warning
     assert f"violates the model by {result.residual:.3g} p.u." in warning
-    assert "feeder-balance_p[bus=" in warning  # the coupling rows furthest off are named
+    assert "the coupling rows furthest off: feeder-balance_p at bus h" in warning  # named, with their bus and step
     assert result.doubts()
 
 
@@ -167,6 +168,19 @@ def test_a_bad_setting_in_the_study_is_shown_where_it_is_written(write_case) -> 
     line = next(i for i, s in enumerate(text.splitlines(), 1) if "method = admm" in s)
     assert info.value.span.line == line
     assert text.splitlines()[line - 1][info.value.span.col - 1 :].startswith("2)")
+
+
+def test_the_cli_trusts_a_converged_run_and_not_one_cut_short(tmp_path) -> None:
+    from gridlang.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["solve", str(COMMUNITY), "--method", "admm", "--out", str(tmp_path / "ok")])
+    assert r.exit_code == 0, r.output
+    assert "converged" in r.output and (tmp_path / "ok" / "summary.json").exists()
+    r = runner.invoke(app, ["solve", str(COMMUNITY), "--method", "admm", "--option", "max_iter=10", "--out", str(tmp_path / "short")])
+    assert r.exit_code == 3, r.output
+    assert "not converged (iteration_limit)" in r.output and "feeder-balance_p at bus h" in r.output
+    assert not (tmp_path / "short").exists()
 
 
 def test_the_cli_refuses_a_drop_rate_of_two() -> None:

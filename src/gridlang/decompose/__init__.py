@@ -155,8 +155,8 @@ def distance(built: Built, parts: Split, x_by_label: np.ndarray, residual: float
         rows = []
         for i in worst:
             name, coords = m.constraints.get_label_position(int(parts.labels[i]))
-            at = ", ".join(f"{k}={v}" for k, v in coords.items())
-            rows.append(f"{name}[{at}] off by {gap[i]:.3g} p.u. ({gap[i] / kw:.3g} kW or kvar)")
+            at = ", ".join(f"{k} {v}" for k, v in coords.items())  # no brackets: a console may read them as markup
+            rows.append(f"{name} at {at} off by {gap[i]:.3g} p.u. ({gap[i] / kw:.3g} kW or kvar)")
         text += "; the coupling rows furthest off: " + "; ".join(rows)
     return text
 
