@@ -84,14 +84,28 @@ def test_nash_payments_formula() -> None:
     assert surplus == 19 and list(gain) == [9.5, 9.5] and list(pay) == [-15.5, 15.5]
 
 
-def test_an_agent_that_cannot_operate_alone_is_said_clearly() -> None:
-    # without its generator the buyer's island cannot serve its load
-    text = TWO.format(fee=2, payments="", extra="", agents="", members="a, b").replace("generator dear at b2 { pmax = 2 MW", "generator dear at b2 { pmax = 0 MW")
-    text = text.replace("generator cheap at b1 { pmax = 1 MW", "generator cheap at b1 { pmax = 2 MW")
-    r = gridlang.load(text).solve()
-    (s,) = r.settlements
-    assert np.isnan(s.disagreement[1]) and np.isnan(s.payment).all()
-    assert any("agent 'b' cannot operate alone" in m and "no payments" in m for m in s.messages)
+ALONE_CASES = {
+    # without its generator (pmax 0) the buyer's island cannot serve its fixed load
+    "generator-off": lambda t: t.replace("generator dear at b2 { pmax = 2 MW", "generator dear at b2 { pmax = 0 MW").replace("generator cheap at b1 { pmax = 1 MW", "generator cheap at b1 { pmax = 2 MW"),
+    # the buyer owns nothing but its fixed load (its island has no free variable at all)
+    "load-only": lambda t: t.replace("agent a owns cheap, la\nagent b owns dear, lb", "agent a owns cheap, la, dear\nagent b owns lb"),
+}
+
+
+@pytest.mark.parametrize("solver", ["highs", "clarabel"])
+@pytest.mark.parametrize("variant", sorted(ALONE_CASES))
+def test_a_member_that_cannot_operate_alone_is_an_error_at_the_market(solver: str, variant: str) -> None:
+    text = ALONE_CASES[variant](TWO.format(fee=2, payments="", extra="", agents="", members="a, b"))
+    with pytest.raises(GridError) as info:
+        gridlang.load(text).solve(solver)
+    e = info.value
+    line = next(i for i, s in enumerate(text.splitlines(), 1) if s.startswith("market m"))
+    assert (e.span.file, e.span.line, e.span.col) == ("<string>", line, 1)
+    assert "member 'b' of market 'm' cannot operate alone" in e.message and "island of its own assets" in e.message
+    if variant == "generator-off":  # HiGHS's conflict: the island's balance
+        assert "b_island" in e.message
+    assert "curtailable load" in e.hint and "leave it out of the market" in e.hint
+    assert "^" in str(e)
 
 
 def test_three_microgrids_case() -> None:

@@ -21,8 +21,7 @@ from gridlang.errors import GridError, Span
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse, read_source
 from gridlang.monitoring import check as check_measurements
-from gridlang.report import game_dataset, settlement_dataset
-from gridlang.settle import agent_costs, settle, settle_games
+from gridlang.settle import agent_costs, settle_all
 from gridlang.solvers.result import Result
 
 
@@ -59,9 +58,10 @@ class Case:
         joins the Ray cluster at ``address`` or starts a local one).
 
         ``options`` go to the solver, or, when decomposing, to the method.
-        A case with markets is settled too: every member is solved alone
-        (centrally) for its disagreement point and payments follow by Nash
-        bargaining.  A plan is reported (:mod:`gridlang.planning`), also under the
+        A case with markets or games is settled too (:func:`gridlang.settle.settle_all`):
+        every member is solved alone for its disagreement point, the reported
+        point becomes the settlement point (one defined optimum among several)
+        and payments follow by Nash bargaining.  A plan is reported (:mod:`gridlang.planning`), also under the
         formulations its study compares (unless ``compare_plans`` is false)."""
         chosen, settings = self.ir.solver_options.get("method", ("central", {}))
         chosen = method or chosen
@@ -76,24 +76,14 @@ class Case:
             from gridlang import decompose
 
             result, _ = decompose.solve(self.built, chosen, executor, progress, address, **{**settings, **options})
-        solver_options = options if chosen == "central" else {}
-
-        def solve_alone(case: CaseIR) -> tuple[Built, Result]:
-            built = build(case)
-            return built, solvers.solve(built, solver, solver_options)
-
         if self.measurement_flags is not None:
             result = replace(result, dataset=result.dataset.assign(measurement_flag=self.measurement_flags))
+        if self.built.markets or self.built.games:  # stage 2, on the settlement point (gridlang.settle.settle_all)
+            result = settle_all(self.built, result)
         agents = tuple(dict.fromkeys(self.ir.owners.values()))
         if agents:  # each agent's own cost terms (fees and payments are in the market's arrays)
             costs = xr.DataArray(agent_costs(self.built, agents), coords={"agent": list(agents)}, dims="agent", attrs={"units": "currency"})
             result = replace(result, dataset=result.dataset.assign(agent_cost=costs))
-        if self.built.markets:
-            settlements = settle(self.built, solve_alone)
-            result = replace(result, settlements=settlements, dataset=result.dataset.merge(settlement_dataset(settlements), join="outer"))
-        if self.built.games:
-            games = settle_games(self.built, solve_alone)
-            result = replace(result, games=games, dataset=result.dataset.merge(game_dataset(games), join="outer"))
         if self.ir.plan is not None and result.primal_status == "feasible":  # a plan to report
             compared = planning.compare(self, self.ir.plan.compare) if compare_plans else ()
             result = replace(result, plan=planning.report(self.built, result, compared))

@@ -23,14 +23,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import cache
 
+import clarabel
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+import xarray as xr
 
 from gridlang.compiler import ir
-from gridlang.compiler.build import Built
-from gridlang.compiler.expressions import as_linopy
+from gridlang.compiler.build import Built, build
+from gridlang.compiler.expressions import as_linopy, is_expr
 from gridlang.errors import GridError
 from gridlang.grammar import ast
+from gridlang.solvers import clarabel as clarabel_backend, conic
+from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_residual, store_solution
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -80,29 +85,281 @@ def agent_costs(built: Built, agents: tuple[str, ...]) -> np.ndarray:
     return pd.concat(parts).groupby(level=0).sum().reindex(list(agents), fill_value=0.0).to_numpy(dtype=float)
 
 
-def settle(built: Built, solve_alone) -> tuple[Settlement, ...]:
-    """Stage 2 of every market; ``solve_alone(case_ir)`` builds and solves, giving (Built, Result), or raises."""
-    out = []
-    for block in built.markets:
-        mk = block.market
-        fees = np.asarray(as_linopy(block.fees).solution.values, dtype=float)
-        cost = agent_costs(built, mk.members) + fees
-        messages = []
-        disagreement = np.empty(len(mk.members))
-        for i, agent in enumerate(mk.members):
-            try:
-                disagreement[i] = solve_alone(alone(built.case, agent))[1].objective
-            except GridError as exc:
-                disagreement[i] = np.nan
-                messages.append(f"agent '{agent}' cannot operate alone ({exc.errors[0].message if hasattr(exc, 'errors') else exc}); no disagreement point, so no payments")
-        if np.isnan(disagreement).any():
-            surplus, gain, payment = float("nan"), np.full(len(mk.members), np.nan), np.full(len(mk.members), np.nan)
-        else:
-            surplus, gain, payment = nash_payments(cost, disagreement, mk.powers)
-            if surplus < 0:
-                messages.append(f"the surplus of market '{mk.name}' is negative ({surplus:.4g}): trading costs more than it saves, so no agent can be made whole")
-        out.append(Settlement(mk.name, mk.members, mk.powers, cost, fees, disagreement, surplus, gain, payment, float(fees.sum()), tuple(messages)))
-    return tuple(out)
+
+def solve(built: Built) -> Result:
+    """Stage 2's solves: the default solver of the model's class (HiGHS for a
+    linear one, Clarabel with cones), without the study's solver options,
+    which belong to stage 1's solver."""
+    from gridlang import solvers
+
+    return solvers.solve(replace(built, case=replace(built.case, solver=None, solver_options={})))
+
+
+def _put(m, solution: dict | None) -> None:
+    """Put a saved solution back into a model."""
+    for name, value in (solution or {}).items():
+        m.variables[name].solution = value
+
+
+#: with cones, the settlement point's total cost may exceed the optimum by this
+#: share of max(1, |optimum|): room for the interior-point optimum's own accuracy
+SLACK = 1e-9
+
+
+def settle_all(built: Built, result: Result) -> Result:
+    """Stage 2 of every market and game of a solved case, on its settlement point.
+
+    First what each side costs alone (every market member's disagreement
+    point; each game's prosumers at the tariffs and the operator serving
+    their schedules), then the settlement point (:func:`select`) put into
+    ``built``'s solution and into the result's variables and outputs (the
+    prices stay those of stage 1), then the money.  Every solve of stage 2 is
+    :func:`solve`: the settlement depends on the case, not on how stage 1 was
+    solved (by which solver, with which options, centrally or decomposed)."""
+    disagreements = [_disagreements(built, block.market) for block in built.markets]
+    alone_games = [_alone_game(built, block.game) for block in built.games]
+    targets = []
+    for block, (d, _) in zip(built.markets, disagreements):
+        members = block.market.members
+        targets.append(_cost_exprs(built, members) - _over_agents(members, d))
+        targets.append(as_linopy(block.fees))
+    for block, alone_game in zip(built.games, alone_games):
+        g = block.game
+        agents = (*g.prosumers, g.operator)
+        targets.append(_cost_exprs(built, agents) - _over_agents(agents, np.append(alone_game.cost, alone_game.operator)))
+        targets.append(as_linopy(block.exported) * _step_value(built.case, g))
+    warnings = select(built, targets)
+    point = collect(built)
+    prices = [f"{network}-price_{channel}" for network, channel in built.balances.values()]
+    dataset = result.dataset.assign({k: v for k, v in point.items() if k not in prices})
+    settlements = tuple(_settle_market(built, block, d, messages) for block, (d, messages) in zip(built.markets, disagreements))
+    games = tuple(_settle_game(built, block, alone_game) for block, alone_game in zip(built.games, alone_games))
+    from gridlang.report import game_dataset, settlement_dataset
+
+    dataset = dataset.merge(settlement_dataset(settlements), join="outer").merge(game_dataset(games), join="outer")
+    return replace(result, dataset=dataset, settlements=settlements, games=games, warnings=result.warnings + warnings)
+
+
+def select(built: Built, targets) -> tuple[str, ...]:
+    """Put the settlement point into ``built``'s solution; the warnings, if it cannot.
+
+    Several points are optimal when assets are interchangeable (batteries,
+    vehicles and flexible loads can shift the same energy; members can trade
+    the same energy in several ways), and settlements read quantities that
+    differ between them.  The settlement point is the optimal point that minimises
+
+        sum_k e_k(x)^2      over the optimal points x of the case
+
+    for the ``targets`` ``e_k`` (linear expressions, in currency: every
+    member's cost, fees included, less its cost alone; every member's fees;
+    each game's net exports per prosumer and step valued at the mean tariff).
+    The function is strictly convex in those quantities, so they are unique
+    at the point, whichever optimum the solver found and however it was found
+    (central or decomposed).  Integer variables stay at their values in the
+    solution.  The optimal points are
+
+    * without cones (an LP once the integers are fixed): the optimal face,
+      exactly -- HiGHS's dual simplex solves the LP again (``scipy.optimize.linprog``)
+      and, by complementary slackness with its duals (any optimal dual gives
+      the same face), every column with a nonzero reduced cost is fixed at its
+      bound and every row with a nonzero dual holds with equality
+      (nonzero: above :data:`DUAL_TOL` times the largest cost);
+    * with cones: ``cost(x) <= z* + SLACK * max(1, |z*|)``, ``z*`` the
+      optimum found again centrally by :func:`solve`; the point is then as
+      accurate as Clarabel's tolerances allow (about 1e-3 currency on
+      ``cases/three_microgrids.grid``), and the same however stage 1 was solved.
+
+    Clarabel (interior point; HiGHS's active-set QP solver stops with primal
+    infeasibilities on these faces) solves the least-squares problem, each
+    target an auxiliary column ``p_k = e_k(x) - e_k(x0)`` measured from the
+    LP's vertex ``x0`` (a diagonal Hessian; without the large constant
+    ``sum e_k(x0)^2``, which would set the scale of its relative stopping
+    test: the minimiser is found to about 1e-8 currency).  Nothing in the linopy
+    model changes but its solution.  If the point cannot be found (a
+    quadratic cost, a solve that does not end optimal, a point outside the
+    model's tolerance), the solution stays as it was and a warning says so."""
+    m = built.model
+    if built.quadratic:
+        return ("the settlement uses the solver's optimum, which may not be the only one: a unique point is selected only for a linear total cost",)
+    mat = m.matrices
+    A = mat.A.tocsr() if mat.A is not None else sp.csr_matrix((0, len(mat.vlabels)))
+    b, sense = np.asarray(mat.b, dtype=float), np.asarray(mat.sense).copy()
+    lb, ub, c = np.asarray(mat.lb, dtype=float).copy(), np.asarray(mat.ub, dtype=float).copy(), np.asarray(mat.c, dtype=float)
+    pos = m.variables.label_index.label_to_pos
+    integer = np.isin(np.asarray(mat.vtypes), ["B", "I"])
+    if integer.any():
+        lb[integer] = ub[integer] = np.round(_solution_by_label(m)[np.asarray(mat.vlabels)[integer]])
+    cones = [(block.kind, pos[block.rows()]) for block in built.cones]
+    if cones:
+        saved = {name: var.solution.copy() for name, var in m.variables.items()} if m.status == "ok" else None
+        found = solve(built)
+        if found.doubts():
+            _put(m, saved)
+            return (f"the settlement point was not selected (the central optimum: {'; '.join(found.doubts())}); the settlement uses the answer as found",)
+        z = found.objective - built.offset
+        start = np.zeros(len(c))  # measured from 0: Clarabel stalls when the cost row's slack sets the scale
+        scale = max(1.0, abs(z))
+        A, b, sense = sp.vstack([A, sp.csr_matrix(c / scale)], format="csr"), np.append(b, z / scale + SLACK), np.append(sense, "<")
+    else:
+        face = _optimal_face(A, b, sense, lb, ub, c)
+        if isinstance(face, str):
+            return (f"the settlement point was not selected ({face}); the settlement uses the solver's optimum, which may not be the only one",)
+        sense, lb, ub, start = face
+    # the targets' change from the starting point: e(x) = a + p, p = E (x - start), so
+    # sum e^2 = const + 2 a'p + p'p -- the same minimiser, without the large constant
+    # that would set the scale of Clarabel's (relative) stopping test
+    E, const = _target_rows(targets, pos, A.shape[1])
+    n, k = A.shape[1], E.shape[0]
+    a = E @ start + const
+    A_all = sp.vstack([sp.hstack([A, sp.csr_matrix((A.shape[0], k))]), sp.hstack([E, -sp.identity(k)])], format="csr")
+    Q = sp.block_diag([sp.csr_matrix((n, n)), 2 * sp.identity(k)], format="csc")
+    form = conic.assemble(A_all, np.append(b, E @ start), np.append(sense, np.full(k, "=")), np.append(lb, np.full(k, -np.inf)), np.append(ub, np.full(k, np.inf)), Q, np.append(np.zeros(n), 2 * a), cones, np.arange(n + k), np.zeros(n + k, dtype=str))
+    sol = clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, clarabel_backend.cones(form), clarabel_backend.settings()).solve()
+    status = clarabel_backend.name(sol)
+    if status != "Solved":
+        return (f"the settlement point was not selected (Clarabel ended '{status}'); the settlement uses the solver's optimum, which may not be the only one",)
+    x = form.full(np.asarray(sol.x))[:n]
+    saved = {name: var.solution.copy() for name, var in m.variables.items()} if m.status == "ok" else None
+    chosen = np.full(m._xCounter, np.nan)
+    chosen[np.asarray(mat.vlabels)] = x
+    store_solution(m, chosen)
+    worst = max(primal_residual(built), conic.cone_violation(built, chosen))
+    if worst > FEASIBILITY_TOL:
+        _put(m, saved)
+        return (f"the settlement point was not selected (it violates the model by {worst:.3g} p.u.); the settlement uses the solver's optimum, which may not be the only one",)
+    return ()
+
+
+#: a reduced cost or row dual is nonzero above this share of the largest cost coefficient
+DUAL_TOL = 1e-9
+
+
+def _optimal_face(A: sp.csr_matrix, b, sense, lb, ub, c) -> tuple | str:
+    """(sense, lb, ub) of the optimal face of ``min c'x, A x (sense) b, lb <= x <= ub``,
+    or why it was not found (see :func:`select`)."""
+    from scipy.optimize import linprog
+
+    eq, le, ge = sense == "=", sense == "<", sense == ">"
+    upper = sp.vstack([A[le], -A[ge]], format="csr")
+    rhs = np.concatenate([b[le], -b[ge]])
+    bounds = np.column_stack([np.where(np.isfinite(lb), lb, -np.inf), np.where(np.isfinite(ub), ub, np.inf)])
+    res = linprog(c, A_ub=upper if upper.shape[0] else None, b_ub=rhs if upper.shape[0] else None, A_eq=A[eq] if eq.any() else None, b_eq=b[eq] if eq.any() else None, bounds=bounds, method="highs-ds")
+    if res.status != 0:
+        return f"the LP solved again for its duals ended: {res.message}"
+    tol = DUAL_TOL * max(1.0, float(np.abs(c).max(initial=0.0)))
+    lb, ub, sense = lb.copy(), ub.copy(), sense.copy()
+    at_lower, at_upper = np.abs(res.lower.marginals) > tol, np.abs(res.upper.marginals) > tol
+    ub[at_lower], lb[at_upper] = lb[at_lower], ub[at_upper]
+    if upper.shape[0]:
+        active = np.abs(res.ineqlin.marginals) > tol
+        rows = np.flatnonzero(le | ge)
+        sense[rows[active]] = "="
+    return sense, lb, ub, res.x
+
+
+def _solution_by_label(m) -> np.ndarray:
+    out = np.full(m._xCounter, np.nan)
+    for _, var in m.variables.items():
+        labels, values = var.labels.values.ravel(), var.solution.values.ravel()
+        out[labels[labels >= 0]] = values[labels >= 0]
+    return out
+
+
+def _target_rows(targets, pos: np.ndarray, n: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The targets' linear expressions as sparse rows over the model's columns, and their constants."""
+    blocks, consts = [], []
+    for expr in targets:
+        e = as_linopy(expr)
+        dims = [d for d in e.coord_dims]
+        labels = e.vars.transpose(*dims, "_term").values.reshape(-1, e.nterm)
+        coeffs = e.coeffs.transpose(*dims, "_term").values.reshape(-1, e.nterm)
+        row, term = np.nonzero(labels >= 0)
+        blocks.append(sp.csr_matrix((coeffs[row, term], (row, pos[labels[row, term]])), shape=(labels.shape[0], n)))
+        consts.append(np.nan_to_num(e.const.transpose(*dims).values.ravel()))
+    return sp.vstack(blocks, format="csr"), np.concatenate(consts)
+
+
+def _over_agents(agents: tuple[str, ...], values) -> xr.DataArray:
+    return xr.DataArray(np.asarray(values, dtype=float), coords={"agent": list(agents)}, dims="agent")
+
+
+def _step_value(case: ir.CaseIR, g: ir.GameIR) -> xr.DataArray:
+    """The mean of the two tariffs times the step length: net export in currency."""
+    return xr.DataArray((g.retail + g.feed_in) / 2 * case.system.dt, coords={ir.TIME: pd.RangeIndex(len(g.retail), name=ir.TIME)}, dims=ir.TIME)
+
+
+def _cost_exprs(built: Built, agents: tuple[str, ...]):
+    """Each agent's cost terms as one linear expression over ``agent``: every
+    kind's per-instance cost times the 0/1 ownership of (instance, agent), summed."""
+    total = None
+    for kind, value in built.costs:
+        if not is_expr(value):
+            continue  # a constant cost is the same at every point
+        lin = as_linopy(value)
+        names = lin.indexes[kind]
+        owned = np.equal.outer([built.case.owners.get(str(n), "") for n in names], list(agents)).astype(float)
+        if not owned.any():
+            continue
+        keep = owned.any(axis=1)
+        part = (lin.isel({kind: np.flatnonzero(keep)}) * xr.DataArray(owned[keep], coords={kind: names[keep], "agent": list(agents)}, dims=(kind, "agent"))).sum(kind)
+        total = part if total is None else total + part
+    return total if total is not None else _over_agents(agents, np.zeros(len(agents)))
+
+
+def _disagreements(built: Built, mk: ir.MarketIR) -> tuple[np.ndarray, list[str]]:
+    """Each member's cost alone (its disagreement point), and what to say about them.
+
+    A member whose problem alone has no trusted solution cannot operate alone:
+    that is an error at the market, naming the conflict HiGHS finds in the
+    island's rows (or, if it finds none, how the solve ended)."""
+    out = np.empty(len(mk.members))
+    for i, agent in enumerate(mk.members):
+        island = build(alone(built.case, agent))
+        try:
+            r = solve(island)
+        except GridError as exc:
+            raise _cannot_operate_alone(mk, agent, [e.message for e in getattr(exc, "errors", [exc])]) from None
+        if r.doubts():
+            conflict = _infeasible(island)
+            raise _cannot_operate_alone(mk, agent, [e.message for e in getattr(conflict, "errors", [conflict])] if conflict is not None else list(r.doubts()))
+        out[i] = r.objective
+    return out, []
+
+
+def _infeasible(island: Built) -> GridError | None:
+    """HiGHS's conflict in the linear part of a model, if that part is infeasible."""
+    from gridlang.solvers.highs import explain_infeasible
+
+    try:
+        error = explain_infeasible(island, "HiGHS")
+    except Exception:  # HiGHS could not even run the model: no conflict to show
+        return None
+    return error if str(island.model.termination_condition) in ("infeasible", "infeasible_or_unbounded") else None
+
+
+def _cannot_operate_alone(mk: ir.MarketIR, agent: str, why: list[str]) -> GridError:
+    why = [w.removeprefix("infeasible: ") for w in why]
+    shown = "; ".join(why[:3]) + (f"; and {len(why) - 3} more" if len(why) > 3 else "")
+    return GridError(
+        mk.span,
+        f"member '{agent}' of market '{mk.name}' cannot operate alone: as an island of its own assets, without trading, its problem has no solution, so it has no disagreement point ({shown})",
+        f"give '{agent}' a curtailable load (curtailable = ... %), a generator or grid connection of its own, or leave it out of the market",
+    )
+
+
+def _settle_market(built: Built, block, disagreement: np.ndarray, messages: list[str]) -> Settlement:
+    """Stage 2 of one market at the solution in ``built`` (see the module docstring)."""
+    mk = block.market
+    fees = np.asarray(as_linopy(block.fees).solution.values, dtype=float)
+    cost = agent_costs(built, mk.members) + fees
+    messages = list(messages)
+    if np.isnan(disagreement).any():
+        surplus, gain, payment = float("nan"), np.full(len(mk.members), np.nan), np.full(len(mk.members), np.nan)
+    else:
+        surplus, gain, payment = nash_payments(cost, disagreement, mk.powers)
+        if surplus < 0:
+            messages.append(f"the surplus of market '{mk.name}' is negative ({surplus:.4g}): trading costs more than it saves, so no agent can be made whole")
+    return Settlement(mk.name, mk.members, mk.powers, cost, fees, disagreement, surplus, gain, payment, float(fees.sum()), tuple(messages))
 
 
 def alone(case: ir.CaseIR, *agents: str) -> ir.CaseIR:
@@ -184,49 +441,78 @@ class GameSettlement:
         return self.operator_alone - self.operator_final
 
 
-def settle_games(built: Built, solve_alone) -> tuple[GameSettlement, ...]:
-    """Stage 2 of every prosumer-operator game (see :class:`GameSettlement`)."""
-    case = built.case
+@dataclass(frozen=True, slots=True, eq=False)
+class AloneGame:
+    """A game's sides without cooperation: prosumers at the tariffs, the operator serving them."""
+
+    cost: np.ndarray  # each prosumer's cost at the tariffs
+    operator: float  # the operator's cost serving their schedules, less what it sells them
+    schedules: np.ndarray  # (prosumers, T) net import at the tariffs, internal power
+    messages: tuple[str, ...] = ()
+
+
+def _alone_game(built: Built, g: ir.GameIR) -> AloneGame:
+    """Every prosumer alone at the tariffs (one model, on its settlement point:
+    the schedules are selected as in :func:`select`), then the operator alone
+    serving those schedules as fixed loads."""
+    case, dt = built.case, built.case.system.dt
+    tariff_built = build(with_tariffs(alone(case, *g.prosumers), g))
+    names = [f"{a}_tariff" for a in g.prosumers]
+    variables = tariff_built.model.variables
+    flows = (variables["grid-import"] - variables["grid-export"]).sel(grid=names).rename(grid="agent").assign_coords(agent=list(g.prosumers))
+
+    def solved() -> float:
+        tariffs = solve(tariff_built)
+        if tariffs.doubts():
+            raise GridError(g.span, f"the prosumers of game '{g.name}' at the tariffs have no trusted solution ({'; '.join(tariffs.doubts())})", "check the prosumers' assets and the solver options")
+        return tariffs.objective
+
+    # a linear model's selection needs no solution to start from (it finds its optimal face itself)
+    linear = not (tariff_built.cones or tariff_built.integer)
+    if not linear:
+        solved()
+    messages = select(tariff_built, [flows * _step_value(case, g)])
+    if messages and linear:
+        solved()
+    alone_cost = agent_costs(tariff_built, g.prosumers)
+    schedules = (variables["grid-import"].solution - variables["grid-export"].solution).sel(grid=names).transpose("grid", ...).values
+    served = solve(build(with_schedules(alone(case, g.operator), g, _buses_of(case, g.prosumers), schedules)))
+    if served.doubts():
+        raise GridError(g.span, f"the operator '{g.operator}' of game '{g.name}' cannot serve the prosumers' schedules at the tariffs alone ({'; '.join(served.doubts())})", "check the network's limits against the prosumers' demand")
+    revenue = float(((g.retail * np.maximum(schedules, 0) + g.feed_in * np.minimum(schedules, 0)) * dt).sum())
+    return AloneGame(alone_cost, served.objective - revenue, schedules, messages)
+
+
+def _settle_game(built: Built, block, a: AloneGame) -> GameSettlement:
+    """Stage 2 of one prosumer-operator game at the solution in ``built`` (see :class:`GameSettlement`)."""
+    case, g = built.case, block.game
     dt = case.system.dt
     price_unit = case.system.base.factor("$/MWh")[0]
     power_unit = case.system.base.factor("MW")[0]
-    out = []
-    for block in built.games:
-        g = block.game
-        messages: list[str] = []
-        exported = np.asarray(block.exported.solution.transpose("agent", ...).values, dtype=float)
-        m = -exported  # net import per prosumer and step, p.u.
-        costs = agent_costs(built, (*g.prosumers, g.operator))
-        cost, operator_cost = costs[:-1], float(costs[-1])
-        tariff_built, tariffs = solve_alone(with_tariffs(alone(case, *g.prosumers), g))  # every prosumer alone, one model
-        alone_cost = agent_costs(tariff_built, g.prosumers)
-        flows = (tariffs.dataset["grid-import"] - tariffs.dataset["grid-export"]) * power_unit
-        schedules = flows.sel(grid=[f"{a}_tariff" for a in g.prosumers]).values
-        buses = _buses_of(case, g.prosumers)
-        _, served = solve_alone(with_schedules(alone(case, g.operator), g, buses, schedules))
-        revenue = float(((g.retail * np.maximum(schedules, 0) + g.feed_in * np.minimum(schedules, 0)) * dt).sum())
-        operator_alone = served.objective - revenue
-        surplus = float(alone_cost.sum() + operator_alone - cost.sum() - operator_cost)
-        wanted = float(alone_cost.sum() - cost.sum() - g.powers[0] * surplus)  # the unconstrained Nash transfer
-        total = m.sum(axis=0)
-        importing = total >= 0  # per step: the prosumer side buys (or sells) on balance
-        low = np.where(importing, g.feed_in, g.retail)  # the price that favours the prosumers most
-        high = np.where(importing, g.retail, g.feed_in)  # ... and the operator most
-        base, spread = float((low * total * dt).sum()), float(((high - low) * total * dt).sum())
-        theta = 0.5 if abs(spread) < 1e-12 else (wanted - base) / spread
-        if not 0 <= theta <= 1:  # the Nash product is concave in theta: its best feasible point is the nearer bound
-            messages.append(
-                f"the split by bargaining power needs theta = {theta:.3g}, outside [0, 1]: the price sits at the "
-                f"bound that favours the {'operator' if theta > 1 else 'prosumers'} and the gains follow from it"
-            )
-            theta = min(max(theta, 0.0), 1.0)
-        if surplus < -1e-9 * max(1.0, abs(alone_cost.sum())):
-            messages.append(f"the surplus of game '{g.name}' is negative ({surplus:.4g}): cooperation costs more than the tariffs")
-        price = low + theta * (high - low)
-        paid = (price * m * dt).sum(axis=1)  # each prosumer's energy bill at the interactive price
-        transfer = float(paid.sum())
-        out.append(GameSettlement(g.name, g.prosumers, g.operator, g.powers, price / price_unit, g.retail / price_unit, g.feed_in / price_unit, theta, m / power_unit, cost, operator_cost, alone_cost, operator_alone, surplus, transfer, cost + paid, operator_cost - transfer, tuple(messages)))
-    return tuple(out)
+    messages = list(a.messages)
+    m = -np.asarray(block.exported.solution.transpose("agent", ...).values, dtype=float)  # net import per prosumer and step, p.u.
+    costs = agent_costs(built, (*g.prosumers, g.operator))
+    cost, operator_cost = costs[:-1], float(costs[-1])
+    surplus = float(a.cost.sum() + a.operator - cost.sum() - operator_cost)
+    wanted = float(a.cost.sum() - cost.sum() - g.powers[0] * surplus)  # the unconstrained Nash transfer
+    total = m.sum(axis=0)
+    importing = total >= 0  # per step: the prosumer side buys (or sells) on balance
+    low = np.where(importing, g.feed_in, g.retail)  # the price that favours the prosumers most
+    high = np.where(importing, g.retail, g.feed_in)  # ... and the operator most
+    base, spread = float((low * total * dt).sum()), float(((high - low) * total * dt).sum())
+    theta = 0.5 if abs(spread) < 1e-12 else (wanted - base) / spread
+    if not 0 <= theta <= 1:  # the Nash product is concave in theta: its best feasible point is the nearer bound
+        messages.append(
+            f"the split by bargaining power needs theta = {theta:.3g}, outside [0, 1]: the price sits at the "
+            f"bound that favours the {'operator' if theta > 1 else 'prosumers'} and the gains follow from it"
+        )
+        theta = min(max(theta, 0.0), 1.0)
+    if surplus < -1e-9 * max(1.0, abs(a.cost.sum())):
+        messages.append(f"the surplus of game '{g.name}' is negative ({surplus:.4g}): cooperation costs more than the tariffs")
+    price = low + theta * (high - low)
+    paid = (price * m * dt).sum(axis=1)  # each prosumer's energy bill at the interactive price
+    transfer = float(paid.sum())
+    return GameSettlement(g.name, g.prosumers, g.operator, g.powers, price / price_unit, g.retail / price_unit, g.feed_in / price_unit, theta, m / power_unit, cost, operator_cost, a.cost, a.operator, surplus, transfer, cost + paid, operator_cost - transfer, tuple(messages))
 
 
 def _buses_of(case: ir.CaseIR, agents: tuple[str, ...]) -> tuple[str, ...]:
