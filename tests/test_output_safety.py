@@ -252,7 +252,7 @@ def test_scenarios_rerun_into_its_own_output(tmp_path):
     for _ in range(2):
         r = runner.invoke(app, ["scenarios", str(YEAR_CSV), "-k", "3", "--out", str(out)])
         assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in out.iterdir()) == ["typical_days.csv", "typical_days.png"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "typical_days.csv", "typical_days.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["td"]
 
 

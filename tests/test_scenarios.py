@@ -272,7 +272,7 @@ def test_cli_writes_csv_and_plot(tmp_path):
     assert len(table) == 8 * 24
     assert np.isclose(table["weight"][::24].sum(), 1.0, atol=1e-6)
     assert (out / "typical_days.png").stat().st_size > 1000
-    assert sorted(p.name for p in out.iterdir()) == ["typical_days.csv", "typical_days.png"]  # no temporary files left
+    assert sorted(p.name for p in out.iterdir()) == [".gridlang-results.json", "typical_days.csv", "typical_days.png"]  # no temporary files left
 
 
 def test_cli_bad_input_exits_1_with_line(tmp_path, lines):

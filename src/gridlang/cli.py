@@ -176,7 +176,7 @@ def scenarios(
 
     with _reporting(debug):
         folder = out_dir or Path("results") / data.stem
-        check_folder(folder, SCENARIO_FILES)
+        check_folder(folder)
         year = read_year(data)
         rep = "medoid" if medoids else "centroid"
         td = typical_days(year, k, extremes=extremes, representative=rep)
@@ -198,7 +198,7 @@ def scenarios(
             if plot:
                 plot_typical_days(td, staging / png_path.name, f"{data.name}: K = {k}, {len(td.weights)} scenarios ({rep}s), RMSE {td.rmse:.4f} p.u.")
 
-        write_folder(folder, write, SCENARIO_FILES, manifest=False)
+        write_folder(folder, write)
         if plot:
             out.print(f"wrote {csv_path} and {png_path}", markup=False, highlight=False)
         else:

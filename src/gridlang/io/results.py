@@ -53,7 +53,7 @@ class Folder:
 
     path: Path
     exists: bool
-    previous: frozenset[str]  # names gridlang wrote there before (its manifest), or of an older output
+    previous: frozenset[str]  # names gridlang wrote there before (its manifest)
 
 
 def _plain_name(name: object) -> bool:
@@ -93,12 +93,11 @@ def _check_creatable(path: Path, what: str, flag: str) -> None:
         raise GridError(COMMAND_LINE, f"cannot create {what} {path}: folder {base} is not writable", f"give {flag} a folder you can write to")
 
 
-def check_folder(path: Path, own: Iterable[str] = (), flag: str = "--out") -> Folder:
+def check_folder(path: Path, flag: str = "--out") -> Folder:
     """Check that results may be written into folder ``path``; nothing is written.
 
-    Allowed: a missing folder that can be created, an empty folder, a previous
-    gridlang result (it has a valid manifest), or a folder holding only files
-    named in ``own`` (the output of a command that writes no manifest)."""
+    Allowed: a missing folder that can be created, an empty folder, or a
+    previous gridlang result (it has a valid manifest)."""
     if path.is_symlink() and not path.exists():
         raise GridError(COMMAND_LINE, f"{path} is a broken link, not a results folder", f"give {flag} a new or empty folder")
     if not path.exists():
@@ -110,10 +109,8 @@ def check_folder(path: Path, own: Iterable[str] = (), flag: str = "--out") -> Fo
         raise GridError(COMMAND_LINE, f"results folder {path} is not writable", f"give {flag} a folder you can write to")
     entries = {p.name for p in path.iterdir()}
     manifest = read_manifest(path)
-    if manifest is not None:
-        return Folder(path, True, manifest)
-    if entries <= set(own):
-        return Folder(path, True, frozenset(entries))
+    if manifest is not None or not entries:
+        return Folder(path, True, manifest or frozenset())
     shown = ", ".join(sorted(entries)[:3]) + (", ..." if len(entries) > 3 else "")
     raise GridError(
         COMMAND_LINE,
@@ -198,16 +195,16 @@ def _write_manifest(path: Path, files: Iterable[str], **extra: object) -> None:
     path.write_text(json.dumps({"written_by": "gridlang", "files": sorted(files), **extra}, indent=2) + "\n", encoding="utf-8")
 
 
-def write_folder(out: Path, write: Callable[[Path], None], own: Iterable[str] = (), manifest: bool = True, **extra: object) -> list[Path]:
+def write_folder(out: Path, write: Callable[[Path], None], **extra: object) -> list[Path]:
     """Let ``write(staging)`` create files in a staging folder, then move them into ``out``.
 
     ``out`` is checked again (:func:`check_folder`); a file ``write`` made
     whose name is taken in ``out`` by a file gridlang did not write is an
     error, and nothing is moved.  Files of the previous result that this one
-    does not have are removed.  With ``manifest`` the folder gets a manifest
-    (``extra`` goes into it too).  Returns the files written."""
-    out, own = Path(out), frozenset(own)
-    target = check_folder(out, own)
+    does not have are removed.  The folder gets a manifest (``extra`` goes
+    into it too).  Returns the files written."""
+    out = Path(out)
+    target = check_folder(out)
     created = [] if target.exists else _make_parents(out.parent)
     staging = Path(tempfile.mkdtemp(prefix=".gridlang-staging-", dir=out if target.exists else out.parent))
     try:
@@ -216,8 +213,7 @@ def write_folder(out: Path, write: Callable[[Path], None], own: Iterable[str] = 
         if not all(_plain_name(n) and (staging / n).is_file() for n in names):
             raise RuntimeError(f"results must be plain files, got {names}")
         if not target.exists:
-            if manifest:
-                _write_manifest(staging / MANIFEST, names, **extra)
+            _write_manifest(staging / MANIFEST, names, **extra)
             with _sigint_held(out):
                 os.rename(staging, out)  # one step: the folder appears whole
                 created = []
@@ -231,19 +227,17 @@ def write_folder(out: Path, write: Callable[[Path], None], own: Iterable[str] = 
                 "move those files away, or choose an empty or new folder",
             )
         with _sigint_held(out):
-            if manifest:  # first the union, so that a crash mid-way leaves every file accounted for
-                _write_manifest(staging / MANIFEST, set(names) | target.previous, **extra)
-                os.replace(staging / MANIFEST, out / MANIFEST)
+            # first the union, so that a crash mid-way leaves every file accounted for
+            _write_manifest(staging / MANIFEST, set(names) | target.previous, **extra)
+            os.replace(staging / MANIFEST, out / MANIFEST)
             for n in names:
                 os.replace(staging / n, out / n)
-            stale = target.previous - set(names) if manifest else (target.previous & set(own)) - set(names)
-            for n in sorted(stale):
+            for n in sorted(target.previous - set(names)):
                 old = out / n
                 if old.is_file() and not old.is_symlink():
                     old.unlink()
-            if manifest:
-                _write_manifest(staging / MANIFEST, names, **extra)
-                os.replace(staging / MANIFEST, out / MANIFEST)
+            _write_manifest(staging / MANIFEST, names, **extra)
+            os.replace(staging / MANIFEST, out / MANIFEST)
         return [out / n for n in names]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
