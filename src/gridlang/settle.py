@@ -232,6 +232,8 @@ def select(built: Built, targets) -> tuple[str, ...]:
 
 #: a reduced cost or row dual is nonzero above this share of the largest cost coefficient
 DUAL_TOL = 1e-9
+#: scipy's method for the LP whose duals give the optimal face (a vertex and exact duals)
+FACE_LP_METHOD = "highs-ds"
 
 
 def _optimal_face(A: sp.csr_matrix, b, sense, lb, ub, c) -> tuple | str:
@@ -243,7 +245,7 @@ def _optimal_face(A: sp.csr_matrix, b, sense, lb, ub, c) -> tuple | str:
     upper = sp.vstack([A[le], -A[ge]], format="csr")
     rhs = np.concatenate([b[le], -b[ge]])
     bounds = np.column_stack([np.where(np.isfinite(lb), lb, -np.inf), np.where(np.isfinite(ub), ub, np.inf)])
-    res = linprog(c, A_ub=upper if upper.shape[0] else None, b_ub=rhs if upper.shape[0] else None, A_eq=A[eq] if eq.any() else None, b_eq=b[eq] if eq.any() else None, bounds=bounds, method="highs-ds")
+    res = linprog(c, A_ub=upper if upper.shape[0] else None, b_ub=rhs if upper.shape[0] else None, A_eq=A[eq] if eq.any() else None, b_eq=b[eq] if eq.any() else None, bounds=bounds, method=FACE_LP_METHOD)
     if res.status != 0:
         return f"the LP solved again for its duals ended: {res.message}"
     tol = DUAL_TOL * max(1.0, float(np.abs(c).max(initial=0.0)))

@@ -1,0 +1,79 @@
+"""The settlement point is one defined optimum: the same prices and payments
+whichever optimum stage 1 found (HiGHS with other threads or seeds, Clarabel,
+ATC), and the same from another starting vertex of the optimal face."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gridlang
+from conftest import CASES
+from gridlang import settle
+
+ATOL = 1e-6  # currency/MWh for prices, currency for money
+
+
+def _game(**solve):
+    r = gridlang.load(CASES / "prosumers.grid").solve(**solve)
+    assert not r.doubts() and not r.warnings, (r.doubts(), r.warnings)
+    (g,) = r.games
+    return g
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _game(solver="highs")
+
+
+@pytest.mark.parametrize(
+    "solve",
+    [{"solver": "highs", "threads": 1}, {"solver": "highs", "random_seed": 7}, {"solver": "highs", "random_seed": 12345}, {"solver": "clarabel"}, {"method": "atc"}],
+    ids=["highs-threads-1", "highs-seed-7", "highs-seed-12345", "clarabel", "atc"],
+)
+def test_prosumers_game_is_settled_the_same_whatever_solved_stage_1(reference, solve) -> None:
+    g = _game(**solve)
+    np.testing.assert_allclose(g.price, reference.price, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(g.net_import, reference.net_import, atol=1e-9, rtol=0)  # MW
+    np.testing.assert_allclose(np.append(g.final, g.operator_final), np.append(reference.final, reference.operator_final), atol=ATOL, rtol=0)
+    assert g.theta == pytest.approx(reference.theta, abs=1e-9)
+
+
+def test_the_point_does_not_depend_on_the_starting_vertex(reference, monkeypatch) -> None:
+    """HiGHS's interior point (with crossover) starts from another vertex and
+    marks other rows active: the least-squares point is the same."""
+    monkeypatch.setattr(settle, "FACE_LP_METHOD", "highs-ipm")
+    g = _game(solver="highs")
+    np.testing.assert_allclose(g.price, reference.price, atol=ATOL, rtol=0)
+    np.testing.assert_allclose(np.append(g.final, g.operator_final), np.append(reference.final, reference.operator_final), atol=ATOL, rtol=0)
+
+
+def test_the_settlement_point_is_an_optimum_and_reported(reference) -> None:
+    r = gridlang.load(CASES / "prosumers.grid").solve(solver="highs")
+    (g,) = r.games
+    # the reported point is the settlement point: every agent's cost in the results is the game's
+    np.testing.assert_allclose(r["agent_cost"].sel(agent=[*g.prosumers, g.operator]).values, np.append(g.cost, g.operator_cost), atol=1e-9)
+    # ... and it is optimal: the members' costs add up to the optimum
+    assert g.cost.sum() + g.operator_cost == pytest.approx(r.objective, rel=1e-9)
+    assert r.residual <= 1e-5
+
+
+def _market(formulation, **solve):
+    r = gridlang.load(CASES / "three_microgrids.grid", formulation=formulation).solve(**solve)
+    assert not r.doubts() and not r.warnings, (r.doubts(), r.warnings)
+    (s,) = r.settlements
+    return s
+
+
+@pytest.mark.parametrize(
+    "formulation, solves",
+    [("lindistflow", [{"solver": "highs"}, {"solver": "highs", "random_seed": 7}, {"solver": "clarabel"}, {"method": "atc"}]), (None, [{}, {"method": "atc"}])],
+    ids=["lp", "soc"],
+)
+def test_three_microgrids_payments_whatever_solved_stage_1(formulation, solves) -> None:
+    first, *others = [_market(formulation, **s) for s in solves]
+    for s in others:
+        np.testing.assert_allclose(s.payment, first.payment, atol=ATOL, rtol=0)
+        np.testing.assert_allclose(s.cost, first.cost, atol=ATOL, rtol=0)
+        np.testing.assert_allclose(s.fees_paid, first.fees_paid, atol=ATOL, rtol=0)
+    assert abs(first.budget_balance) < 1e-6 and first.rational
