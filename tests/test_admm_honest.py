@@ -82,6 +82,8 @@ def test_the_stopping_test_is_relative_to_the_terms() -> None:
     result, run = decompose.solve(gridlang.load(COMMUNITY).built, "admm")
     last = run.trace[-1]
     assert last.primal <= last.eps_primal and last.dual <= last.eps_dual and last.worst <= FEASIBILITY_TOL
+    np.testing.assert_array_equal(result["admm_eps_primal"].values, [s.eps_primal for s in run.trace])  # the results hold the tests too
+    assert float(result["admm_worst"][-1]) == last.worst
     # the relative part decides: the absolute part (sqrt(m) tol) is under half the test
     m = split(gridlang.load(COMMUNITY).built).n_coupling
     assert np.sqrt(m) * decompose.Settings().tol < 0.5 * last.eps_primal

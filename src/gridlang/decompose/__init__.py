@@ -5,8 +5,9 @@ method's settings, splits the compiled case by agent (:mod:`split`), runs the
 coordinator (:mod:`admm` or :mod:`atc`) with the agents' persistent
 subproblems in an executor (:mod:`executors`), and returns a
 :class:`~gridlang.solvers.result.Result` like a central solve, with the
-convergence trace in its dataset (``admm_primal``, ``admm_dual``,
-``admm_rho`` over ``iteration``).
+convergence trace in its dataset (``admm_primal``, ``admm_dual``, the tests
+they are held to ``admm_eps_primal``, ``admm_eps_dual``, the largest coupling
+violation ``admm_worst``, ``admm_rho``, ``admm_stale`` over ``iteration``).
 
 A decomposition says ``converged`` only when the *whole* model holds at the
 assembled point as a central solution must: the largest violation of any
@@ -167,6 +168,9 @@ def trace_dataset(run: Run) -> xr.Dataset:
         {
             "admm_primal": xr.DataArray([s.primal for s in run.trace], coords=it, dims="iteration"),
             "admm_dual": xr.DataArray([s.dual for s in run.trace], coords=it, dims="iteration"),
+            "admm_eps_primal": xr.DataArray([s.eps_primal for s in run.trace], coords=it, dims="iteration", attrs={"note": "the test the primal residual is held to"}),
+            "admm_eps_dual": xr.DataArray([s.eps_dual for s in run.trace], coords=it, dims="iteration", attrs={"note": "the test the dual residual is held to"}),
+            "admm_worst": xr.DataArray([s.worst for s in run.trace], coords=it, dims="iteration", attrs={"units": "p.u.", "note": "largest violation of a coupling row"}),
             "admm_rho": xr.DataArray([s.rho for s in run.trace], coords=it, dims="iteration"),
             "admm_stale": xr.DataArray([len(s.stale) for s in run.trace], coords=it, dims="iteration", attrs={"units": "agents"}),
         }
