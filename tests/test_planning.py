@@ -90,9 +90,8 @@ def test_downstream_sections_of_the_33_bus_feeder(milp) -> None:
     assert set(buses[down[5] > 0]) == {f"b{i}" for i in range(26, 34)}
 
 
-def test_eens_equals_the_islands_shortfall_recomputed(milp) -> None:
-    """EENS from the solution's sizes: sum_l rate * repair * mean_t max(0, demand - island)."""
-    case, r = milp
+def island_deficit(case, r) -> np.ndarray:
+    """(failures, T) MW: max(0, demand - island supply) of each section, from the solution's sizes."""
     net, rel = case.ir.networks[0], case.ir.plan.reliability
     buses = list(net.buses)
     t = case.ir.system.steps
@@ -106,11 +105,55 @@ def test_eens_equals_the_islands_shortfall_recomputed(milp) -> None:
         elif g.kind.name in ("storage_candidate", "generator_candidate"):
             np.add.at(island, at, np.repeat(r[f"{g.kind.name}-size"].values[:, None], t, axis=1))
     down = downstream_sets(net, rel.lines)
-    shortfall = np.maximum(down @ demand - down @ island, 0)
+    return np.maximum(down @ demand - down @ island, 0)
+
+
+def saidi_recomputed(case, r) -> float:
+    """SAIDI from the solution: a section is interrupted unless its island covers its demand at every step."""
+    net, rel = case.ir.networks[0], case.ir.plan.reliability
+    customers = np.zeros(len(net.buses))
+    for g in case.ir.groups:
+        if "customers" in g.params:
+            np.add.at(customers, [list(net.buses).index(b) for b in g.buses], g.params["customers"][:, 0])
+    down = downstream_sets(net, rel.lines)
+    interrupted = island_deficit(case, r).max(axis=1) > 1e-4  # MW (1e-5 p.u. on 10 MVA)
+    return float((rel.rate * rel.repair * (down @ customers) * interrupted).sum() / customers.sum())
+
+
+def test_eens_equals_the_islands_shortfall_recomputed(milp) -> None:
+    """EENS from the solution's sizes: sum_l rate * repair * mean_t max(0, demand - island)."""
+    case, r = milp
+    rel = case.ir.plan.reliability
     weight = case.ir.system.step_weight / case.ir.system.step_weight.sum()
-    eens = float((rel.rate * rel.repair * (shortfall * weight).sum(axis=1)).sum())
+    eens = float((rel.rate * rel.repair * (island_deficit(case, r) * weight).sum(axis=1)).sum())
     assert r.plan.eens == pytest.approx(eens, rel=1e-6, abs=1e-6)
     assert r.plan.failures["eens_MWh_per_yr"].sum() == pytest.approx(r.plan.eens)
+    assert r.plan.saidi == pytest.approx(saidi_recomputed(case, r), abs=1e-9)
+
+
+def test_saidi_is_read_from_the_plan_not_from_the_served_binary(monkeypatch) -> None:
+    """The plan a tight SAIDI limit chooses, solved again with its investments fixed and a
+    limit that does not bind: ``served`` is then free, and forced to 0 everywhere (an
+    optimum as good as any).  The report still counts every section whose island
+    covers its demand as served: the same SAIDI, equal to the one recomputed from the sizes."""
+    from gridlang.collaborate import decisions
+    from gridlang.compiler.reliability import SERVED
+
+    _, tight = solve_milp(plan_text(voll=None, extra="  saidi_max = 3.5 h\n"), monkeypatch)
+    case = gridlang.load(plan_text(voll=None, extra="  saidi_max = 100 h\n"), formulation="lindistflow")
+    model = case.built.model
+    for name in decisions(case.built):  # the tight plan's investments, fixed
+        var = model.variables[name]
+        value = tight.dataset[name].values * case.built.units.get(name, ("", 1.0))[1]
+        var.lower, var.upper = var.lower * 0 + value, var.upper * 0 + value
+    served = model.variables[SERVED]
+    served.lower, served.upper = served.lower * 0, served.upper * 0
+    forced = case.solve("highs", compare_plans=False)
+    assert forced.optimal and (forced[SERVED].values == 0).all()
+    assert forced.plan.failures["islanded"].any()  # not vacuous: some islands cover their demand
+    assert forced.plan.saidi == pytest.approx(saidi_recomputed(case, forced), abs=1e-9)
+    assert forced.plan.saidi == pytest.approx(tight.plan.saidi, abs=1e-9)
+    assert (forced.plan.failures["islanded"] == tight.plan.failures["islanded"]).all()
 
 
 def test_tighter_eens_limits_cut_eens_and_raise_investment(monkeypatch) -> None:

@@ -4,7 +4,12 @@
   its bus, owner, decision and size;
 * the annual cost split by category (the labels of the ``cost`` statements:
   investment, operation, purchase, unserved energy);
-* reliability: EENS (MWh/yr), SAIDI (h/yr) and each failing line's share;
+* reliability: EENS (MWh/yr), SAIDI (h/yr) and each failing line's share,
+  computed from the plan itself: a section is islanded (served) when its
+  island's supply covers its demand at every step within
+  :data:`~gridlang.solvers.result.FEASIBILITY_TOL` p.u., and its energy not
+  served is the uncovered demand -- not what the model's ``served`` binary
+  or shortfall variable happen to be where no limit or cost binds them;
 * the worst typical day: the one with the lowest voltage, with its voltage
   profile and line loading at its worst hour;
 * the same plan under other formulations (``compare = lindistflow``), side
@@ -27,9 +32,8 @@ import xarray as xr
 
 from gridlang.compiler.build import Built
 from gridlang.compiler.ir import TIME
-from gridlang.compiler.reliability import SERVED, SHORTFALL
 from gridlang.errors import GridError
-from gridlang.solvers.result import Result
+from gridlang.solvers.result import FEASIBILITY_TOL, Result
 
 UNITS = {"eens_max": "MWh/yr", "saidi_max": "h/yr"}
 
@@ -78,9 +82,9 @@ def report(built: Built, result: Result, compared: tuple[PlanReport, ...] = ()) 
     rel = built.reliability
     if rel is None:
         return out
-    shortfall_mw = built.model.variables[SHORTFALL].solution.transpose("failure", TIME).values * base_mw
-    per_line = rel.data.rate * rel.data.repair * (shortfall_mw * rel.step_share).sum(axis=1)
-    islanded = shortfall_mw.max(axis=1) <= 1e-6 if SERVED not in ds else ds[SERVED].values > 0.5
+    deficit = rel.deficit()  # from the plan itself, whatever the shortfall and served variables say
+    per_line = rel.data.rate * rel.data.repair * (deficit * base_mw * rel.step_share).sum(axis=1)
+    islanded = deficit.max(axis=1) <= FEASIBILITY_TOL
     saidi = float((rel.data.rate * rel.data.repair * rel.customers * ~islanded).sum() / rel.total_customers)
     failures = pd.DataFrame({"line": rel.data.lines, "rate_per_yr": rel.data.rate, "repair_h": rel.data.repair, "buses_cut_off": rel.downstream.sum(axis=1).astype(int), "customers": rel.customers, "eens_MWh_per_yr": per_line, "islanded": islanded})
     return replace(out, eens=float(per_line.sum()), saidi=saidi, failures=failures)

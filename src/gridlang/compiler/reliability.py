@@ -14,7 +14,9 @@ where ``w_t`` is the share of the year step ``t`` stands for: the island's
 situation at the hour a failure happens holds for its repair time, and
 failures happen at any hour alike.  SAIDI counts the customers of ``D(l)``
 as interrupted unless the island covers its demand at every step
-(binary ``served[l]``):
+(binary ``served[l]``, which may be 0 where the limit does not bind: the
+report counts a section as served from the solved supply itself,
+:meth:`ReliabilityBlock.deficit`):
 
     island_D(l)[t] >= demand_D(l)[t] * served[l]
     SAIDI = sum_l rate_l * r_l * customers_D(l) * (1 - served[l]) / customers   (hours per year)
@@ -55,6 +57,16 @@ class ReliabilityBlock:
     step_share: np.ndarray  # (T,) w_t / sum w
     eens: object  # linopy expression, internal energy per year
     saidi: object | None  # linopy expression in hours per year, if SAIDI is modelled
+    uncovered: np.ndarray | None = None  # (failures, T) demand less the island's fixed supply, p.u.
+    island: object = None  # linopy expression over (failure, time): the island's variable supply, or None
+
+    def deficit(self) -> np.ndarray:
+        """(failures, T) p.u.: what each island lacks at each step of the solution,
+        ``max(0, demand - island supply)``, read from the solved sizes and dispatch
+        (not from the shortfall or ``served`` variables, which the model leaves free
+        where no cost or limit binds them)."""
+        supply = 0.0 if self.island is None else as_linopy(self.island).solution.transpose(FAILURE, ir.TIME).values
+        return np.maximum(self.uncovered - supply, 0.0)
 
 
 def downstream_sets(net: ir.NetworkIR, lines: tuple[str, ...]) -> np.ndarray:
@@ -178,7 +190,7 @@ def add_reliability(case: ir.CaseIR, state) -> None:
         cost = eens * plan.voll
         state.objective.append(cost)
         state.categories.append(("unserved energy", cost))
-    state.reliability = ReliabilityBlock(data, down, customers, total, share, eens, saidi)
+    state.reliability = ReliabilityBlock(data, down, customers, total, share, eens, saidi, (need - fixed).transpose(FAILURE, ir.TIME).values, island)
 
 
 def _customers(case: ir.CaseIR, buses: pd.Index) -> np.ndarray:
