@@ -24,9 +24,9 @@ from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 import gridlang
-from gridlang.errors import GridError
+from gridlang.errors import COMMAND_LINE, GridError
 from gridlang.io.gridtext import import_source
-from gridlang.io.results import COMMAND_LINE, InterruptedAfterWriting, check_file, check_folder, write_atomic, write_folder, write_results
+from gridlang.io.results import InterruptedAfterWriting, check_file, check_folder, write_atomic, write_folder, write_results
 from gridlang.report import game_tables, settlement_tables
 from gridlang.solvers import problem_class
 
@@ -39,7 +39,7 @@ AllowOutside = Annotated[bool, typer.Option("--allow-outside", help="let the cas
 Debug = Annotated[bool, typer.Option("--debug", help="show tracebacks of internal errors")]
 Partial = Annotated[bool, typer.Option("--partial", help="also write the results of a solve that gave no trustworthy answer, marked partial (exit status 3 all the same)")]
 
-#: what ``gridlang scenarios`` writes (without a manifest)
+#: what ``gridlang scenarios`` writes
 SCENARIO_FILES = ("typical_days.csv", "typical_days.png")
 
 
@@ -86,7 +86,7 @@ def solve(
     method: Annotated[Optional[str], typer.Option("--method", help="central, admm or atc (default: the study's)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial, processes or ray")] = "serial",
     address: Annotated[Optional[str], typer.Option("--address", help="with --executor ray: the cluster to join (default: start a local Ray)")] = None,
-    drop_rate: Annotated[float, typer.Option("--drop-rate", help="fault injection: share of agents' answers lost (decomposition)")] = 0.0,
+    drop_rate: Annotated[float, typer.Option("--drop-rate", help="fault injection: share of exchanges with agents lost, in [0, 1) (decomposition)")] = 0.0,
     kill_agent: Annotated[Optional[str], typer.Option("--kill-agent", help="fault injection: kill this agent's worker once (decomposition)")] = None,
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     measurements: Annotated[Optional[Path], typer.Option("--measurements", help="CSV of terminal data (<asset>.<parameter> columns), checked and filled at the edge")] = None,
@@ -100,7 +100,7 @@ def solve(
     (then nothing is written unless --partial)."""
     with _reporting(debug):
         if not 0 <= drop_rate < 1:
-            raise GridError(COMMAND_LINE, f"--drop-rate {drop_rate:g} is not a share in [0, 1)", "give the share of agents' answers to lose, e.g. --drop-rate 0.1 (0: none)")
+            raise GridError(COMMAND_LINE, f"--drop-rate {drop_rate:g} is not a share in [0, 1)", "give the share of exchanges to lose, e.g. --drop-rate 0.1 (0: none)")
         folder = out_dir or Path("results") / case.stem
         check_folder(folder)  # before the solve, which may be long
         c = gridlang.load(case, allow_outside, formulation, measurements)
@@ -223,7 +223,7 @@ def _options(pairs: list[str]) -> dict[str, object]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise GridError(gridlang.Span("<command line>", 0, 0), f"solver option '{pair}' is not NAME=VALUE", "e.g. --option time_limit=60")
+            raise GridError(COMMAND_LINE, f"solver option '{pair}' is not NAME=VALUE", "e.g. --option time_limit=60")
         for cast in (int, float):
             try:
                 options[key] = cast(value)

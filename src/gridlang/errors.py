@@ -46,6 +46,8 @@ class Span:
 
 
 NOWHERE = Span("<gridlang>", 0, 0)
+#: where options given on the command line (or to the Python API) are reported
+COMMAND_LINE = Span("<command line>", 0, 0)
 
 
 class GridError(Exception):

@@ -9,7 +9,7 @@ array in internal per-unit, shaped ``(n, 1)`` (one value per element) or
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -186,6 +186,9 @@ class CaseIR:
     notes: tuple[str, ...] = ()  # things the compiler decided and says
     games: tuple[GameIR, ...] = ()
     plan: PlanIR | None = None
+    #: where the study wrote each option (its name), and each setting of its method
+    #: (``"method.rho"``: the value); an option given elsewhere has none
+    option_spans: Mapping[str, Span] = field(default_factory=dict)
 
 
 def connection_buses(groups: Sequence[Group], owners: Mapping[str, str]) -> dict[str, str]:

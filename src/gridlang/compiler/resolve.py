@@ -30,7 +30,7 @@ from gridlang.compiler.units import (
     CURRENCY_CODES, DIMENSIONLESS, ENERGY, POWER, TIME, VOLTAGE, Base, UnitError, currency_code, currency_symbol, describe, example,
     parse_unit, unit_currencies,
 )
-from gridlang.errors import Collector, GridError, Span, did_you_mean
+from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse, parse_file
 
@@ -117,7 +117,7 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     for p in by_type.get(ast.Profile, []):
         _profile(p, scope)
     if formulation is not None:
-        chosen = ast.Ident(formulation, Span("<command line>", 0, 0))
+        chosen = ast.Ident(formulation, COMMAND_LINE)
     networks = [_network(n, models, scope, chosen) for n in by_type.get(ast.Network, [])]
     bus_names = {b: n.name for n in networks if n for b in n.buses}
     tables = by_type.get(ast.Table, [])
@@ -135,7 +135,7 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     if not networks and not scope.errors.errors:
         scope.errors.add(Span(main.path, 1, 1), "the case has no network", "add e.g. 'network grid uses copper_plate { bus b1 }'")
     scope.errors.raise_if_any()
-    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, notes, games, plan)
+    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, notes, games, plan, study.spans)
 
 
 # ---------------------------------------------------------------- definitions
@@ -1022,8 +1022,9 @@ def _objective(objectives: Sequence[ast.Objective], scope: _Scope) -> str:
 METHODS = ("central", "admm", "atc")
 
 
-def _method(e: ast.Expr, scope: _Scope) -> tuple[str, dict[str, float]]:
-    """``central``, ``admm`` or ``admm(rho = 1, tol = 1e-4, max_iter = 500)``."""
+def _method(e: ast.Expr, scope: _Scope, spans: dict[str, Span]) -> tuple[str, dict[str, float]]:
+    """``central``, ``admm`` or ``admm(rho = 1, tol = 1e-4, max_iter = 500)``; each
+    setting's value span goes into ``spans`` as ``method.<setting>``."""
     match e:
         case ast.Name(name) if name in METHODS:
             return name, {}
@@ -1034,6 +1035,7 @@ def _method(e: ast.Expr, scope: _Scope) -> tuple[str, dict[str, float]]:
                     scope.errors.add(value.span, f"'{key.name}' of {name} is a plain number")
                     continue
                 settings[key.name] = int(value.value) if key.name == "max_iter" else value.value
+                spans[f"method.{key.name}"] = value.span
             return name, settings
     scope.errors.add(e.span, "unknown method", f"methods: {', '.join(METHODS)}, e.g. admm(rho = 1, tol = 1e-4)")
     return "central", {}
@@ -1048,6 +1050,7 @@ FAILURE = "failure"  # 'failure table (line, rate, repair_time [h]) { ... }'
 class _StudyIR:
     solver: str | None = None
     options: Mapping[str, object] = field(default_factory=dict)
+    spans: Mapping[str, Span] = field(default_factory=dict)  # see ir.CaseIR.option_spans
     formulation: ast.Ident | None = None
     plan: ast.Study | None = None  # the study, if it is a plan
 
@@ -1063,7 +1066,7 @@ def _study(studies: Sequence[ast.Study], scope: _Scope) -> _StudyIR:
     if s.type.name not in STUDY_TYPES:
         scope.errors.add(s.type.span, f"unknown study type '{s.type.name}'", did_you_mean(s.type.name, STUDY_TYPES) or f"known: {', '.join(STUDY_TYPES)}")
     plan = s.type.name == "plan"
-    solver, options, formulation = None, {}, None
+    solver, options, spans, formulation = None, {}, {}, None
     for a in s.attrs:
         if a.name.name in PLAN_ATTRS:
             if not plan:
@@ -1073,7 +1076,7 @@ def _study(studies: Sequence[ast.Study], scope: _Scope) -> _StudyIR:
             formulation = ast.Ident(a.value.id, a.value.span)
             continue
         if a.name.name == "method":
-            options["method"] = _method(a.value, scope)
+            options["method"] = _method(a.value, scope, spans)
             continue
         match a.value:
             case ast.Name(id) | ast.Str(id):
@@ -1087,7 +1090,8 @@ def _study(studies: Sequence[ast.Study], scope: _Scope) -> _StudyIR:
             solver = str(value)
         else:
             options[a.name.name] = value
-    return _StudyIR(solver, options, formulation, s if plan else None)
+            spans[a.name.name] = a.name.span
+    return _StudyIR(solver, options, spans, formulation, s if plan else None)
 
 
 # ---------------------------------------------------------------- plan

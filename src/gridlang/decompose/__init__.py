@@ -30,14 +30,11 @@ from gridlang.decompose import atc
 from gridlang.decompose.admm import CHECKS, Run, Settings, admm, problems
 from gridlang.decompose.executors import EXECUTORS
 from gridlang.decompose.split import Split, split
-from gridlang.errors import SOURCES, Collector, GridError, Span, did_you_mean
-from gridlang.grammar import ast
-from gridlang.grammar.parser import parse
+from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
 from gridlang.solvers.conic import cone_violation
 from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_residual, store_solution
 
 
-COMMAND_LINE = Span("<command line>", 0, 0)
 
 
 def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Settings:
@@ -48,41 +45,21 @@ def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Se
     known = set(type(defaults).__dataclass_fields__)
     errors = Collector()
     study = built.case.solver_options.get("method", ("central", {}))[1]
-    spans = _setting_spans(built.case.path) if any(name in study and study[name] == value for name, value in settings.items()) else {}
 
-    def where(name: str, value: bool) -> Span:
-        return spans.get((name, value), COMMAND_LINE) if name in study and study[name] == settings.get(name) else COMMAND_LINE
+    def where(name: str) -> Span:
+        same = name in study and study[name] == settings.get(name)  # not overridden on the command line
+        return built.case.option_spans.get(f"method.{name}", COMMAND_LINE) if same else COMMAND_LINE
 
     for name in sorted(set(settings) - known):
-        errors.add(where(name, False), f"unknown {method} setting '{name}'", did_you_mean(name, known) or f"settings: {', '.join(sorted(known))}")
+        errors.add(where(name), f"unknown {method} setting '{name}'", did_you_mean(name, known) or f"settings: {', '.join(sorted(known))}")
     errors.raise_if_any()
     config = replace(defaults, **settings)
     for name, message, hint in problems(config, checks):
-        errors.add(where(name, True), f"{method}: {message}", hint)
+        errors.add(where(name), f"{method}: {message}", hint)
     if method == "admm" and config.kill_agent is not None and config.kill_agent not in built.case.owners.values():
         errors.add(COMMAND_LINE, f"--kill-agent: '{config.kill_agent}' is not an agent", "name an agent of the case")
     errors.raise_if_any()
     return config
-
-
-def _setting_spans(path: str) -> dict[tuple[str, bool], Span]:
-    """Where each setting of the study's ``method = name(...)`` is written in the case file:
-    ``(setting, False)`` its name, ``(setting, True)`` its value (the IR keeps no spans for them)."""
-    text = SOURCES.get(path)
-    if text is None:
-        return {}
-    try:
-        module = parse(text, path)
-    except GridError:
-        return {}
-    out = {}
-    for statement in module.statements:
-        if isinstance(statement, ast.Study):
-            for attr in statement.attrs:
-                if attr.name.name == "method" and isinstance(attr.value, ast.Call):
-                    for key, value in attr.value.kwargs:
-                        out[key.name, False], out[key.name, True] = key.span, value.span
-    return out
 
 
 def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gridlang.errors import GridError, Span
+from gridlang.errors import COMMAND_LINE, GridError
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +157,7 @@ def summary(feeder: Feeder) -> str:
 def write_grid(feeder: Feeder, formulation: str = "lindistflow") -> str:
     """The ``.grid`` text of ``feeder`` for a network of ``formulation``."""
     if not re.fullmatch(r"[A-Za-z_]\w*", formulation):
-        raise GridError(Span("<command line>", 0, 0), f"'{formulation}' is not a formulation name", "e.g. --formulation lindistflow")
+        raise GridError(COMMAND_LINE, f"'{formulation}' is not a formulation name", "e.g. --formulation lindistflow")
     params = formulation_params(formulation)
     has = (lambda p: True) if params is None else params.__contains__  # a user formulation: write everything
     name = grid_name(feeder.name)
@@ -279,7 +279,7 @@ def import_source(source: str, name: str | None = None, formulation: str = "lind
         from gridlang.io.matpower import import_matpower
 
         return import_matpower(path, name, formulation)
-    raise GridError(Span("<command line>", 0, 0), f"cannot import '{source}'", "give a MATPOWER case file (.m) or pandapower:NAME, e.g. pandapower:case33bw")
+    raise GridError(COMMAND_LINE, f"cannot import '{source}'", "give a MATPOWER case file (.m) or pandapower:NAME, e.g. pandapower:case33bw")
 
 
 __all__ = ["PV", "Branch", "Bus", "Feeder", "Generator", "Imported", "Load", "Supply", "import_source", "num", "write_grid"]

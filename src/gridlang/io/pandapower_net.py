@@ -27,10 +27,9 @@ import math
 import re
 from typing import Any
 
-from gridlang.errors import GridError, Span, did_you_mean
+from gridlang.errors import COMMAND_LINE, GridError, did_you_mean
 from gridlang.io.gridtext import PV, Branch, Bus, Feeder, Generator, Imported, Load, Supply, grid_name, num, summary, write_grid
 
-_CLI = Span("<command line>", 0, 0)
 #: element tables gridlang does not convert
 _UNSUPPORTED = (
     "trafo3w", "impedance", "dcline", "ward", "xward", "shunt", "storage", "motor",
@@ -44,7 +43,7 @@ def _pandapower():
         import pandapower
         import pandapower.networks  # noqa: F401  (loads the submodule)
     except ImportError:
-        raise GridError(_CLI, "pandapower is not installed", "install it with: pip install pandapower  (or pip install -e '.[test]')") from None
+        raise GridError(COMMAND_LINE, "pandapower is not installed", "install it with: pip install pandapower  (or pip install -e '.[test]')") from None
     return pandapower
 
 
@@ -52,13 +51,13 @@ def import_pandapower(spec: str, name: str | None = None, formulation: str = "li
     """Import ``pandapower:NAME``, a function of ``pandapower.networks`` without required arguments."""
     prefix, _, func_name = spec.partition(":")
     if prefix != "pandapower" or not re.fullmatch(r"[A-Za-z_]\w*", func_name):
-        raise GridError(_CLI, f"'{spec}' is not pandapower:NAME", "e.g. pandapower:case33bw, a function of pandapower.networks")
+        raise GridError(COMMAND_LINE, f"'{spec}' is not pandapower:NAME", "e.g. pandapower:case33bw, a function of pandapower.networks")
     pp = _pandapower()
     networks = pp.networks
     func = getattr(networks, func_name, None)
     if func_name.startswith("_") or not callable(func) or inspect.isclass(func):
         known = [n for n in dir(networks) if not n.startswith("_") and inspect.isfunction(getattr(networks, n))]
-        raise GridError(_CLI, f"pandapower.networks has no network '{func_name}'", did_you_mean(func_name, known) or "e.g. pandapower:case33bw")
+        raise GridError(COMMAND_LINE, f"pandapower.networks has no network '{func_name}'", did_you_mean(func_name, known) or "e.g. pandapower:case33bw")
     try:
         required = [
             p.name
@@ -68,13 +67,13 @@ def import_pandapower(spec: str, name: str | None = None, formulation: str = "li
     except (TypeError, ValueError):
         required = []
     if required:
-        raise GridError(_CLI, f"pandapower.networks.{func_name} needs arguments ({', '.join(required)})", "choose a network function that needs none, e.g. pandapower:case33bw")
+        raise GridError(COMMAND_LINE, f"pandapower.networks.{func_name} needs arguments ({', '.join(required)})", "choose a network function that needs none, e.g. pandapower:case33bw")
     try:
         net = func()
     except Exception as exc:  # pandapower's own failures (missing data files, optional packages)
-        raise GridError(_CLI, f"pandapower.networks.{func_name}() failed: {type(exc).__name__}: {exc}") from None
+        raise GridError(COMMAND_LINE, f"pandapower.networks.{func_name}() failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(net, pp.pandapowerNet):
-        raise GridError(_CLI, f"pandapower.networks.{func_name}() does not return a network", "choose a function that returns a pandapowerNet")
+        raise GridError(COMMAND_LINE, f"pandapower.networks.{func_name}() does not return a network", "choose a function that returns a pandapowerNet")
     return convert_pandapower(net, name or func_name, formulation, sgen)
 
 
@@ -87,7 +86,7 @@ def convert_pandapower(net: Any, name: str, formulation: str = "lindistflow", sg
     """Like :func:`from_pandapower`, with the warnings about what was not converted."""
     _pandapower()
     if sgen not in ("pv", "load"):
-        raise GridError(_CLI, f"sgen is 'pv' or 'load', not '{sgen}'")
+        raise GridError(COMMAND_LINE, f"sgen is 'pv' or 'load', not '{sgen}'")
     feeder, warnings = _feeder(net, name, sgen)
     return Imported(write_grid(feeder, formulation), tuple(warnings), summary(feeder))
 
@@ -144,7 +143,7 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
         slack_rows = [(i, row) for i, row in gens.iterrows() if _on(row) and bool(row["slack"]) and int(row["bus"]) in on]
         slack_gens = {int(i) for i, _ in slack_rows}
     if not slack_rows:
-        raise GridError(_CLI, f"the {label} has no ext_grid in service", "the network needs an ext_grid (or a gen with slack=True) as its reference")
+        raise GridError(COMMAND_LINE, f"the {label} has no ext_grid in service", "the network needs an ext_grid (or a gen with slack=True) as its reference")
     ref_bus = int(slack_rows[0][1]["bus"])
     base_kv = float(num(float(buses.at[ref_bus, "vn_kv"])))
     base_mva = float(num(float(net.sn_mva)))

@@ -31,12 +31,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from gridlang.errors import GridError, Span
+from gridlang.errors import COMMAND_LINE, GridError
 
 #: the manifest of a results folder: which files in it gridlang wrote
 MANIFEST = ".gridlang-results.json"
 
-COMMAND_LINE = Span("<command line>", 0, 0)
 
 
 class InterruptedAfterWriting(KeyboardInterrupt):

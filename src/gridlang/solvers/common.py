@@ -27,10 +27,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from gridlang.compiler.build import Built
-from gridlang.errors import SOURCES, Collector, GridError, Span
+from gridlang.errors import COMMAND_LINE, Collector, GridError, Span
 
-#: where options given on the command line (or to ``Case.solve``) are reported
-COMMAND_LINE = Span("<command line>", 0, 0)
 
 #: a coefficient, bound or cost beyond these (in per unit) is suspect when a solve fails
 HUGE, TINY = 1e10, 1e-10
@@ -46,26 +44,8 @@ _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str:
 
 def option_spans(built: Built, cli: Mapping[str, object]) -> dict[str, Span]:
     """Where each option was written: the study's ``name = value``, or the command line."""
-    spans = {key: _study_option_span(built, key) for key in built.case.solver_options}
+    spans = {key: built.case.option_spans.get(key, built.case.system.span) for key in built.case.solver_options}
     return spans | {key: COMMAND_LINE for key in cli}
-
-
-def _study_option_span(built: Built, key: str) -> Span:
-    known = getattr(built.case, "solver_option_spans", None)  # if the IR keeps them
-    if known and key in known:
-        return known[key]
-    fallback = built.case.system.span
-    for file in dict.fromkeys((built.case.path, fallback.file)):
-        text = SOURCES.get(file)
-        study = re.search(r"^\s*study\b[^{]*\{", text or "", re.M)
-        if study is None:
-            continue
-        end = text.find("}", study.end())
-        hit = re.compile(rf"(?<![\w/]){re.escape(key)}\s*=").search(text, study.end(), end if end >= 0 else len(text))
-        if hit:
-            line = text.count("\n", 0, hit.start()) + 1
-            return Span(file, line, hit.start() - text.rfind("\n", 0, hit.start()), len(key))
-    return fallback
 
 
 def coerce(value: object, kind: type) -> object:
