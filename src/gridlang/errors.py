@@ -42,7 +42,8 @@ class Span:
     width: int = 1
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}"
+        """``file:line:col``; just ``file`` for a place without lines (the command line)."""
+        return f"{self.file}:{self.line}:{self.col}" if self.line > 0 else self.file
 
 
 NOWHERE = Span("<gridlang>", 0, 0)
