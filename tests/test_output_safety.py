@@ -475,3 +475,45 @@ def test_partial_summary_is_valid_json_with_nan(tmp_path, solved):
     write_results(nan, tmp_path / "r", partial=True)
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["partial"] is True and summary["objective"] == "nan" and any("objective" in d for d in summary["doubts"])
+
+
+# ------------------------------------------------------------------ bad input, earlier results kept
+
+#: a small case and mistakes in it, each with where the error must point and what it must say
+SMALL = """system s { base_power = 1 MVA; horizon = 2 h; step = 1 h }
+network n uses copper_plate { bus b1 }
+grid g at b1 { import_price = 50 $/MWh }
+storage es at b1 { energy = 1 MWh; power = 0.5 MW; efficiency = 95 % }
+load ld at b1 { p = 0.3 MW }
+objective minimize cost
+"""
+BAD_INPUTS = {
+    "efficiency-150": (("efficiency = 95 %", "efficiency = 150 %"), 4, 65, "must be in (0, 1]"),
+    "unclosed-bracket": (("p = 0.3 MW }", "p = (0.3 MW }"), 5, 29, "the '(' at line 5, column 21 is not closed"),
+    "another-currency": (("50 $/MWh", "50 EUR/MWh; export_price = 1 $/MWh"), 3, 31, "the case's currency is $"),
+    "huge-price": (("50 $/MWh", "1e300 $/MWh"), 3, 31, "beyond 1e+12"),
+    "unknown-bus": (("load ld at b1", "load ld at b7"), 5, 12, "bus 'b7' is not in any network"),
+    "infeasible": (("50 $/MWh", "50 $/MWh; import_max = 0.1 MW"), 0, 0, "error: infeasible"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_a_bad_input_keeps_the_earlier_results(tmp_path, name):
+    """Each mistake: exit 1, its message at its line and column with a caret and a hint, and
+    the earlier results (with a user's file among them) untouched, byte for byte."""
+    (old, new), line, col, message = BAD_INPUTS[name]
+    good, bad = tmp_path / "good.grid", tmp_path / "bad.grid"
+    good.write_text(SMALL)
+    assert SMALL.count(old) == 1
+    bad.write_text(SMALL.replace(old, new))
+    out = tmp_path / "res"
+    assert runner.invoke(app, ["solve", str(good), "--out", str(out)]).exit_code == 0
+    (out / "mine.txt").write_text("mine")
+    before = snapshot(out)
+    r = runner.invoke(app, ["solve", str(bad), "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    assert message in r.output and "hint:" in r.output and "Traceback" not in r.output
+    if line:
+        assert f"bad.grid:{line}:{col}: error:" in r.output, r.output
+        assert "^" in r.output
+    assert snapshot(out) == before
