@@ -104,7 +104,7 @@ def solve(
         folder = out_dir or Path("results") / case.stem
         check_folder(folder)  # before the solve, which may be long
         c = gridlang.load(case, allow_outside, formulation, measurements)
-        with Progress(TextColumn("{task.description}"), transient=True, console=out) as bar:
+        with Progress(TextColumn("{task.description}"), transient=True, console=out, disable=not out.is_terminal) as bar:
             task = bar.add_task("solving")
 
             def show(step) -> None:
@@ -303,7 +303,7 @@ def collaborate(
         folder = out_dir or Path("results") / case.stem
         check_folder(folder)  # before the alternation, which may be long
         c = gridlang.load(case, allow_outside)
-        with Progress(TextColumn("{task.description}"), transient=True, console=out) as bar:
+        with Progress(TextColumn("{task.description}"), transient=True, console=out, disable=not out.is_terminal) as bar:
             bar.add_task("alternating")
             done = run(c, max_iter, method=method, executor=executor)
         rounds = Table("round", "investor", "total cost", "move kept", title=f"alternation: {done.status} after {done.iterations} round(s)")
