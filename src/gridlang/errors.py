@@ -27,7 +27,7 @@ MAX_ERRORS = 50
 #: at most this many characters of a source line are shown (cut around the caret)
 MAX_SHOWN = 100
 #: a quoted piece of a message or hint longer than this is shortened
-_MAX_QUOTED = 60
+_MAX_QUOTED = 100
 _MAX_TEXT = 400  # characters of a message or hint, after shortening quoted pieces
 _ELLIPSIS = "…"
 
@@ -150,7 +150,7 @@ class GridErrors(GridError):
     stopped looking once it had more than that (so there may be yet more)."""
 
     def __init__(self, errors: Iterable[GridError], stopped: bool = False) -> None:
-        self.errors = sorted(errors, key=lambda e: (e.span.file, e.span.line, e.span.col))
+        self.errors = sorted(errors, key=lambda e: (e.span.line > 0, e.span.file, e.span.line, e.span.col))  # the command line's first
         self.stopped = stopped
         first = self.errors[0]
         super().__init__(first.span, first.message, first.hint)

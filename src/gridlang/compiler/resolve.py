@@ -121,7 +121,8 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     networks = [_network(n, models, scope, chosen) for n in by_type.get(ast.Network, [])]
     bus_names = {b: n.name for n in networks if n for b in n.buses}
     tables = by_type.get(ast.Table, [])
-    groups = _groups(by_type.get(ast.Asset, []), [t for t in tables if t.set.name != FAILURE], models, bus_names, scope)
+    # a network that failed (its error is reported) leaves its buses unknown: no error for each asset there
+    groups = _groups(by_type.get(ast.Asset, []), [t for t in tables if t.set.name != FAILURE], models, bus_names, scope, all(networks))
     failures = [t for t in tables if t.set.name == FAILURE]
     plan = _plan(study.plan, failures, [n for n in networks if n], scope) if study.plan is not None else None
     if failures and study.plan is None:
@@ -668,7 +669,7 @@ def _check_radial(node: ast.Network, buses: _Items, lines: _Items, ends: np.ndar
         scope.errors.add(node.name.span, f"network '{node.name.name}' is not radial: {m} lines for {n} buses (a feeder has {n - 1})", f"{formulation} is a radial formulation; open a line of each loop, or use copper_plate")
 
 
-def _groups(assets, tables, models, bus_names: Mapping[str, str], scope: _Scope) -> list[ir.Group]:
+def _groups(assets, tables, models, bus_names: Mapping[str, str], scope: _Scope, networks_ok: bool = True) -> list[ir.Group]:
     collected: dict[str, _Items] = {}
     order: list[str] = []
 
@@ -685,7 +686,8 @@ def _groups(assets, tables, models, bus_names: Mapping[str, str], scope: _Scope)
 
     def at(bus: ast.Ident) -> bool:
         if bus.name not in bus_names:
-            scope.errors.add(bus.span, f"bus '{bus.name}' is not in any network", did_you_mean(bus.name, bus_names) or _known_buses(bus_names))
+            if networks_ok:
+                scope.errors.add(bus.span, f"bus '{bus.name}' is not in any network", did_you_mean(bus.name, bus_names) or _known_buses(bus_names))
             return False
         return True
 
@@ -949,6 +951,7 @@ def _study(studies: Sequence[ast.Study], scope: _Scope) -> _StudyIR:
                 continue
         if a.name.name == "solver":
             solver = str(value)
+            spans["solver"] = a.value.span
         else:
             options[a.name.name] = value
             spans[a.name.name] = a.name.span

@@ -11,8 +11,7 @@ from dataclasses import replace
 from enum import Enum
 
 from gridlang.compiler.build import Built
-from gridlang.errors import GridError
-from gridlang.errors import Span
+from gridlang.errors import COMMAND_LINE, GridError, Span, did_you_mean
 from gridlang.solvers import clarabel, common, highs, scip, scs
 from gridlang.solvers.result import Result
 
@@ -57,9 +56,10 @@ def solve(built: Built, solver: str | None = None, options: Mapping[str, object]
     case without cost terms minimises 0; a number beyond any solver's range is
     an error before solving."""
     name = (solver or built.case.solver or DEFAULT[problem_class(built)]).lower()
-    span = built.case.system.span
+    # where the name was chosen: the command line (or the caller), the study, or by the problem class
+    span = COMMAND_LINE if solver else built.case.option_spans.get("solver", built.case.system.span)
     if name not in BACKENDS:
-        raise GridError(span, f"unknown solver '{name}'", f"available: {', '.join(BACKENDS)}")
+        raise GridError(span, f"unknown solver '{name}'", " ".join(filter(None, (did_you_mean(name, BACKENDS), f"available: {', '.join(BACKENDS)}"))))
     classes, run = BACKENDS[name]
     kind = problem_class(built)
     if kind not in classes:
