@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test,bench,ray,plot]"
+	$(BIN)/pip install --quiet -e ".[test,bench,ray,plot,lsp,docs]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
