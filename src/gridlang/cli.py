@@ -320,6 +320,40 @@ def collaborate(
             raise typer.Exit(3)
 
 
+@app.command()
+def doc(
+    kind: Annotated[Optional[str], typer.Argument(help="a kind or formulation (default: list them all)", show_default=False)] = None,
+    write: Annotated[Optional[Path], typer.Option("--write", help="write the reference pages (index.md, <name>.md) into this folder")] = None,
+    debug: Debug = False,
+) -> None:
+    """Print a kind's or formulation's parameters (unit, default, range), variables, equations, outputs and doc comment."""
+    from gridlang import reference
+    from gridlang.errors import did_you_mean
+
+    with _reporting(debug):
+        found = reference.stdlib_entries()
+        if write is not None:
+            written = reference.write_reference(write, found)
+            out.print(f"wrote {len(written)} pages to {write}/", markup=False, highlight=False)
+        elif kind is None:
+            out.print(reference.listing(found), markup=False, highlight=False, end="")
+        elif kind not in found:
+            raise GridError(COMMAND_LINE, f"no kind or formulation named '{kind}'", did_you_mean(kind, found) or "run 'gridlang doc' to list them")
+        else:
+            out.print(reference.text(found[kind]), markup=False, highlight=False, end="")
+
+
+@app.command()
+def lsp() -> None:
+    """Run the language server on stdin/stdout (for editors; needs the 'lsp' extra: pip install 'gridlang[lsp]')."""
+    try:
+        from gridlang.lsp import serve
+    except ImportError as exc:  # pygls missing
+        err.print(f"the language server needs pygls: pip install 'gridlang[lsp]' ({exc})", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    serve()
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m gridlang`
     app()
 
