@@ -30,6 +30,8 @@ class Bus:
     vmax: float | None = None
     slack: bool = False
     v_set: float | None = None
+    gs: float = 0.0  # shunt: MW drawn at 1 p.u.
+    bs: float = 0.0  # shunt: Mvar given at 1 p.u. (a capacitor is positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,8 @@ class Branch:
     x: float
     transformer: bool = False
     note: str = ""  # a comment written beside the branch
+    charging: float = 0.0  # Mvar at 1 p.u., half at each end
+    tap: float = 1.0  # off-nominal ratio at the from end
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +216,10 @@ def _buses(buses: Sequence[Bus], has) -> list[str]:
             items.append(f"vmin = {num(b.vmin)}")
         if b.vmax is not None and has("vmax"):
             items.append(f"vmax = {num(b.vmax)}")
+        if b.gs and has("gs"):
+            items.append(f"gs = {num(b.gs)} MW")
+        if b.bs and has("bs"):
+            items.append(f"bs = {num(b.bs)} Mvar")
         return f" {{ {'; '.join(items)} }}" if items else ""
 
     out, run = [], []
@@ -244,18 +252,51 @@ def _buses(buses: Sequence[Bus], has) -> list[str]:
 def _branches(branches: Sequence[Branch], has) -> list[str]:
     impedance = has("r") and has("x")
     lines = [b for b in branches if not b.transformer]
+    charging = has("charging") and any(b.charging for b in lines)
+    tap = has("tap") and any(b.tap != 1 for b in lines)
     out = []
     if lines:
-        cols = "name, from, to, r [ohm], x [ohm]" if impedance else "name, from, to"
+        cols = "name, from, to" + (", r [ohm], x [ohm]" if impedance else "") + (", charging [Mvar]" if charging else "") + (", tap" if tap else "")
+
+        def row(b: Branch) -> tuple[str, ...]:
+            cells = [b.name, b.from_bus, b.to_bus]
+            cells += [num(b.r), num(b.x)] if impedance else []
+            cells += [num(b.charging)] if charging else []
+            cells += [num(b.tap)] if tap else []
+            return tuple(cells)
+
         out.append(f"  line table ({cols}) {{")
-        rows = [(b.name, b.from_bus, b.to_bus, num(b.r), num(b.x)) if impedance else (b.name, b.from_bus, b.to_bus) for b in lines]
         notes = [b.note for b in lines]
-        out.extend(f"  {row}{f'   # {note}' if note else ''}" for row, note in zip(_aligned(rows), notes))
+        out.extend(f"  {r}{f'   # {note}' if note else ''}" for r, note in zip(_aligned([row(b) for b in lines]), notes))
         out.append("  }")
     for b in branches:
         if b.transformer:
-            body = f" {{ r = {num(b.r)} ohm; x = {num(b.x)} ohm }}" if impedance else ""
+            attrs = [f"r = {num(b.r)} ohm", f"x = {num(b.x)} ohm"] if impedance else []
+            if b.tap != 1 and has("tap"):
+                attrs.append(f"tap = {num(b.tap)}")
+            if b.charging and has("charging"):
+                attrs.append(f"charging = {num(b.charging)} Mvar")
+            body = f" {{ {'; '.join(attrs)} }}" if attrs else ""
             out.append(f"  transformer {b.name} from {b.from_bus} to {b.to_bus}{body}{f'   # {b.note}' if b.note else ''}")
+    return out
+
+
+def dropped(feeder: Feeder, formulation: str) -> list[str]:
+    """What of ``feeder`` the formulation cannot carry, one line per element class with its size."""
+    params = formulation_params(formulation)
+    if params is None:
+        return []
+    out = []
+    shunts = [b for b in feeder.buses if b.gs or b.bs]
+    if shunts and not {"gs", "bs"} <= params:
+        out.append(f"{len(shunts)} shunts, {num(round(sum(b.bs for b in shunts), 3))} Mvar and {num(round(sum(b.gs for b in shunts), 3))} MW at 1 p.u., dropped ({formulation} has no bus shunts)")
+    charged = [b for b in feeder.branches if b.charging]
+    if charged and "charging" not in params:
+        out.append(f"{len(charged)} branches with line charging, {num(round(sum(b.charging for b in charged), 3))} Mvar, dropped ({formulation} has no line charging)")
+    tapped = [b for b in feeder.branches if b.tap != 1]
+    if tapped and "tap" not in params:
+        worst = max(abs(b.tap - 1) for b in tapped)
+        out.append(f"{len(tapped)} off-nominal taps, up to {num(round(100 * worst, 2))} %, dropped ({formulation} has no taps)")
     return out
 
 

@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gridlang.errors import SOURCES, Collector, GridError, Span
-from gridlang.io.gridtext import Branch, Bus, Feeder, Generator, Imported, Load, Supply, grid_name, num, summary, write_grid
+from gridlang.io.gridtext import Branch, Bus, Feeder, Generator, Imported, Load, Supply, dropped, grid_name, num, summary, write_grid
 
 # ------------------------------------------------------------------ columns (0-based)
 BUS_I, BUS_TYPE, PD, QD, GS, BS, BUS_AREA, VM, VA, BASE_KV, ZONE, VMAX, VMIN = range(13)
@@ -748,7 +748,8 @@ def import_matpower(path: str | Path, name: str | None = None, formulation: str 
     """Read ``path`` and write it as ``.grid`` text, with the reader's warnings."""
     case = read_matpower(path)
     f = feeder(case, name or Path(path).stem)
-    return Imported(write_grid(f, formulation), case.warnings, summary(f))
+    text = write_grid(f, formulation)
+    return Imported(text, (*case.warnings, *dropped(f, formulation)), summary(f))
 
 
 def feeder(case: MatpowerCase, name: str) -> Feeder:
@@ -806,10 +807,9 @@ def feeder(case: MatpowerCase, name: str) -> Feeder:
         v_set = float(gen[slack_gen[i], VG]) if i in slack_gen else float(bus[i, VM]) if slack else None
         if slack and not v_set:
             v_set = 1.0
-        buses.append(Bus(f"b{b}", int(b), vmin if vmin > 0 else None, vmax if vmax > 0 else None, slack, v_set))
+        buses.append(Bus(f"b{b}", int(b), vmin if vmin > 0 else None, vmax if vmax > 0 else None, slack, v_set, float(bus[i, GS]), float(bus[i, BS])))
 
     branches = []
-    charging = 0
     for k, row in enumerate(branch, 1):
         f, t = int(row[F_BUS]), int(row[T_BUS])
         tap, shift = float(row[TAP]), float(row[SHIFT])
@@ -820,26 +820,24 @@ def feeder(case: MatpowerCase, name: str) -> Feeder:
         if not (in_service_bus[row_of[f]] and in_service_bus[row_of[t]]):
             left_out.append(f"{label} ends at an isolated bus and is left out")
             continue
-        charging += row[BR_B] != 0
-        note = ""
-        if tap and (tap != 1 or shift):
-            note = f"tap ratio {num(tap)}, shift {num(shift)} deg not modelled"
-        branches.append(Branch(f"{'t' if tap else 'l'}{k}", f"b{f}", f"b{t}", float(row[BR_R]) * z_base, float(row[BR_X]) * z_base, bool(tap), note))
-    if charging:
-        header.append(f"Line charging (BR_B) of {charging} branches is not modelled.")
+        note = f"phase shift {num(shift)} deg not modelled" if shift else ""
+        charging = float(row[BR_B]) * case.base_mva  # Mvar at 1 p.u.
+        branches.append(Branch(f"{'t' if tap else 'l'}{k}", f"b{f}", f"b{t}", float(row[BR_R]) * z_base, float(row[BR_X]) * z_base, bool(tap), note, charging, tap or 1.0))
+    if any(b.charging for b in branches):
+        header.append("Line charging (BR_B) is written in Mvar at 1 p.u. (BR_B x baseMVA), half at each end.")
+    if any(b.tap != 1 for b in branches):
+        header.append("Tap ratios (TAP) are off-nominal ratios at the from end.")
 
     scale = 1e3 if case.load_unit == "kW" else 1.0
     units = ("kW", "kvar") if case.load_unit == "kW" else ("MW", "Mvar")
     loads = []
-    shunts = 0
     for i, b in enumerate(ids):
         if not in_service_bus[i]:
             continue
-        shunts += bool(bus[i, GS] or bus[i, BS])
         if bus[i, PD] or bus[i, QD]:
             loads.append(Load(f"ld{b}", f"b{b}", float(bus[i, PD]) * scale, float(bus[i, QD]) * scale))
-    if shunts:
-        header.append(f"Bus shunts (GS, BS) at {shunts} buses are not modelled.")
+    if any(b.gs or b.bs for b in buses):
+        header.append("Bus shunts (GS, BS) are written as gs (MW drawn) and bs (Mvar given) at 1 p.u.")
 
     supplies, generators = [], []
     costs = _costs(mp)
