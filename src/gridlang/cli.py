@@ -345,7 +345,7 @@ def doc(
 
 @app.command()
 def lsp() -> None:
-    """Run the language server on stdin/stdout (for editors; needs the 'lsp' extra: pip install 'gridlang[lsp]')."""
+    """Run the language server on stdin/stdout (for editors; needs the lsp extra of gridlang)."""
     try:
         from gridlang.lsp import serve
     except ImportError as exc:  # pygls missing
