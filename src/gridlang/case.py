@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import linopy
-import xarray as xr
-
-from gridlang import planning, solvers
 from gridlang.compiler.build import Built, build
 from gridlang.compiler.ir import CaseIR
 from gridlang.compiler.resolve import resolve
 from gridlang.errors import GridError, Span
 from gridlang.grammar import ast
 from gridlang.grammar.parser import parse, read_source
-from gridlang.monitoring import check as check_measurements
-from gridlang.settle import agent_costs, settle_all
-from gridlang.solvers.result import Result
+
+if TYPE_CHECKING:  # planning, settling, monitoring and the solvers are loaded when a case needs them
+    import linopy
+    import xarray as xr
+
+    from gridlang.solvers.result import Result
 
 
 @dataclass(eq=False)
@@ -63,6 +63,11 @@ class Case:
         point becomes the settlement point (one defined optimum among several)
         and payments follow by Nash bargaining.  A plan is reported (:mod:`gridlang.planning`), also under the
         formulations its study compares (unless ``compare_plans`` is false)."""
+        import xarray as xr
+
+        from gridlang import planning, solvers
+        from gridlang.settle import agent_costs, settle_all
+
         chosen, settings = self.ir.solver_options.get("method", ("central", {}))
         chosen = method or chosen
         if chosen == "central":
@@ -111,5 +116,7 @@ def load(source: str | Path, allow_outside: bool = False, formulation: str | Non
     case = resolve(module, root, allow_outside, formulation)
     if measurements is None:
         return Case(case, source=source, allow_outside=allow_outside)
+    from gridlang.monitoring import check as check_measurements
+
     checked = check_measurements(case, measurements)
     return Case(replace(checked.case, notes=checked.case.notes + checked.notes), measurement_flags=checked.flags, source=source, allow_outside=allow_outside)

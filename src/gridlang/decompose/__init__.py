@@ -8,6 +8,7 @@ subproblems in an executor (:mod:`executors`), and returns a
 convergence trace in its dataset (``admm_primal``, ``admm_dual``, the tests
 they are held to ``admm_eps_primal``, ``admm_eps_dual``, the largest coupling
 violation ``admm_worst``, ``admm_rho``, ``admm_stale`` over ``iteration``).
+``method="auto"`` picks ATC or ADMM by the case's ownership (:func:`choose`).
 
 A decomposition says ``converged`` only when the *whole* model holds at the
 assembled point as a central solution must: the largest violation of any
@@ -16,139 +17,31 @@ row, bound or cone, ``max(primal_residual, cone_violation)``, is at most
 passed but whose point does not hold the model ends ``not_converged``; every
 run that did not converge says how far its point is (the residual, and the
 coupling rows furthest from holding).
+
+The package itself imports nothing heavy: the functions live in :mod:`run`
+and are looked up on first use, so a worker process that unpickles an
+agent's subproblem (:mod:`split`, :mod:`local`) loads numpy, scipy.sparse and
+Clarabel only, never linopy or xarray.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-import numpy as np
-import xarray as xr
-
-from gridlang.compiler.build import Built
-from gridlang.decompose import atc
-from gridlang.decompose.admm import CHECKS, Run, Settings, admm, problems
-from gridlang.decompose.executors import EXECUTORS
-from gridlang.decompose.split import Split, split
-from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
-from gridlang.solvers.conic import cone_violation
-from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_residual, store_solution
+if TYPE_CHECKING:
+    from gridlang.decompose.run import check, choose, distance, settings_for, solve, trace_dataset
 
 
 
-
-def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Settings:
-    """The method's settings with ``settings`` in place of the defaults, every one
-    checked; all mistakes are raised together, each at the value in the study's
-    ``method = admm(...)`` it came from, else at the command line."""
-    defaults, checks = (Settings(), CHECKS) if method == "admm" else (atc.Settings(), atc.CHECKS)
-    known = set(type(defaults).__dataclass_fields__)
-    errors = Collector()
-    study = built.case.solver_options.get("method", ("central", {}))[1]
-
-    def where(name: str) -> Span:
-        same = name in study and study[name] == settings.get(name)  # not overridden on the command line
-        return built.case.option_spans.get(f"method.{name}", COMMAND_LINE) if same else COMMAND_LINE
-
-    for name in sorted(set(settings) - known):
-        errors.add(where(name), f"unknown {method} setting '{name}'", did_you_mean(name, known) or f"settings: {', '.join(sorted(known))}")
-    errors.raise_if_any()
-    config = replace(defaults, **settings)
-    for name, message, hint in problems(config, checks):
-        errors.add(where(name), f"{method}: {message}", hint)
-    if method == "admm" and config.kill_agent is not None and config.kill_agent not in built.case.owners.values():
-        errors.add(COMMAND_LINE, f"--kill-agent: '{config.kill_agent}' is not an agent", "name an agent of the case")
-    errors.raise_if_any()
-    return config
-
-
-def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:
-    if method not in ("admm", "atc"):
-        raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}'", "methods: central, admm, atc")
-    if executor not in EXECUTORS:
-        raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
-    config = settings_for(built, method, settings)
-    parts = split(built)
-    upper = built.case.network_owner
-    subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
-    pool = EXECUTORS[executor](subs, address) if executor == "ray" else EXECUTORS[executor](subs)
+def __getattr__(name: str) -> object:
+    """``solve`` and the rest of :mod:`run`'s names (``Settings``, ``Run``, ...), imported on first use."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    run = import_module("gridlang.decompose.run")
+    if name in globals():  # a submodule that importing run has just loaded
+        return globals()[name]
     try:
-        if method == "admm":
-            run = admm(parts, pool, config, progress)
-            points, costs = pool.points(), pool.costs()
-        else:
-            run, x_upper = atc.atc(parts, upper, pool, config, progress)
-            points, costs = pool.points(), pool.costs()
-            sub = next(s for s in parts.subproblems if s.agent == upper)
-            points[upper], costs[upper] = x_upper, float(sub.c @ x_upper + 0.5 * x_upper @ (sub.Q @ x_upper))
-    finally:
-        pool.close()
-    x_by_label = np.full(built.model._xCounter, np.nan)
-    for sub in parts.subproblems:
-        x_by_label[sub.vlabels] = points[sub.agent]
-    store_solution(built.model, x_by_label, termination="optimal" if run.converged else "other")
-    residual, warnings = check(built, parts, run, x_by_label, method)
-    stale = sorted({a for step in run.trace for a in step.stale})  # fault injection
-    if stale:
-        limit = f" (at most {config.max_staleness} in a row)" if method == "admm" else ""
-        warnings += (f"exchanges with {', '.join(stale)} were lost in {sum(bool(s.stale) for s in run.trace)} iterations; the coordinator used their last answers{limit}",)
-    result = Result(
-        objective=float(sum(costs.values())) + parts.offset,
-        termination=run.status,
-        primal_status="feasible" if run.converged else "unknown",
-        dual_status="unknown",
-        residual=residual,
-        solve_time=run.trace[-1].seconds if run.trace else 0.0,
-        solver=f"{method}/{executor}",
-        dataset=collect(built).merge(trace_dataset(run)),
-        warnings=warnings,
-    )
-    return result, run
-
-
-def check(built: Built, parts: Split, run: Run, x_by_label: np.ndarray, method: str) -> tuple[float, tuple[str, ...]]:
-    """The whole model's residual at the assembled point (rows, bounds and cones, as for a
-    central solution) and the warnings to give.  A run that stopped as converged but whose
-    point violates the model by more than ``FEASIBILITY_TOL`` becomes ``not_converged``
-    (``run`` is updated); a run that did not converge is told how far its point is."""
-    residual = max(primal_residual(built), cone_violation(built, x_by_label))
-    if run.converged and not residual <= FEASIBILITY_TOL:
-        run.converged, run.status = False, "not_converged"
-        built.model.termination_condition = "other"
-    if run.converged:
-        return residual, ()
-    return residual, (f"{method.upper()} stopped after {run.iterations} iterations, not converged ({run.status}): {distance(built, parts, x_by_label, residual)}",)
-
-
-def distance(built: Built, parts: Split, x_by_label: np.ndarray, residual: float, shown: int = 3) -> str:
-    """How far the point is from holding the model: its residual and the coupling rows furthest off."""
-    m = built.model
-    mat = m.matrices
-    x = np.nan_to_num(x_by_label[mat.vlabels])
-    gap = np.abs(mat.A[parts.positions] @ x - np.asarray(mat.b, dtype=float)[parts.positions])
-    kw = built.case.system.base.factor("kW")[0]
-    text = f"the point violates the model by {residual:.3g} p.u. (a central solution may violate it by at most {FEASIBILITY_TOL:g})"
-    worst = [i for i in np.argsort(-gap, kind="stable")[:shown] if gap[i] > 0]
-    if worst:
-        rows = []
-        for i in worst:
-            name, coords = m.constraints.get_label_position(int(parts.labels[i]))
-            at = ", ".join(f"{k} {v}" for k, v in coords.items())  # no brackets: a console may read them as markup
-            rows.append(f"{name} at {at} off by {gap[i]:.3g} p.u. ({gap[i] / kw:.3g} kW or kvar)")
-        text += "; the coupling rows furthest off: " + "; ".join(rows)
-    return text
-
-
-def trace_dataset(run: Run) -> xr.Dataset:
-    it = {"iteration": [s.iteration for s in run.trace]}
-    return xr.Dataset(
-        {
-            "admm_primal": xr.DataArray([s.primal for s in run.trace], coords=it, dims="iteration"),
-            "admm_dual": xr.DataArray([s.dual for s in run.trace], coords=it, dims="iteration"),
-            "admm_eps_primal": xr.DataArray([s.eps_primal for s in run.trace], coords=it, dims="iteration", attrs={"note": "the test the primal residual is held to"}),
-            "admm_eps_dual": xr.DataArray([s.eps_dual for s in run.trace], coords=it, dims="iteration", attrs={"note": "the test the dual residual is held to"}),
-            "admm_worst": xr.DataArray([s.worst for s in run.trace], coords=it, dims="iteration", attrs={"units": "p.u.", "note": "largest violation of a coupling row"}),
-            "admm_rho": xr.DataArray([s.rho for s in run.trace], coords=it, dims="iteration"),
-            "admm_stale": xr.DataArray([len(s.stale) for s in run.trace], coords=it, dims="iteration", attrs={"units": "agents"}),
-        }
-    )
+        return getattr(run, name)
+    except AttributeError:
+        raise AttributeError(f"module 'gridlang.decompose' has no attribute '{name}'") from None

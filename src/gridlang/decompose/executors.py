@@ -2,24 +2,49 @@
 
 An executor is built from the subproblems, keeps each agent's model alive
 for the whole run, and answers ``solve_all(targets, rho) -> {agent: y}``.
-``serial`` solves them one after the other here; ``processes`` gives every
-agent a persistent worker process that receives its subproblem once and
-then only targets (and returns only its contribution); ``ray`` does the same
-with one actor per agent.  A worker that dies is started again from its
-subproblem and its last target (the coordinator holds the state), and the
-iteration goes on.
+``serial`` solves them one after the other here.  ``processes`` and ``ray``
+batch the agents into at most ``workers`` persistent workers (default: the
+number of cores; :func:`batches` balances them by size), each holding its
+agents' models and solving them in a loop at every iteration, so a thousand
+agents are a few processes, not a thousand.  A worker receives its agents'
+subproblems once, with their conic rows assembled here (:func:`local.prepare`),
+and then only targets; it returns only contributions.  A worker that dies
+(``kill(agent)`` kills the one holding that agent) is started again from its
+agents' subproblems and the pending solve is asked again (the coordinator
+holds the state), and the iteration goes on.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 
-from gridlang.decompose.local import LocalSolver
+from gridlang.decompose.local import Form, LocalSolver, prepare
 from gridlang.decompose.split import Subproblem
 from gridlang.errors import GridError, Span
+
+WHERE = Span("<decomposition>", 0, 0)
+
+
+def batches(subproblems: tuple[Subproblem, ...], workers: int | None = None) -> list[tuple[Subproblem, ...]]:
+    """The agents in at most ``workers`` groups (default: the cores), largest
+    subproblem first to the least loaded group (load: columns plus rows), so
+    every worker has about the same work per iteration.  Deterministic."""
+    count = max(1, min(len(subproblems), workers or os.cpu_count() or 1))
+    groups: list[list[Subproblem]] = [[] for _ in range(count)]
+    load = np.zeros(count)
+    size = [len(s.vlabels) + s.A.shape[0] for s in subproblems]
+    for i in sorted(range(len(subproblems)), key=lambda i: (-size[i], i)):
+        g = int(np.argmin(load))
+        groups[g].append(subproblems[i])
+        load[g] += size[i]
+    return [tuple(g) for g in groups if g]
 
 
 class SerialExecutor:
@@ -39,144 +64,115 @@ class SerialExecutor:
     def points(self) -> dict[str, np.ndarray]:
         return {a: s.x for a, s in self.local.items()}
 
+    def ready(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
 
-def _worker(sub: Subproblem, conn) -> None:
-    local = LocalSolver(sub)
-    while True:
-        request = conn.recv()
-        if request[0] == "solve":
-            try:
-                conn.send(("y", local.solve(request[1], request[2])))
-            except GridError as exc:
-                conn.send(("error", str(exc)))
-        elif request[0] == "state":
-            conn.send(("state", local.cost(), local.x))
-        else:
-            conn.close()
-            return
+class _Worker:
+    """One worker process (:mod:`gridlang.decompose.worker`) and its two pipes."""
+
+    def __init__(self, payload: dict[str, tuple[Subproblem, Form]]) -> None:
+        self.payload = payload
+        down_r, down_w = os.pipe()  # parent -> worker
+        up_r, up_w = os.pipe()  # worker -> parent
+        root = str(Path(__file__).resolve().parents[2])  # the directory gridlang is imported from
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "gridlang.decompose.worker", str(down_r), str(up_w)], pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, env=env)
+        os.close(down_r)  # only the worker holds its ends: its death is an EOF here
+        os.close(up_w)
+        self.outbox = Connection(down_w, readable=False)
+        self.inbox = Connection(up_r, writable=False)
+        self.sent = False
+
+    def send_agents(self) -> None:
+        """Give the worker its agents (after every worker was started, so they import in parallel)."""
+        if not self.sent:
+            self.sent = True
+            self.send(("agents", self.payload))
+
+    def send(self, request: tuple) -> bool:
+        try:
+            self.outbox.send(request)
+            return True
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            return False
+
+    def recv(self):
+        return self.inbox.recv()  # EOFError when the worker died
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        self.send(("stop",))
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.outbox.close()
+        self.inbox.close()
 
 
 class ProcessExecutor:
-    """One persistent worker process per agent."""
+    """Persistent worker processes, each holding a batch of agents (:func:`batches`)."""
 
-    def __init__(self, subproblems: tuple[Subproblem, ...]) -> None:
-        self.ctx = mp.get_context("spawn")
+    def __init__(self, subproblems: tuple[Subproblem, ...], workers: int | None = None) -> None:
         self.subs = {s.agent: s for s in subproblems}
-        self.workers: dict[str, tuple] = {}
+        self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in batches(subproblems, workers)]
+        self.home = {a: g for g, group in enumerate(self.groups) for a in group}
         self.restarts: dict[str, int] = dict.fromkeys(self.subs, 0)
-        for agent in self.subs:
-            self._start(agent)
+        self.workers = [_Worker(group) for group in self.groups]
+        for w in self.workers:
+            w.send_agents()
 
-    def _start(self, agent: str) -> None:
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker, args=(self.subs[agent], child), daemon=True)
-        proc.start()
-        self.workers[agent] = (proc, parent)
+    def _restart(self, g: int) -> None:
+        self.workers[g].kill()
+        self.workers[g].close()
+        for a in self.groups[g]:
+            self.restarts[a] += 1
+        self.workers[g] = _Worker(self.groups[g])  # fresh models; the next solve warm-starts nothing but loses nothing
+        self.workers[g].send_agents()
 
     def kill(self, agent: str) -> None:
-        """Stop a worker abruptly (fault injection)."""
-        proc, _ = self.workers[agent]
-        proc.kill()
-        proc.join()
+        """Stop the worker holding ``agent`` abruptly (fault injection); its agents are restarted."""
+        self.workers[self.home[agent]].kill()
 
-    def _ask(self, agent: str, request: tuple):
+    def _reply(self, g: int, request: tuple, sent: bool):
+        """The worker's answer to ``request`` (already sent if ``sent``), starting it again once if it died."""
         for attempt in range(2):
-            proc, conn = self.workers[agent]
             try:
-                conn.send(request)
-                reply = conn.recv()
+                if not sent and not self.workers[g].send(request):
+                    raise EOFError
+                reply = self.workers[g].recv()
                 break
-            except (EOFError, BrokenPipeError, ConnectionResetError):
+            except (EOFError, ConnectionResetError, OSError):
                 if attempt:
-                    raise GridError(Span("<decomposition>", 0, 0), f"the worker of agent '{agent}' failed twice", "see the worker's log") from None
-                self.restarts[agent] += 1
-                self._start(agent)  # a fresh model; the next solve warm-starts nothing but loses nothing
+                    raise GridError(WHERE, f"the worker of agents {', '.join(self.groups[g])} failed twice", "see the worker's log") from None
+                self._restart(g)
+                sent = False
         if reply[0] == "error":
-            raise GridError(Span("<decomposition>", 0, 0), reply[1])
+            raise GridError(WHERE, reply[1])
         return reply
 
     def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
-        for agent, v in targets.items():  # send to every worker first, so they solve in parallel
-            proc, conn = self.workers[agent]
-            try:
-                conn.send(("solve", v, rho))
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-        out = {}
+        asked: dict[int, dict[str, np.ndarray]] = {}
         for agent, v in targets.items():
-            proc, conn = self.workers[agent]
-            try:
-                reply = conn.recv()
-            except (EOFError, ConnectionResetError):
-                self.restarts[agent] += 1
-                self._start(agent)
-                reply = self._ask(agent, ("solve", v, rho))
-            if reply[0] == "error":
-                raise GridError(Span("<decomposition>", 0, 0), reply[1])
-            out[agent] = reply[1]
-        return out
-
-    def costs(self) -> dict[str, float]:
-        return {a: self._ask(a, ("state",))[1] for a in self.subs}
-
-    def points(self) -> dict[str, np.ndarray]:
-        return {a: self._ask(a, ("state",))[2] for a in self.subs}
-
-    def close(self) -> None:
-        for proc, conn in self.workers.values():
-            try:
-                conn.send(("stop",))
-            except (BrokenPipeError, OSError):
-                pass
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-
-
-class _RayAgent:
-    """A Ray actor holding one agent's persistent subproblem."""
-
-    def __init__(self, sub: Subproblem) -> None:
-        self.local = LocalSolver(sub)
-
-    def solve(self, v: np.ndarray, rho: float) -> np.ndarray:
-        return self.local.solve(v, rho)
-
-    def state(self) -> tuple[float, np.ndarray]:
-        return self.local.cost(), self.local.x
-
-
-class RayExecutor:
-    """One Ray actor per agent, on the cluster at ``address`` or on a local Ray
-    started here (and stopped by :meth:`close`).  An actor that dies is
-    restarted by Ray (``max_restarts``) from its subproblem and the pending
-    solve retried (``max_task_retries``)."""
-
-    def __init__(self, subproblems: tuple[Subproblem, ...], address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise GridError(Span("<decomposition>", 0, 0), "the ray executor needs Ray", "pip install 'gridlang[ray]'") from None
-        self.ray = ray
-        self.started = not ray.is_initialized()
-        if self.started:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        actor = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayAgent)
-        self.actors = {s.agent: actor.remote(s) for s in subproblems}
-
-    def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
-        refs = {a: self.actors[a].solve.remote(v, rho) for a, v in targets.items()}
-        return {a: self.ray.get(ref) for a, ref in refs.items()}
-
-    def kill(self, agent: str) -> None:
-        """Kill an actor abruptly (fault injection); Ray restarts it."""
-        self.ray.kill(self.actors[agent], no_restart=False)
+            asked.setdefault(self.home[agent], {})[agent] = v
+        sent = {g: self.workers[g].send(("solve", vs, rho)) for g, vs in asked.items()}  # every worker first, so they solve in parallel
+        out: dict[str, np.ndarray] = {}
+        for g, vs in asked.items():
+            out.update(self._reply(g, ("solve", vs, rho), sent[g])[1])
+        return {a: out[a] for a in targets}
 
     def _states(self) -> dict[str, tuple[float, np.ndarray]]:
-        return {a: self.ray.get(actor.state.remote()) for a, actor in self.actors.items()}
+        out: dict[str, tuple[float, np.ndarray]] = {}
+        for g in range(len(self.workers)):
+            out.update(self._reply(g, ("state",), False)[1])
+        return out
 
     def costs(self) -> dict[str, float]:
         return {a: s[0] for a, s in self._states().items()}
@@ -184,8 +180,85 @@ class RayExecutor:
     def points(self) -> dict[str, np.ndarray]:
         return {a: s[1] for a, s in self._states().items()}
 
+    def ready(self) -> None:
+        """Wait until every worker has imported what it needs and holds its agents."""
+        for g in range(len(self.workers)):
+            self._reply(g, ("ping",), False)
+
     def close(self) -> None:
-        for actor in self.actors.values():
+        for w in self.workers:
+            w.close()
+
+
+class _RayBatch:
+    """A Ray actor holding a batch of agents' persistent subproblems."""
+
+    def __init__(self, payload: dict[str, tuple[Subproblem, Form]]) -> None:
+        self.local = {a: LocalSolver(sub, form) for a, (sub, form) in payload.items()}
+
+    def solve(self, targets: dict[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
+        return {a: self.local[a].solve(v, rho) for a, v in targets.items()}
+
+    def state(self) -> dict[str, tuple[float, np.ndarray]]:
+        return {a: (s.cost(), s.x) for a, s in self.local.items()}
+
+    def ping(self) -> bool:
+        return True
+
+
+class RayExecutor:
+    """Ray actors, each holding a batch of agents (:func:`batches`, at most
+    ``workers``, default the cores), on the cluster at ``address`` or on a
+    local Ray started here (and stopped by :meth:`close`).  An actor that dies
+    is restarted by Ray (``max_restarts``) from its agents' subproblems and the
+    pending solve retried (``max_task_retries``)."""
+
+    def __init__(self, subproblems: tuple[Subproblem, ...], address: str | None = None, workers: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise GridError(WHERE, "the ray executor needs Ray", "pip install 'gridlang[ray]'") from None
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        actor = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayBatch)
+        self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in batches(subproblems, workers)]
+        self.home = {a: g for g, group in enumerate(self.groups) for a in group}
+        self.actors = [actor.remote(group) for group in self.groups]
+
+    def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
+        asked: dict[int, dict[str, np.ndarray]] = {}
+        for agent, v in targets.items():
+            asked.setdefault(self.home[agent], {})[agent] = v
+        refs = [self.actors[g].solve.remote(vs, rho) for g, vs in asked.items()]
+        out: dict[str, np.ndarray] = {}
+        for part in self.ray.get(refs):
+            out.update(part)
+        return {a: out[a] for a in targets}
+
+    def kill(self, agent: str) -> None:
+        """Kill the actor holding ``agent`` abruptly (fault injection); Ray restarts it."""
+        self.ray.kill(self.actors[self.home[agent]], no_restart=False)
+
+    def _states(self) -> dict[str, tuple[float, np.ndarray]]:
+        out: dict[str, tuple[float, np.ndarray]] = {}
+        for part in self.ray.get([actor.state.remote() for actor in self.actors]):
+            out.update(part)
+        return out
+
+    def costs(self) -> dict[str, float]:
+        return {a: s[0] for a, s in self._states().items()}
+
+    def points(self) -> dict[str, np.ndarray]:
+        return {a: s[1] for a, s in self._states().items()}
+
+    def ready(self) -> None:
+        """Wait until every actor holds its agents."""
+        self.ray.get([actor.ping.remote() for actor in self.actors])
+
+    def close(self) -> None:
+        for actor in self.actors:
             self.ray.kill(actor, no_restart=True)
         if self.started:
             self.ray.shutdown()

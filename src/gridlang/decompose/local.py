@@ -16,14 +16,76 @@ contribution ``y = C x - d`` and nothing else.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import clarabel
 import numpy as np
 import scipy.sparse as sp
 
-from gridlang.decompose.split import Subproblem
 from gridlang.errors import GridError, Span
-from gridlang.solvers import clarabel as clarabel_backend
-from gridlang.solvers import conic
+
+if TYPE_CHECKING:
+    from gridlang.decompose.split import Subproblem
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Form:
+    """The rows Clarabel sees for a subproblem (the conic form of
+    :func:`gridlang.solvers.conic.assemble`, the parts a worker needs):
+    ``A x + s = b``, ``s`` in zero, non-negative and second-order cones of
+    the given sizes, over the columns in ``keep``; the others are ``fixed``.
+    It is assembled where the compiler lives and sent to a worker, which then
+    needs numpy, scipy.sparse and Clarabel only."""
+
+    A: sp.csc_matrix
+    b: np.ndarray
+    zero: int
+    nonneg: int
+    soc: np.ndarray
+    keep: np.ndarray
+    fixed: np.ndarray
+
+    def full(self, x: np.ndarray) -> np.ndarray:
+        """A solution over the kept columns, with the fixed ones put back."""
+        out = self.fixed.copy()
+        out[self.keep] = x
+        return out
+
+
+def assemble(A, b, sense, lb, ub, cones) -> Form:
+    """The :class:`Form` of ``A x (sense) b, lb <= x <= ub`` and cones of columns."""
+    from gridlang.solvers import conic  # the compiler's side only: a worker gets the Form
+
+    n = A.shape[1]
+    f = conic.assemble(sp.csr_matrix(A), b, sense, lb, ub, None, np.zeros(n), list(cones), np.arange(n), np.full(n, "C"))
+    return Form(f.A, f.b, f.zero, f.nonneg, f.soc, f.keep, f.fixed)
+
+
+def prepare(sub: Subproblem) -> Form:
+    """An agent's :class:`Form`, to build its model from without the compiler."""
+    return assemble(sub.A, sub.b, sub.sense, sub.lb, sub.ub, sub.cones)
+
+
+def _cones(form: Form) -> list:
+    """Clarabel's cone list (as :func:`gridlang.solvers.clarabel.cones`, which a worker cannot import cheaply)."""
+    out = [clarabel.ZeroConeT(form.zero)] if form.zero else []
+    if form.nonneg:
+        out.append(clarabel.NonnegativeConeT(form.nonneg))
+    return out + [clarabel.SecondOrderConeT(int(k)) for k in form.soc]
+
+
+def _settings(**values: object) -> clarabel.DefaultSettings:
+    """Clarabel's settings, quiet, with ``values`` set (as :func:`gridlang.solvers.clarabel.settings`)."""
+    out = clarabel.DefaultSettings()
+    out.verbose = False
+    for key, value in values.items():
+        setattr(out, key, value)
+    return out
+
+
+def _status(sol) -> str:
+    return str(sol.status).split(".")[-1]
 
 
 class PersistentConic:
@@ -39,10 +101,9 @@ class PersistentConic:
     linear solves (about half of each solve); a solve that does not end
     ``Solved`` is repeated once by a model with refinement on."""
 
-    def __init__(self, A: sp.spmatrix, b, sense, lb, ub, H0: sp.spmatrix, H1: sp.spmatrix, weight: float, q: np.ndarray, cones, who: str) -> None:
-        n = A.shape[1]
+    def __init__(self, A: sp.spmatrix, b, sense, lb, ub, H0: sp.spmatrix, H1: sp.spmatrix, weight: float, q: np.ndarray, cones, who: str, form: Form | None = None) -> None:
         self.who = who
-        self.form = form = conic.assemble(sp.csr_matrix(A), b, sense, lb, ub, None, np.zeros(n), list(cones), np.arange(n), np.full(n, "C"))
+        self.form = form = assemble(A, b, sense, lb, ub, cones) if form is None else form
         keep, fixed = form.keep, ~form.keep
         parts = [sp.csr_matrix(H)[keep] for H in (H0, H1)]
         self._shift = [np.asarray(h[:, fixed] @ form.fixed[fixed], dtype=float).ravel() for h in parts]
@@ -64,9 +125,9 @@ class PersistentConic:
         return q[self.form.keep] + self._shift[0] + self.weight * self._shift[1]
 
     def _solver(self, refine: bool):
-        settings = clarabel_backend.settings(presolve_enable=False, iterative_refinement_enable=refine)  # no presolve: the data stay updatable
+        settings = _settings(presolve_enable=False, iterative_refinement_enable=refine)  # no presolve: the data stay updatable
         f = self.form
-        return clarabel.DefaultSolver(self._P(), self.q, f.A, f.b, clarabel_backend.cones(f), settings)
+        return clarabel.DefaultSolver(self._P(), self.q, f.A, f.b, _cones(f), settings)
 
     def update(self, q: np.ndarray, weight: float) -> None:
         """A new linear cost, and new Hessian values when the weight changed."""
@@ -78,10 +139,10 @@ class PersistentConic:
 
     def run(self) -> np.ndarray:
         sol = self.solver.solve()
-        if clarabel_backend.name(sol) != "Solved":
+        if _status(sol) != "Solved":
             self.solver = self._solver(refine=True)
             sol = self.solver.solve()
-        status = clarabel_backend.name(sol)
+        status = _status(sol)
         if status not in ("Solved", "AlmostSolved"):
             raise GridError(Span("<decomposition>", 0, 0), f"{self.who}: its subproblem ended '{status}'", "check that the agent can operate with the coupling quantities it is asked for")
         return self.form.full(np.asarray(sol.x))
@@ -90,8 +151,9 @@ class PersistentConic:
 class LocalSolver:
     """Builds the agent's model on first use; ``solve(v, rho)`` returns ``y``."""
 
-    def __init__(self, sub: Subproblem) -> None:
+    def __init__(self, sub: Subproblem, form: Form | None = None) -> None:
         self.sub = sub
+        self.form = form  # assembled here at the first solve unless given (a worker is given it)
         self.x = np.zeros(len(sub.vlabels))
         self.Ct = sub.C.T.tocsr()  # once: the linear cost needs C'(d + v) at every iteration
         self.CtC = (self.Ct @ sub.C).tocsc()
@@ -101,7 +163,7 @@ class LocalSolver:
         sub = self.sub
         q = sub.c - rho * (self.Ct @ (sub.d + v))
         if self._model is None:
-            self._model = PersistentConic(sub.A, sub.b, sub.sense, sub.lb, sub.ub, sub.Q, self.CtC, rho, q, sub.cones, f"agent '{sub.agent}'")
+            self._model = PersistentConic(sub.A, sub.b, sub.sense, sub.lb, sub.ub, sub.Q, self.CtC, rho, q, sub.cones, f"agent '{sub.agent}'", self.form)
         else:
             self._model.update(q, rho)
         self.x = self._model.run()

@@ -18,12 +18,15 @@ coupling rows: nothing here is specific to one case.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from gridlang.compiler.build import Built
 from gridlang.errors import GridError
+
+if TYPE_CHECKING:  # a worker unpickling a Subproblem needs none of the compiler
+    from gridlang.compiler.build import Built
 
 
 @dataclass(frozen=True, slots=True, eq=False)
