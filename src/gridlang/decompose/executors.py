@@ -74,7 +74,7 @@ class SerialExecutor:
 class _Worker:
     """One worker process (:mod:`gridlang.decompose.worker`) and its two pipes."""
 
-    def __init__(self, payload: dict[str, tuple[Subproblem, Form]]) -> None:
+    def __init__(self, payload: dict[str, tuple[Subproblem, Form]] | None = None) -> None:
         self.payload = payload
         down_r, down_w = os.pipe()  # parent -> worker
         up_r, up_w = os.pipe()  # worker -> parent
@@ -87,8 +87,9 @@ class _Worker:
         self.inbox = Connection(up_r, writable=False)
         self.sent = False
 
-    def send_agents(self) -> None:
+    def send_agents(self, payload: dict[str, tuple[Subproblem, Form]] | None = None) -> None:
         """Give the worker its agents (after every worker was started, so they import in parallel)."""
+        self.payload = payload or self.payload
         if not self.sent:
             self.sent = True
             self.send(("agents", self.payload))
@@ -122,12 +123,13 @@ class ProcessExecutor:
 
     def __init__(self, subproblems: tuple[Subproblem, ...], workers: int | None = None) -> None:
         self.subs = {s.agent: s for s in subproblems}
-        self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in batches(subproblems, workers)]
+        grouped = batches(subproblems, workers)
+        self.workers = [_Worker() for _ in grouped]  # started first: they import while the rows are assembled here
+        self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in grouped]
         self.home = {a: g for g, group in enumerate(self.groups) for a in group}
         self.restarts: dict[str, int] = dict.fromkeys(self.subs, 0)
-        self.workers = [_Worker(group) for group in self.groups]
-        for w in self.workers:
-            w.send_agents()
+        for w, group in zip(self.workers, self.groups):
+            w.send_agents(group)
 
     def _restart(self, g: int) -> None:
         self.workers[g].kill()
@@ -186,6 +188,8 @@ class ProcessExecutor:
             self._reply(g, ("ping",), False)
 
     def close(self) -> None:
+        for w in self.workers:  # every worker told first, so they stop together
+            w.send(("stop",))
         for w in self.workers:
             w.close()
 

@@ -45,7 +45,9 @@ def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Se
     return config
 
 
-def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, **settings) -> tuple[Result, Run]:
+def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, workers: int | None = None, **settings) -> tuple[Result, Run]:
+    """Decompose (see the package doc); ``workers`` bounds the processes or Ray actors
+    the agents are batched into (default: the number of cores)."""
     if method not in ("admm", "atc"):
         raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}'", "methods: central, admm, atc")
     if executor not in EXECUTORS:
@@ -54,7 +56,12 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     parts = split(built)
     upper = built.case.network_owner
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
-    pool = EXECUTORS[executor](subs, address) if executor == "ray" else EXECUTORS[executor](subs)
+    if executor == "serial":
+        pool = EXECUTORS[executor](subs)
+    elif executor == "ray":
+        pool = EXECUTORS[executor](subs, address, workers)
+    else:
+        pool = EXECUTORS[executor](subs, workers)
     try:
         if method == "admm":
             run = admm(parts, pool, config, progress)

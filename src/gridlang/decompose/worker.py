@@ -19,6 +19,7 @@ parent's ``__main__`` (as a ``multiprocessing`` spawn would).
 
 from __future__ import annotations
 
+import os
 import sys
 from multiprocessing.connection import Connection
 
@@ -51,3 +52,6 @@ def serve(inbox: Connection, outbox: Connection) -> None:
 
 if __name__ == "__main__":
     serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # nothing to tear down: skipping the interpreter's shutdown saves a tenth of a second per worker
