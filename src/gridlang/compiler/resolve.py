@@ -882,12 +882,13 @@ def _objective(objectives: Sequence[ast.Objective], scope: _Scope) -> str:
     return o.sense
 
 
-METHODS = ("central", "admm", "atc")
+METHODS = ("central", "admm", "atc", "auto")  # auto: ATC when the others hang off the network owner, else ADMM (gridlang.decompose.choose)
 
 
 def _method(e: ast.Expr, scope: _Scope, spans: dict[str, Span]) -> tuple[str, dict[str, float]]:
-    """``central``, ``admm`` or ``admm(rho = 1, tol = 1e-4, max_iter = 500)``; each
-    setting's value span goes into ``spans`` as ``method.<setting>``."""
+    """``central``, ``admm``, ``atc``, ``auto`` or ``admm(rho = 1, tol = 1e-4, max_iter = 500)``
+    (``auto(...)``'s settings go to the method it picks); each setting's value
+    span goes into ``spans`` as ``method.<setting>``."""
     match e:
         case ast.Name(name) if name in METHODS:
             return name, {}
