@@ -199,3 +199,32 @@ def test_prosumers_by_admm_reproduce_the_game() -> None:
     # the surplus is 10 of 5,515: its split is checked against the surplus
     assert abs(b.gain.sum() - a.gain.sum()) <= 1e-2 * a.surplus
     assert abs(b.operator_gain - a.operator_gain) <= 1e-2 * a.surplus
+
+
+def test_method_auto_picks_atc_where_the_others_hang_off_the_network_owner() -> None:
+    """prosumers (each prosumer meets only the operator 'dso'): ATC, said in the
+    warnings, the very numbers of method="atc"; the same from the study's ``method = auto``."""
+    path = CASES / "prosumers.grid"
+    auto = gridlang.load(path).solve(method="auto")
+    atc = gridlang.load(path).solve(method="atc")
+    assert auto.warnings[0] == "method auto picked ATC: 'dso' owns the network and each of the other 22 agents is coupled with it alone"
+    assert auto.solver == "atc/serial" and auto.termination == "converged" and not auto.doubts()
+    assert auto.objective == atc.objective
+    text = path.read_text().replace('"data/', f'"{CASES}/data/').replace('include "', f'include "{CASES}/').replace("solver = highs }", "solver = highs; method = auto }")
+    assert gridlang.load(text, allow_outside=True).solve().warnings[0].startswith("method auto picked ATC")
+
+
+def test_method_auto_picks_admm_where_agents_meet_in_a_market_and_atc_for_a_community() -> None:
+    from gridlang.decompose import choose
+
+    method, why = choose(gridlang.load(CASES / "three_microgrids.grid").built)
+    assert method == "admm" and why.startswith("agents mg1, mg2, mg3 meet in 72 coupling rows")  # the market's energy balance
+    method, why = choose(gridlang.load(CASES / "community4.grid").built)
+    assert (method, why) == ("atc", "'dso' owns the network and each of the other 4 agents is coupled with it alone")
+    method, _ = choose(gridlang.load(THREE).built)  # a, b, c and the network meet in one balance
+    assert method == "admm"
+
+
+def test_method_auto_on_a_case_without_agents_solves_centrally() -> None:
+    r = gridlang.load(CASES / "ieee33_dispatch.grid").solve(method="auto")
+    assert r.warnings[0].startswith("method auto picked central") and r.termination == "optimal"

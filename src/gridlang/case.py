@@ -53,8 +53,9 @@ class Case:
 
     def solve(self, solver: str | None = None, method: str | None = None, executor: str = "serial", progress=None, address: str | None = None, compare_plans: bool = True, **options: object) -> Result:
         """Solve with ``solver`` (default: by problem class) and solver options,
-        centrally or decomposed by agent (``method="admm"``, or the study's
-        ``method = admm(...)``; ``executor`` serial, processes or ray, which
+        centrally or decomposed by agent (``method="admm"``, ``"atc"``, or
+        ``"auto"``, which picks one by :func:`gridlang.decompose.choose` and says
+        which in the warnings; or the study's ``method = admm(...)``; ``executor`` serial, processes or ray, which
         joins the Ray cluster at ``address`` or starts a local one).
 
         ``options`` go to the solver, or, when decomposing, to the method.
@@ -70,6 +71,9 @@ class Case:
 
         chosen, settings = self.ir.solver_options.get("method", ("central", {}))
         chosen = method or chosen
+        picked = ()
+        if chosen == "auto" and len(set(self.ir.owners.values())) < 2:  # nothing to decompose
+            chosen, picked = "central", ("method auto picked central: the case has fewer than two agents, so there is nothing to decompose",)
         if chosen == "central":
             try:
                 result = solvers.solve(self.built, solver, options)
@@ -81,6 +85,8 @@ class Case:
             from gridlang import decompose
 
             result, _ = decompose.solve(self.built, chosen, executor, progress, address, **{**settings, **options})
+        if picked:
+            result = replace(result, warnings=picked + result.warnings)
         if self.measurement_flags is not None:
             result = replace(result, dataset=result.dataset.assign(measurement_flag=self.measurement_flags))
         if self.built.markets or self.built.games:  # stage 2, on the settlement point (gridlang.settle.settle_all)

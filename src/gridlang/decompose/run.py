@@ -48,12 +48,16 @@ def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Se
 def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, workers: int | None = None, **settings) -> tuple[Result, Run]:
     """Decompose (see the package doc); ``workers`` bounds the processes or Ray actors
     the agents are batched into (default: the number of cores)."""
-    if method not in ("admm", "atc"):
-        raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}'", "methods: central, admm, atc")
+    if method not in ("admm", "atc", "auto"):
+        raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}'", "methods: central, admm, atc, auto")
     if executor not in EXECUTORS:
         raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
-    config = settings_for(built, method, settings)
     parts = split(built)
+    picked = ()
+    if method == "auto":
+        method, why = choose(built, parts)
+        picked = (f"method auto picked {method.upper()}: {why}",)
+    config = settings_for(built, method, settings)
     upper = built.case.network_owner
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
     if executor == "serial":
@@ -78,6 +82,7 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         x_by_label[sub.vlabels] = points[sub.agent]
     store_solution(built.model, x_by_label, termination="optimal" if run.converged else "other")
     residual, warnings = check(built, parts, run, x_by_label, method)
+    warnings = picked + warnings
     stale = sorted({a for step in run.trace for a in step.stale})  # fault injection
     if stale:
         limit = f" (at most {config.max_staleness} in a row)" if method == "admm" else ""
@@ -94,6 +99,35 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         warnings=warnings,
     )
     return result, run
+
+
+def choose(built: Built, parts: Split | None = None) -> tuple[str, str]:
+    """The decomposition ``method = auto`` runs, and why: ``"atc"`` when one agent
+    owns the network and every other agent's assets hang off it -- every coupling
+    row holds at most one other agent, and holds the network owner whenever it
+    holds one (the operator is the upper level, the others its lower levels) --
+    ``"admm"`` otherwise (agents that meet in a row without the owner, or
+    several agents in one row, as in a market, trade with each other)."""
+    parts = split(built) if parts is None else parts
+    owner = built.case.network_owner
+    if owner is None or owner not in parts.agents:
+        return "admm", "no agent owns a network, so there is no upper level for ATC"
+    with_owner = np.zeros(parts.n_coupling, dtype=bool)
+    others = np.zeros(parts.n_coupling, dtype=np.int64)  # agents other than the owner in each row
+    for sub in parts.subproblems:
+        if sub.agent == owner:
+            with_owner[sub.rows] = True
+        else:
+            np.add.at(others, sub.rows, 1)
+    shared = np.flatnonzero((others > 1) | ((others == 1) & ~with_owner))
+    lower = len(parts.agents) - 1
+    if not len(shared):
+        return "atc", f"'{owner}' owns the network and each of the other {lower} agents is coupled with it alone"
+    row = int(shared[0])
+    name, coords = built.model.constraints.get_label_position(int(parts.labels[row]))
+    at = ", ".join(f"{k} {v}" for k, v in coords.items())
+    meet = sorted(s.agent for s in parts.subproblems if s.agent != owner and row in set(s.rows.tolist()))
+    return "admm", f"agents {', '.join(meet)} meet in {len(shared)} coupling rows without going through '{owner}' alone (e.g. {name} at {at})"
 
 
 def check(built: Built, parts: Split, run: Run, x_by_label: np.ndarray, method: str) -> tuple[float, tuple[str, ...]]:
