@@ -45,6 +45,7 @@ class Branch:
     note: str = ""  # a comment written beside the branch
     charging: float = 0.0  # Mvar at 1 p.u., half at each end
     tap: float = 1.0  # off-nominal ratio at the from end
+    leakage: float = 0.0  # MW drawn by the branch's shunt conductance at 1 p.u., half at each end
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,14 +255,16 @@ def _branches(branches: Sequence[Branch], has) -> list[str]:
     lines = [b for b in branches if not b.transformer]
     charging = has("charging") and any(b.charging for b in lines)
     tap = has("tap") and any(b.tap != 1 for b in lines)
+    leakage = has("leakage") and any(b.leakage for b in lines)
     out = []
     if lines:
-        cols = "name, from, to" + (", r [ohm], x [ohm]" if impedance else "") + (", charging [Mvar]" if charging else "") + (", tap" if tap else "")
+        cols = "name, from, to" + (", r [ohm], x [ohm]" if impedance else "") + (", charging [Mvar]" if charging else "") + (", leakage [MW]" if leakage else "") + (", tap" if tap else "")
 
         def row(b: Branch) -> tuple[str, ...]:
             cells = [b.name, b.from_bus, b.to_bus]
             cells += [num(b.r), num(b.x)] if impedance else []
             cells += [num(b.charging)] if charging else []
+            cells += [num(b.leakage)] if leakage else []
             cells += [num(b.tap)] if tap else []
             return tuple(cells)
 
@@ -276,6 +279,8 @@ def _branches(branches: Sequence[Branch], has) -> list[str]:
                 attrs.append(f"tap = {num(b.tap)}")
             if b.charging and has("charging"):
                 attrs.append(f"charging = {num(b.charging)} Mvar")
+            if b.leakage and has("leakage"):
+                attrs.append(f"leakage = {num(b.leakage)} MW")
             body = f" {{ {'; '.join(attrs)} }}" if attrs else ""
             out.append(f"  transformer {b.name} from {b.from_bus} to {b.to_bus}{body}{f'   # {b.note}' if b.note else ''}")
     return out
@@ -289,10 +294,14 @@ def dropped(feeder: Feeder, formulation: str) -> list[str]:
     out = []
     shunts = [b for b in feeder.buses if b.gs or b.bs]
     if shunts and not {"gs", "bs"} <= params:
-        out.append(f"{len(shunts)} shunts, {num(round(sum(b.bs for b in shunts), 3))} Mvar and {num(round(sum(b.gs for b in shunts), 3))} MW at 1 p.u., dropped ({formulation} has no bus shunts)")
+        size = [f"{num(round(sum(getattr(b, k) for b in shunts), 3))} {u}" for k, u in (("bs", "Mvar"), ("gs", "MW")) if any(getattr(b, k) for b in shunts)]
+        out.append(f"{len(shunts)} shunts, {' and '.join(size)} at 1 p.u., dropped ({formulation} has no bus shunts)")
     charged = [b for b in feeder.branches if b.charging]
     if charged and "charging" not in params:
         out.append(f"{len(charged)} branches with line charging, {num(round(sum(b.charging for b in charged), 3))} Mvar, dropped ({formulation} has no line charging)")
+    leaking = [b for b in feeder.branches if b.leakage]
+    if leaking and "leakage" not in params:
+        out.append(f"{len(leaking)} branches with shunt conductance (magnetising losses), {num(round(sum(b.leakage for b in leaking), 4))} MW, dropped ({formulation} has no branch leakage)")
     tapped = [b for b in feeder.branches if b.tap != 1]
     if tapped and "tap" not in params:
         worst = max(abs(b.tap - 1) for b in tapped)

@@ -25,14 +25,15 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from dataclasses import replace
 from typing import Any
 
 from gridlang.errors import COMMAND_LINE, GridError, did_you_mean
-from gridlang.io.gridtext import PV, Branch, Bus, Feeder, Generator, Imported, Load, Supply, grid_name, num, summary, write_grid
+from gridlang.io.gridtext import PV, Branch, Bus, Feeder, Generator, Imported, Load, Supply, dropped, grid_name, num, summary, write_grid
 
 #: element tables gridlang does not convert
 _UNSUPPORTED = (
-    "trafo3w", "impedance", "dcline", "ward", "xward", "shunt", "storage", "motor",
+    "trafo3w", "impedance", "dcline", "ward", "xward", "motor",
     "asymmetric_load", "asymmetric_sgen", "svc", "tcsc", "ssc", "vsc", "line_dc", "source_dc", "load_dc",
 )  # fmt: skip
 
@@ -88,7 +89,56 @@ def convert_pandapower(net: Any, name: str, formulation: str = "lindistflow", sg
     if sgen not in ("pv", "load"):
         raise GridError(COMMAND_LINE, f"sgen is 'pv' or 'load', not '{sgen}'")
     feeder, warnings = _feeder(net, name, sgen)
-    return Imported(write_grid(feeder, formulation), tuple(warnings), summary(feeder))
+    text = write_grid(feeder, formulation)
+    return Imported(text, (*warnings, *dropped(feeder, formulation)), summary(feeder))
+
+
+def _trafo_pi(row, vn_hv_bus: float, vn_lv_bus: float, base_mva: float) -> tuple[float, float, float, float, float, list[str]]:
+    """A two-winding transformer as pandapower models it, in per unit of the system base.
+
+    Series impedance ``z = vk/100 * (vn_lv_trafo/vn_lv_bus)^2 * base/sn`` (r from
+    vkr), magnetising admittance ``y_m = (pfe - j sqrt((i0 sn/100)^2 - pfe^2)) / vn_lv^2``
+    (per unit), both over ``parallel``; the T model (half the impedance on each
+    side of y_m) is turned into the equivalent pi, whose shunt is split equally
+    between the ends.  A ratio tap moves the rated voltage of its side by
+    ``(tap_pos - tap_neutral) tap_step_percent``; the off-nominal ratio at the
+    high-voltage end is ``(vn_hv_trafo / vn_lv_trafo) / (vn_hv_bus / vn_lv_bus)``.
+    Returns r, x, g, b (total shunt), the ratio and notes on what is not modelled."""
+    notes = []
+    vn_hv, vn_lv = float(row["vn_hv_kv"]), float(row["vn_lv_kv"])
+    pos, neutral, step = _finite(row, "tap_pos"), _finite(row, "tap_neutral"), _finite(row, "tap_step_percent")
+    # pandapower 3 moves a tap only of type Ratio or Symmetrical (Ideal shifts the phase only;
+    # no type, no tap); without the column (older nets) every tap is a ratio tap
+    kind = row["tap_changer_type"] if "tap_changer_type" in row.index else "Ratio"
+    if "tap_dependency_table" in row.index and row["tap_dependency_table"] is True:
+        notes.append("tap characteristic table not read")
+    if pos is not None and neutral is not None and step is not None and pos != neutral and kind in ("Ratio", "Symmetrical"):
+        if _finite(row, "tap_step_degree"):
+            notes.append(f"phase step of the {kind} tap not modelled")
+        factor = 1 + (pos - neutral) * step / 100
+        if str(row.get("tap_side", "hv")) == "lv":
+            vn_lv *= factor
+        else:
+            vn_hv *= factor
+    if _finite(row, "shift_degree"):
+        notes.append(f"phase shift {num(float(row['shift_degree']))} deg (no effect on a radial feeder's magnitudes)")
+    parallel = _finite(row, "parallel") or 1.0
+    sn = float(row["sn_mva"])
+    scale = (vn_lv / vn_lv_bus) ** 2 * base_mva / sn
+    z, r = float(row["vk_percent"]) / 100 * scale, float(row["vkr_percent"]) / 100 * scale
+    x = math.copysign(math.sqrt(max(z * z - r * r, 0.0)), z)
+    pfe = (_finite(row, "pfe_kw") or 0.0) * 1e-3
+    ym = (_finite(row, "i0_percent") or 0.0) / 100 * sn
+    to_pu = (vn_lv_bus**2 / base_mva) * parallel / float(row["vn_lv_kv"]) ** 2 / (vn_lv / float(row["vn_lv_kv"])) ** 2
+    y = complex(pfe, -math.sqrt(max(ym * ym - pfe * pfe, 0.0))) * to_pu
+    zs = complex(r, x) / parallel
+    if y:  # T to pi (star to delta) with half the impedance on each side
+        za = zb = zs / 2
+        zc = 1 / y
+        total = za * zb + za * zc + zb * zc
+        zs, y = total / zc, 2 / (total / zb)
+    ratio = (vn_hv / vn_lv) / (vn_hv_bus / vn_lv_bus)
+    return zs.real, zs.imag, y.real, y.imag, ratio, notes
 
 
 def _finite(row, column: str) -> float | None:
@@ -124,7 +174,7 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
             b = parent[b]
         return b
 
-    open_branches: set[tuple[str, int]] = set()
+    open_branches: dict[tuple[str, int], set[int]] = {}  # the buses at which a branch is switched open
     switch = getattr(net, "switch", None)
     if switch is not None:
         for _, s in switch.iterrows():
@@ -133,7 +183,7 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
                 a, b = node(int(s["bus"])), node(int(s["element"]))
                 parent[max(a, b)] = min(a, b)
             elif s["et"] in ("l", "t") and not closed:
-                open_branches.add((str(s["et"]), int(s["element"])))
+                open_branches.setdefault((str(s["et"]), int(s["element"])), set()).add(int(s["bus"]))
 
     # the reference: ext_grid, else generators marked as slack
     slack_rows = [(i, row) for i, row in net.ext_grid.iterrows() if _on(row) and int(row["bus"]) in on]
@@ -151,6 +201,20 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
     kvs = sorted({float(buses.at[b, "vn_kv"]) for b in on})
     v_set = {node(int(row["bus"])): float(row["vm_pu"]) for _, row in slack_rows}
 
+    # shunts: p_mw, q_mvar (consumed, per step) at their vn_kv, as power at 1 p.u. of the bus
+    shunts: dict[int, tuple[float, float]] = {}
+    shunt = getattr(net, "shunt", None)
+    for _, row in (shunt.iterrows() if shunt is not None else ()):
+        if not _on(row) or int(row["bus"]) not in on:
+            continue
+        b = node(int(row["bus"]))
+        vn = _finite(row, "vn_kv") or float(buses.at[int(row["bus"]), "vn_kv"])
+        k = (_finite(row, "step") or 1.0) * (float(buses.at[int(row["bus"]), "vn_kv"]) / vn) ** 2
+        gs, bs = shunts.get(b, (0.0, 0.0))
+        shunts[b] = (gs + float(row["p_mw"]) * k, bs - float(row["q_mvar"]) * k)
+    if shunts:
+        header.append("Shunts are gs (MW drawn) and bs (Mvar given) at 1 p.u.: p_mw x step and -q_mvar x step at the bus voltage.")
+
     out_buses = []
     for b, row in buses.iterrows():
         b = int(b)
@@ -161,7 +225,8 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
             left_out.append(f"bus b{b} is joined to b{node(b)} by closed bus switches")
             continue
         vmin, vmax = _finite(row, "min_vm_pu"), _finite(row, "max_vm_pu")
-        out_buses.append(Bus(f"b{b}", b, vmin, vmax, b in v_set, v_set.get(b)))
+        gs, bs = shunts.get(b, (0.0, 0.0))
+        out_buses.append(Bus(f"b{b}", b, vmin, vmax, b in v_set, v_set.get(b), gs, bs))
 
     def ends(kind: str, index: int, a: int, b: int, on_: bool, what: str) -> tuple[int, int] | None:
         if not on_ or (kind, index) in open_branches:
@@ -177,51 +242,52 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
         return na, nb
 
     branches = []
-    capacitance = 0
+    open_ended: dict[int, tuple[float, float]] = {}
+    f_hz = float(getattr(net, "f_hz", 50.0) or 50.0)
     for i, row in net.line.iterrows():
         i = int(i)
         fb, tb = int(row["from_bus"]), int(row["to_bus"])
+        parallel = _finite(row, "parallel") or 1.0
+        length = float(row["length_km"])
+        vn = float(buses.at[fb, "vn_kv"])
+        # shunt admittance of the pi model, as power at 1 p.u. of the line's voltage
+        b_siemens = 2 * math.pi * f_hz * (_finite(row, "c_nf_per_km") or 0.0) * 1e-9 * length * parallel
+        g_siemens = (_finite(row, "g_us_per_km") or 0.0) * 1e-6 * length * parallel
+        open_at = open_branches.get(("l", i), set())
+        if _on(row) and len(open_at & {fb, tb}) == 1 and fb in on and tb in on and (b_siemens or g_siemens):
+            # open at one end only: still energised from the other, where its whole shunt is seen
+            # (up to the drop across its own series impedance)
+            fed = node(tb if fb in open_at else fb)
+            g0, b0 = open_ended.get(fed, (0.0, 0.0))
+            open_ended[fed] = (g0 + g_siemens * vn**2, b0 + b_siemens * vn**2)
         e = ends("l", i, fb, tb, _on(row), f"line l{i}")
         if e is None:
             continue
-        parallel = _finite(row, "parallel") or 1.0
-        length = float(row["length_km"])
-        refer = (base_kv / float(buses.at[fb, "vn_kv"])) ** 2
+        refer = (base_kv / vn) ** 2
         r = length * float(row["r_ohm_per_km"]) / parallel * refer
         x = length * float(row["x_ohm_per_km"]) / parallel * refer
-        capacitance += bool(_finite(row, "c_nf_per_km"))
-        branches.append(Branch(f"l{i}", f"b{e[0]}", f"b{e[1]}", r, x))
-    if capacitance:
-        header.append(f"Line capacitance (c_nf_per_km) of {capacitance} lines is not modelled.")
+        branches.append(Branch(f"l{i}", f"b{e[0]}", f"b{e[1]}", r, x, charging=b_siemens * vn**2, leakage=g_siemens * vn**2))
+    if open_ended:
+        total = sum(b for _, b in open_ended.values())
+        warnings.append(f"{len(open_ended)} lines switched open at one end, {num(round(total, 4))} Mvar of charging, seen as shunts at their closed end")
+        header.append(f"The charging of lines switched open at one end ({num(round(total, 4))} Mvar) is a shunt at their closed end.")
+        out_buses = [replace(b, gs=b.gs + open_ended[b.number][0], bs=b.bs + open_ended[b.number][1]) if b.number in open_ended else b for b in out_buses]
+    if any(b.charging for b in branches):
+        header.append(f"Line charging is 2 pi f c_nf_per_km x length_km (f = {num(f_hz)} Hz) as Mvar at 1 p.u., half at each end.")
 
     trafos = getattr(net, "trafo", None)
-    magnetising = 0
     for i, row in (trafos.iterrows() if trafos is not None else ()):
         i = int(i)
         hv, lv = int(row["hv_bus"]), int(row["lv_bus"])
         e = ends("t", i, hv, lv, _on(row), f"transformer t{i}")
         if e is None:
             continue
-        # pandapower's short-circuit impedance, on the system base
-        ratio = (float(row["vn_lv_kv"]) / float(buses.at[lv, "vn_kv"])) ** 2 * base_mva / float(row["sn_mva"])
-        z = float(row["vk_percent"]) / 100 * ratio
-        r = float(row["vkr_percent"]) / 100 * ratio
-        x = math.copysign(math.sqrt(max(z * z - r * r, 0.0)), z)
-        parallel = _finite(row, "parallel") or 1.0
-        notes = []
-        tap, neutral = _finite(row, "tap_pos"), _finite(row, "tap_neutral")
-        if tap is not None and neutral is not None and tap != neutral:
-            notes.append(f"tap position {num(tap)} (neutral {num(neutral)})")
-        if _finite(row, "shift_degree"):
-            notes.append(f"phase shift {num(float(row['shift_degree']))} deg")
-        magnetising += bool(_finite(row, "pfe_kw") or _finite(row, "i0_percent"))
-        note = ", ".join(notes) + " not modelled" if notes else ""
-        branches.append(Branch(f"t{i}", f"b{e[0]}", f"b{e[1]}", r / parallel * z_base, x / parallel * z_base, True, note))
-    if magnetising:
-        header.append(f"Magnetising losses (pfe_kw, i0_percent) of {magnetising} transformers are not modelled.")
+        r, x, g, b, tap, notes = _trafo_pi(row, float(buses.at[hv, "vn_kv"]), float(buses.at[lv, "vn_kv"]), base_mva)
+        branches.append(Branch(f"t{i}", f"b{e[0]}", f"b{e[1]}", r * z_base, x * z_base, True, ", ".join(notes), b * base_mva, tap, g * base_mva))
     header.append("Line r, x are length_km x r_ohm_per_km, x_ohm_per_km (over parallel), in ohm.")
     if any(b.transformer for b in branches):
-        header.append("Transformer r, x come from vk_percent, vkr_percent and sn_mva on the system base, written in ohm.")
+        header.append("Transformers as pandapower's T model (vk_percent, vkr_percent, pfe_kw, i0_percent, sn_mva) turned into a pi on the system base:")
+        header.append("r, x in ohm, magnetising as charging (Mvar) and leakage (MW) at 1 p.u., the tap position as an off-nominal ratio at the high-voltage end.")
     if len(kvs) > 1:
         header.append(f"The buses have several voltages ({', '.join(num(k) for k in kvs)} kV); all impedances are referred to {num(base_kv)} kV.")
 
@@ -256,6 +322,20 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
             sgen_q += q != 0
         elif p or q:
             loads.append(Load(f"sg{int(i)}", f"b{b}", -p, -q))
+    storage = getattr(net, "storage", None)
+    stored = 0
+    for i, row in (storage.iterrows() if storage is not None else ()):
+        if not _on(row) or int(row["bus"]) not in on:
+            continue
+        scaling = _finite(row, "scaling")
+        scaling = 1.0 if scaling is None else scaling
+        p, q = float(row["p_mw"]) * scaling, float(row["q_mvar"]) * scaling
+        if p or q:
+            loads.append(Load(f"st{int(i)}", f"b{node(int(row['bus']))}", p, q))
+            stored += 1
+    if stored:
+        header.append(f"{stored} storage units are fixed loads at their p_mw, q_mvar (as in pandapower's power flow).")
+        warnings.append(f"{stored} storage units, {num(round(sum(ld.p for ld in loads[-stored:]), 4))} MW, approximated as fixed loads")
     if sgen_q:
         header.append(f"The reactive power of {sgen_q} static generators (pv here) is not modelled.")
     if sgen_as == "pv" and pvs:

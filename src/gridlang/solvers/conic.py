@@ -195,34 +195,62 @@ def _dual_residual(form: ConicForm, x: np.ndarray, z: np.ndarray) -> float:
     return float(np.max(np.abs(form.P_solve @ k + sp.triu(form.P_solve, 1).T @ k + form.q_solve + form.A.T @ z), initial=0.0))
 
 
-#: a rotated cone whose gap exceeds this (in per unit squared) is reported
-GAP_TOLERANCE = 1e-5
+#: a rotated cone ``u w >= |x|^2`` is reported as not exact where its gap
+#: ``u w - |x|^2`` exceeds ``GAP_RTOL * F + GAP_ATOL``, ``F`` the largest
+#: ``|x|^2`` of its block (the heaviest flow the statement relaxes, e.g. the
+#: substation's): the gap is judged against the flows of the network, so a
+#: solver's last digits on a branch of hundreds of p.u. or a branch of nearly
+#: zero resistance (whose current nothing prices) are not reported
+#: and only where closing the gap (lowering one of ``u``, ``w`` until
+#: ``u w = |x|^2``) would move some linear row by more than ``GAP_EFFECT``
+#: (per unit): a gap nothing depends on is no error of the power flow
+GAP_RTOL = 1e-5
+GAP_ATOL = 1e-7
+GAP_EFFECT = 1e-6
 
 
-def relaxation_gaps(built: Built, x_by_label: np.ndarray, tol: float = GAP_TOLERANCE) -> tuple[dict, tuple[str, ...]]:
-    """The gap ``u w - |x|^2`` of every rotated cone, and a warning where it exceeds ``tol``.
+def relaxation_gaps(built: Built, x_by_label: np.ndarray, rtol: float = GAP_RTOL, atol: float = GAP_ATOL, effect_tol: float = GAP_EFFECT) -> tuple[dict, tuple[str, ...]]:
+    """The gap ``u w - |x|^2`` of every rotated cone, and a warning where it is not ~0.
 
     A rotated cone relaxes the equality ``u w = |x|^2`` (in ``distflow_soc``:
-    ``w[from] isq = P^2 + Q^2``); where its gap is not ~0 the relaxed solution
-    is not a physical power flow."""
+    ``w[from] isq = P^2 + Q^2``); where ``|gap| > rtol F + atol``, ``F`` the
+    largest ``|x|^2`` of the block, and closing the gap by lowering ``u`` (by
+    ``gap / w``) or ``w`` (by ``gap / u``) would change a linear row by more
+    than ``effect_tol`` (the change times the member's largest coefficient;
+    for ``isq`` of a branch with r = x = 0 that is 0), the relaxed solution is
+    not a physical power flow."""
     gaps, warnings = {}, []
+    weight = None  # per variable label: its largest |coefficient| in a linear row
     for block in built.cones:
         if block.kind != RSOC:
             continue
+        if weight is None:
+            mat = built.model.matrices
+            weight = np.zeros(len(x_by_label))
+            if mat.A is not None and mat.A.shape[0]:
+                weight[mat.vlabels] = np.asarray(abs(mat.A).max(axis=0).todense()).ravel()
         members = xr.broadcast(*block.members)
         labels = np.stack([m.values for m in members], axis=-1)
         active = (labels >= 0).all(axis=-1)
         v = x_by_label[np.maximum(labels, 0)]
-        gap = np.where(active, v[..., 0] * v[..., 1] - (v[..., 2:] ** 2).sum(axis=-1), np.nan)
+        squares = (v[..., 2:] ** 2).sum(axis=-1)
+        gap = np.where(active, v[..., 0] * v[..., 1] - squares, np.nan)
         array = members[0].copy(data=gap)
         gaps[f"{block.name}_gap"] = array.drop_vars([c for c in array.coords if c not in array.dims]).assign_attrs(units="p.u.^2")
-        if active.any() and np.nanmax(np.abs(gap)) > tol:
-            at = np.unravel_index(int(np.nanargmax(np.abs(gap))), gap.shape)
+        flows = float(np.max(np.where(active, squares, 0.0), initial=0.0))
+        tol = rtol * flows + atol
+        with np.errstate(divide="ignore", invalid="ignore"):  # a member at 0: closing by the other one
+            moves = [np.abs(gap) / np.abs(v[..., 1 - k]) * weight[np.maximum(labels[..., k], 0)] for k in (0, 1)]
+        effect = np.nan_to_num(np.fmin(*moves), nan=np.inf)
+        flagged = active & (np.abs(gap) > tol) & (effect > effect_tol)
+        if flagged.any():
+            at = np.unravel_index(int(np.argmax(np.where(flagged, np.abs(gap), -1.0))), gap.shape)
             where = ", ".join(f"{d}={array.coords[d].values[i]}" for d, i in zip(array.dims, at) if d in array.coords)
-            count = int((np.abs(gap) > tol).sum())
+            count = int(flagged.sum())
             warnings.append(
                 f"{block.span}: the relaxation '{block.name}' is not exact in {count} of {int(active.sum())} places; "
-                f"largest gap {np.nanmax(np.abs(gap)):.3g} at {where} (tolerance {tol:g}): the solution there is not a physical power flow"
+                f"largest gap {np.abs(gap[at]):.3g} p.u.^2 at {where}, {np.abs(gap[at]) / max(flows, atol):.3g} of the largest flow squared "
+                f"(tolerance {rtol:g} of it + {atol:g}), closing it would move the balances by {effect[at]:.3g} p.u.: the solution there is not a physical power flow"
             )
     return gaps, tuple(warnings)
 
