@@ -123,3 +123,57 @@ def test_the_importer_says_what_a_formulation_drops() -> None:
     assert not any("dropped" in w for w in kept.warnings)
     lost = import_matpower(MATPOWER / "case18.m", formulation="copper_plate")
     assert any(re.fullmatch(r"10 shunts, 10\.05 Mvar at 1 p\.u\., dropped \(copper_plate has no bus shunts\)", w) for w in lost.warnings), lost.warnings
+
+
+def test_mv_oberrhein_two_substations_with_taps_equal_newton_raphson() -> None:
+    """Two HV/MV transformers (taps at -2 and -3, magnetising losses) feeding two radial trees, in one case."""
+    from pandapower.networks import mv_oberrhein
+
+    net = mv_oberrhein()
+    assert len(net.ext_grid) == 2 and set(net.trafo.tap_pos) == {-2.0, -3.0}
+    imported, r = solve_pandapower(net)
+    assert imported.text.count(" slack;") == 2 and imported.text.count("tap = ") == 2
+    assert r.optimal and not r.warnings
+    dv, ours, theirs = compare(net, r)
+    assert dv < 1e-4
+    assert ours == pytest.approx(theirs, rel=1e-3)
+
+
+FOREST = """system s { base_power = 1 MVA; base_voltage = 10 kV; horizon = 1 h; step = 1 h }
+network n uses distflow_soc {
+  bus a1 { slack; v_set = 1.0 }
+  bus a2
+  bus c1 SLACK_C1
+  bus c2
+  line table (name, from, to, r [ohm], x [ohm]) {
+    la a1 a2 0.5 0.3
+    lc c1 c2 0.4 0.2
+  }
+}
+grid ga at a1 { import_price = 10 $/MWh }
+GRID_C
+load table (name, at, p [MW], q [Mvar]) {
+  da a2 0.5 0.2
+  dc c2 0.3 0.1
+}
+objective minimize cost
+"""
+
+
+def test_a_forest_with_one_slack_per_tree_solves_as_its_trees() -> None:
+    text = FOREST.replace("SLACK_C1", "{ slack; v_set = 1.02 }").replace("GRID_C", "grid gc at c1 { import_price = 10 $/MWh }")
+    r = gridlang.load(text).solve()
+    assert r.optimal and not r.warnings
+    for line, load, grid in (("la", 0.5, "ga"), ("lc", 0.3, "gc")):  # each tree carries its own load from its own substation
+        losses = float(r["n-losses"].sel(line=line).isel(time=0))
+        assert losses > 0
+        assert float(r["n-P"].sel(line=line).isel(time=0)) == pytest.approx(load + losses, abs=1e-6)
+        assert float(r["grid-import"].sel(grid=grid).isel(time=0)) == pytest.approx(load + losses, abs=1e-6)
+    assert float(r["n-voltage"].sel(bus="c1").isel(time=0)) == pytest.approx(1.02, abs=1e-9)
+
+
+def test_a_tree_without_a_slack_is_still_an_error() -> None:
+    text = FOREST.replace("SLACK_C1", "").replace("GRID_C", "")
+    with pytest.raises(gridlang.GridError, match=r"network 'n' is not connected: bus 'c1' cannot be reached from any slack bus") as e:
+        gridlang.load(text)
+    assert "mark the bus of another substation as slack" in str(e.value.hint)

@@ -618,9 +618,11 @@ def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope
                 scope.errors.add(end.span, f"bus '{end.name}' is not in network '{node.name.name}'", did_you_mean(end.name, position))
             else:
                 ends[k, j] = position[end.name]
-    if f.radial and not scope.errors.errors:
-        _check_radial(node, buses, lines, ends, scope)
+    radial = f.radial and not scope.errors.errors
     bus_params = _assemble(specs[ir.BUS], buses, f"bus of {f.name}", scope)
+    if radial:
+        slack = bus_params[SLACK][:, 0].astype(bool) if SLACK in bus_params and V_SET in f.params else None
+        _check_radial(node, f.name, buses, lines, ends, slack, scope)
     line_params = _assemble(specs[ir.LINE], lines, f"line of {f.name}", scope)
     _check_ranges(specs[ir.BUS], buses, bus_params, "bus", scope)
     _check_ranges(specs[ir.LINE], lines, line_params, "line", scope)
@@ -656,17 +658,28 @@ def _check_slack(node: ast.Network, f: ir.ModelDef, buses: _Items, params: Mappi
                          f"make '{name}' a slack bus ('bus {name} {{ slack; v_set = ... }}'), or remove 'v_set'")
 
 
-def _check_radial(node: ast.Network, buses: _Items, lines: _Items, ends: np.ndarray, scope: _Scope) -> None:
-    """A radial formulation needs a tree: connected, and one line fewer than buses."""
+def _check_radial(node: ast.Network, formulation: str, buses: _Items, lines: _Items, ends: np.ndarray, slack: np.ndarray | None, scope: _Scope) -> None:
+    """A radial formulation needs a forest: no loop, and every tree fed by a slack bus
+    (one substation per tree; without slack flags, one connected tree).
+
+    With ``k`` trees a forest has ``n - k`` lines for ``n`` buses."""
     n, m = len(buses.names), len(lines.names)
     graph = coo_matrix((np.ones(m), (ends[0], ends[1])), shape=(n, n))
     count, labels = connected_components(graph, directed=False)
-    formulation = node.formulation.name
-    if count > 1:
-        island = buses.names[int(np.flatnonzero(labels != labels[0])[0])]
-        scope.errors.add(node.name.span, f"network '{node.name.name}' is not connected: bus '{island}' cannot be reached", f"{formulation} needs one connected radial feeder; add the missing line")
-    elif m != n - 1:
-        scope.errors.add(node.name.span, f"network '{node.name.name}' is not radial: {m} lines for {n} buses (a feeder has {n - 1})", f"{formulation} is a radial formulation; open a line of each loop, or use copper_plate")
+    if m != n - count:
+        scope.errors.add(node.name.span, f"network '{node.name.name}' is not radial: {m} lines for {n} buses in {count} part{'s' if count > 1 else ''} (a radial network has {n - count})",
+                         f"{formulation} is a radial formulation; open a line of each loop, or use --formulation copper_plate")
+        return
+    if count == 1:
+        return
+    fed = np.zeros(count, dtype=bool) if slack is None else np.bincount(labels[slack], minlength=count) > 0
+    if slack is None:
+        fed[labels[0]] = True  # a formulation without slack buses: the first bus's tree is the network
+    if not fed.all():
+        island = buses.names[int(np.flatnonzero(~fed[labels])[0])]
+        where = "from the first bus" if slack is None else "from any slack bus"
+        scope.errors.add(node.name.span, f"network '{node.name.name}' is not connected: bus '{island}' cannot be reached {where}",
+                         f"{formulation} needs every bus fed: add the missing line" + ("" if slack is None else f", or mark the bus of another substation as slack ('bus ... {{ slack; v_set = 1.0 }}')"))
 
 
 def _groups(assets, tables, models, bus_names: Mapping[str, str], scope: _Scope, networks_ok: bool = True) -> list[ir.Group]:
