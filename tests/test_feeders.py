@@ -177,3 +177,45 @@ def test_a_tree_without_a_slack_is_still_an_error() -> None:
     with pytest.raises(gridlang.GridError, match=r"network 'n' is not connected: bus 'c1' cannot be reached from any slack bus") as e:
         gridlang.load(text)
     assert "mark the bus of another substation as slack" in str(e.value.hint)
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from gridlang.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_import_prints_what_it_drops(tmp_path) -> None:
+    r = _cli("import", str(MATPOWER / "case18.m"), "-o", str(tmp_path / "c.grid"), "-f", "copper_plate")
+    assert r.exit_code == 0, r.output
+    assert "warning: 10 shunts, 10.05 Mvar at 1 p.u., dropped (copper_plate has no bus shunts)" in r.output
+    assert "warning: 15 branches with line charging, 0.01 Mvar, dropped" in r.output
+    kept = _cli("import", str(MATPOWER / "case18.m"), "-o", str(tmp_path / "d.grid"), "-f", "distflow_soc")
+    assert kept.exit_code == 0 and "dropped" not in kept.output
+
+
+def test_import_pandapower_json_sgen_and_seed(tmp_path) -> None:
+    from pandapower.networks import create_cigre_network_mv
+
+    net = create_cigre_network_mv(with_der="pv_wind")
+    path = tmp_path / "cigre.json"
+    pp.to_json(net, str(path))
+    r = _cli("import", str(path), "-o", str(tmp_path / "a.grid"), "-f", "distflow_soc", "--sgen", "load")
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "a.grid").read_text()
+    assert text.startswith("# Imported from the pandapower JSON file cigre.json") and "pv pv" not in text and " sg0 " in text
+    result = gridlang.load(wide(text)).solve()  # static generators as fixed injections: Newton-Raphson's power flow
+    dv, ours, theirs = compare(net, result, "cigre")
+    assert dv < 1e-4 and ours == pytest.approx(theirs, rel=1e-3)
+    bad = _cli("import", str(path), "-o", str(tmp_path / "b.grid"), "--sgen", "gen")
+    assert bad.exit_code == 1 and "--sgen is 'pv' or 'load', not 'gen'" in bad.output
+    # a random network: the same file for the same seed, another for another seed
+    spec = "pandapower:create_kerber_landnetz_kabel_1()"  # lines branch out at random
+    files = []
+    for k, seed in enumerate(("1", "1", "2")):
+        out = tmp_path / f"k{k}.grid"
+        assert _cli("import", spec, "-o", str(out), "--seed", seed).exit_code == 0
+        files.append(out.read_text().split("\n", 1)[1])  # past the first line, which names the seed
+    assert files[0] == files[1] and files[0] != files[2]

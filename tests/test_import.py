@@ -248,7 +248,7 @@ def test_cli_writes_the_case_atomically(tmp_path):
     text = out.read_text()
     assert "network feeder uses lindistflow" in text and "system feeder {" in text
     r = runner.invoke(app, ["import", "nothing.xyz", "-o", str(out)])
-    assert r.exit_code == 1 and "MATPOWER case file (.m) or pandapower:NAME" in r.output
+    assert r.exit_code == 1 and "MATPOWER case file (.m), a pandapower JSON file (.json) or pandapower:NAME" in r.output
     assert out.read_text() == text  # the earlier file is untouched
 
 
@@ -361,5 +361,28 @@ def test_pandapower_names_are_checked():
         import_pandapower("pandapower:case33b")
     assert "case33bw" in info.value.hint
     with pytest.raises(gridlang.GridError, match="is not pandapower:NAME"):
-        import_pandapower("pandapower:case33bw()")
+        import_pandapower("pandapower:")
+    with pytest.raises(gridlang.GridError, match="is not NAME or NAME"):
+        import_pandapower("pandapower:networks.case33bw")
+    assert import_pandapower("pandapower:case33bw()").summary.startswith("33 buses, 32 lines")  # empty arguments are no arguments
+
+
+def test_pandapower_arguments_are_literals_never_run(tmp_path):
+    pytest.importorskip("pandapower")
+    from gridlang.io.pandapower_net import import_pandapower, parse_spec
+
+    assert parse_spec('pandapower:create_cigre_network_mv(with_der="pv_wind")') == ("create_cigre_network_mv", {"with_der": "pv_wind"})
+    assert parse_spec("pandapower:f(a=1, b=-2.5e3, c=[1, (2, 3)], d=None, e=True)") == ("f", {"a": 1, "b": -2500.0, "c": [1, (2, 3)], "d": None, "e": True})
+    marker = tmp_path / "ran"
+    for code in (f"__import__('pathlib').Path({str(marker)!r}).touch()", "open('x')", "1 + os.sep", "[x for x in ()]"):
+        with pytest.raises(gridlang.GridError, match="is not a literal"):
+            import_pandapower(f"pandapower:create_cigre_network_mv(with_der={code})")
+    assert not marker.exists()
+    with pytest.raises(gridlang.GridError, match="by name"):
+        import_pandapower('pandapower:create_cigre_network_mv("pv_wind")')
+    with pytest.raises(gridlang.GridError, match="takes no argument 'with_dr'") as info:
+        import_pandapower('pandapower:create_cigre_network_mv(with_dr="pv_wind")')
+    assert "with_der" in info.value.hint
+    with_der = import_pandapower('pandapower:create_cigre_network_mv(with_der="pv_wind")', sgen="load")
+    assert "create_cigre_network_mv(with_der=\"pv_wind\")" in with_der.text.splitlines()[0] and " sg" in with_der.text
 

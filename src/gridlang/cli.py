@@ -144,16 +144,18 @@ def compile_(
 
 @app.command(name="import")
 def import_(
-    source: Annotated[str, typer.Argument(help="a MATPOWER case file (.m) or pandapower:NAME", show_default=False)],
+    source: Annotated[str, typer.Argument(help="a MATPOWER case file (.m), a pandapower JSON file (.json), or pandapower:NAME or pandapower:NAME(arg=value, ...) with literal values", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="the .grid file to write")],
     formulation: Annotated[str, typer.Option("--formulation", "-f", help="network formulation of the written case")] = "lindistflow",
     name: Annotated[Optional[str], typer.Option("--name", "-n", help="system and network name (default: the file or network name)")] = None,
+    sgen: Annotated[str, typer.Option("--sgen", help="pandapower static generators as 'pv' (curtailable plants) or 'load' (fixed negative loads, as in a power flow)")] = "pv",
+    seed: Annotated[int, typer.Option("--seed", help="seed of the random generators before a pandapower network function runs (random networks import the same each time)")] = 0,
     debug: Debug = False,
 ) -> None:
     """Convert a MATPOWER case or a pandapower network into a .grid case."""
     with _reporting(debug):
         check_file(output, example=f"{name or 'case'}.grid")
-        imported = import_source(source, name, formulation)
+        imported = import_source(source, name, formulation, sgen, seed)
         for warning in imported.warnings:
             err.print(f"warning: {warning}", markup=False, highlight=False)
         write_atomic(output, lambda tmp: tmp.write_text(imported.text, encoding="utf-8"))

@@ -102,6 +102,7 @@ class Feeder:
     pvs: tuple[PV, ...] = ()
     header: tuple[str, ...] = ()  # comment lines at the top of the file
     left_out: tuple[str, ...] = ()  # comment lines: items of the source not written
+    approximated: tuple[str, ...] = ()  # element classes changed or dropped by the import, with their size
     currency: str = "$"
 
 
@@ -287,11 +288,12 @@ def _branches(branches: Sequence[Branch], has) -> list[str]:
 
 
 def dropped(feeder: Feeder, formulation: str) -> list[str]:
-    """What of ``feeder`` the formulation cannot carry, one line per element class with its size."""
+    """What the import changed (``feeder.approximated``) and what of ``feeder`` the formulation
+    cannot carry: one line per element class, with how many and their size."""
     params = formulation_params(formulation)
+    out = list(feeder.approximated)
     if params is None:
-        return []
-    out = []
+        return out
     shunts = [b for b in feeder.buses if b.gs or b.bs]
     if shunts and not {"gs", "bs"} <= params:
         size = [f"{num(round(sum(getattr(b, k) for b in shunts), 3))} {u}" for k, u in (("bs", "Mvar"), ("gs", "MW")) if any(getattr(b, k) for b in shunts)]
@@ -316,20 +318,25 @@ def _aligned(rows: Sequence[Sequence[str]]) -> list[str]:
     return ["  " + " ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
-def import_source(source: str, name: str | None = None, formulation: str = "lindistflow") -> Imported:
-    """Import ``source``: a MATPOWER ``.m`` file, or ``pandapower:NAME``."""
+def import_source(source: str, name: str | None = None, formulation: str = "lindistflow", sgen: str = "pv", seed: int = 0) -> Imported:
+    """Import ``source``: a MATPOWER ``.m`` file, a pandapower ``.json`` file, or
+    ``pandapower:NAME(arg=value, ...)`` (``sgen`` and ``seed`` apply to pandapower)."""
     from pathlib import Path
 
     if source.startswith("pandapower:"):
         from gridlang.io.pandapower_net import import_pandapower
 
-        return import_pandapower(source, name, formulation)
+        return import_pandapower(source, name, formulation, sgen, seed)
     path = Path(source)
     if path.suffix.lower() == ".m":
         from gridlang.io.matpower import import_matpower
 
         return import_matpower(path, name, formulation)
-    raise GridError(COMMAND_LINE, f"cannot import '{source}'", "give a MATPOWER case file (.m) or pandapower:NAME, e.g. pandapower:case33bw")
+    if path.suffix.lower() == ".json":
+        from gridlang.io.pandapower_net import import_json
+
+        return import_json(source, name, formulation, sgen)
+    raise GridError(COMMAND_LINE, f"cannot import '{source}'", "give a MATPOWER case file (.m), a pandapower JSON file (.json) or pandapower:NAME, e.g. pandapower:case33bw")
 
 
 __all__ = ["PV", "Branch", "Bus", "Feeder", "Generator", "Imported", "Load", "Supply", "import_source", "num", "write_grid"]

@@ -868,8 +868,14 @@ def feeder(case: MatpowerCase, name: str) -> Feeder:
         if note:
             header.append(f"Generator g{k + 1}: {note}.")
         generators.append(Generator(f"g{k + 1}", f"b{b}", float(gen[k, PMAX]), float(gen[k, PMIN]), float(gen[k, QMAX]), float(gen[k, QMIN]), c1, c2))
-    if any(types[i] == 2 for i in range(len(bus))):
+    approximated = []
+    shifted = [b for b in branch if b[BR_STATUS] > 0 and b[SHIFT]]
+    if shifted:
+        approximated.append(f"{len(shifted)} phase shifts, up to {num(max(abs(float(b[SHIFT])) for b in shifted))} deg, dropped (no effect on a radial feeder's voltage magnitudes)")
+    pv_buses = [i for i in range(len(bus)) if types[i] == 2]
+    if pv_buses:
         header.append("Voltage set points of PV buses (type 2) are not modelled.")
+        approximated.append(f"{len(pv_buses)} PV-bus voltage set points dropped (their generators dispatch P and Q freely within limits)")
     return Feeder(
         name=grid_name(name),
         base_mva=case.base_mva,
@@ -882,6 +888,7 @@ def feeder(case: MatpowerCase, name: str) -> Feeder:
         generators=tuple(generators),
         header=tuple(header),
         left_out=tuple(left_out),
+        approximated=tuple(approximated),
     )
 
 

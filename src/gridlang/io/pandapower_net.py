@@ -48,11 +48,48 @@ def _pandapower():
     return pandapower
 
 
-def import_pandapower(spec: str, name: str | None = None, formulation: str = "lindistflow", sgen: str = "pv") -> Imported:
-    """Import ``pandapower:NAME``, a function of ``pandapower.networks`` without required arguments."""
-    prefix, _, func_name = spec.partition(":")
-    if prefix != "pandapower" or not re.fullmatch(r"[A-Za-z_]\w*", func_name):
-        raise GridError(COMMAND_LINE, f"'{spec}' is not pandapower:NAME", "e.g. pandapower:case33bw, a function of pandapower.networks")
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``pandapower:NAME`` or ``pandapower:NAME(arg=value, ...)``: the function name and its
+    keyword arguments.  The text is only parsed; each value must be a Python literal (a
+    number, string, bool, None, or a tuple/list/dict of them), read by ``ast.literal_eval``
+    -- nothing in it is run."""
+    import ast
+
+    prefix, _, call = spec.partition(":")
+    example = "e.g. pandapower:case33bw or pandapower:create_cigre_network_mv(with_der=\"pv_wind\")"
+    if prefix != "pandapower" or not call.strip():
+        raise GridError(COMMAND_LINE, f"'{spec}' is not pandapower:NAME", example)
+    try:
+        tree = ast.parse(call.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise GridError(COMMAND_LINE, f"cannot read '{call}': {exc.msg}", example) from None
+    if isinstance(tree, ast.Name):
+        return tree.id, {}
+    if not isinstance(tree, ast.Call) or not isinstance(tree.func, ast.Name):
+        raise GridError(COMMAND_LINE, f"'{call}' is not NAME or NAME(arg=value, ...)", example)
+    if tree.args:
+        raise GridError(COMMAND_LINE, f"give the arguments of {tree.func.id} by name", f"e.g. pandapower:{tree.func.id}(name=value)")
+    kwargs: dict[str, Any] = {}
+    for k in tree.keywords:
+        if k.arg is None:
+            raise GridError(COMMAND_LINE, "'**' is not accepted in a network's arguments", example)
+        try:
+            kwargs[k.arg] = ast.literal_eval(k.value)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise GridError(COMMAND_LINE, f"the value of '{k.arg}' is not a literal: {ast.get_source_segment(call.strip(), k.value)}",
+                            "arguments are numbers, 'strings', True/False/None, or lists of them") from None
+    return tree.func.id, kwargs
+
+
+def import_pandapower(spec: str, name: str | None = None, formulation: str = "lindistflow", sgen: str = "pv", seed: int = 0) -> Imported:
+    """Import ``pandapower:NAME(arg=value, ...)``, a function of ``pandapower.networks``
+    called with literal keyword arguments, numpy's and Python's random generators
+    seeded with ``seed`` first (so random networks import the same each time)."""
+    import random
+
+    import numpy as np
+
+    func_name, kwargs = parse_spec(spec)
     pp = _pandapower()
     networks = pp.networks
     func = getattr(networks, func_name, None)
@@ -60,22 +97,43 @@ def import_pandapower(spec: str, name: str | None = None, formulation: str = "li
         known = [n for n in dir(networks) if not n.startswith("_") and inspect.isfunction(getattr(networks, n))]
         raise GridError(COMMAND_LINE, f"pandapower.networks has no network '{func_name}'", did_you_mean(func_name, known) or "e.g. pandapower:case33bw")
     try:
-        required = [
-            p.name
-            for p in inspect.signature(func).parameters.values()
-            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        ]
+        params = inspect.signature(func).parameters
     except (TypeError, ValueError):
-        required = []
+        params = {}
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    for key in kwargs:
+        if params and not takes_any and key not in params:
+            raise GridError(COMMAND_LINE, f"pandapower.networks.{func_name} takes no argument '{key}'",
+                            did_you_mean(key, list(params)) or f"it takes: {', '.join(params) or 'none'}")
+    required = [p.name for p in params.values() if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in kwargs]
     if required:
-        raise GridError(COMMAND_LINE, f"pandapower.networks.{func_name} needs arguments ({', '.join(required)})", "choose a network function that needs none, e.g. pandapower:case33bw")
+        raise GridError(COMMAND_LINE, f"pandapower.networks.{func_name} needs arguments ({', '.join(required)})",
+                        f"give them by name, e.g. pandapower:{func_name}({required[0]}=...)")
+    random.seed(seed)
+    np.random.seed(seed)
     try:
-        net = func()
-    except Exception as exc:  # pandapower's own failures (missing data files, optional packages)
+        net = func(**kwargs)
+    except Exception as exc:  # pandapower's own failures (missing data files, optional packages, bad arguments)
         raise GridError(COMMAND_LINE, f"pandapower.networks.{func_name}() failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(net, pp.pandapowerNet):
         raise GridError(COMMAND_LINE, f"pandapower.networks.{func_name}() does not return a network", "choose a function that returns a pandapowerNet")
-    return convert_pandapower(net, name or func_name, formulation, sgen)
+    call = spec.partition(":")[2].strip()
+    return convert_pandapower(net, name or func_name, formulation, sgen, source=f"pandapower.networks.{call} (random generators seeded with {seed})")
+
+
+def import_json(path: str, name: str | None = None, formulation: str = "lindistflow", sgen: str = "pv") -> Imported:
+    """Import a network saved by ``pandapower.to_json``."""
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise GridError(COMMAND_LINE, f"no such pandapower JSON file: {path}", "give the path of a file written by pandapower.to_json")
+    pp = _pandapower()
+    try:
+        net = pp.from_json(str(p))
+    except Exception as exc:
+        raise GridError(COMMAND_LINE, f"cannot read {path} as a pandapower network: {type(exc).__name__}: {exc}", "give a file written by pandapower.to_json") from None
+    return convert_pandapower(net, name or p.stem, formulation, sgen, source=f"the pandapower JSON file {p.name}")
 
 
 def from_pandapower(net: Any, name: str, formulation: str = "lindistflow", sgen: str = "pv") -> str:
@@ -83,12 +141,12 @@ def from_pandapower(net: Any, name: str, formulation: str = "lindistflow", sgen:
     return convert_pandapower(net, name, formulation, sgen).text
 
 
-def convert_pandapower(net: Any, name: str, formulation: str = "lindistflow", sgen: str = "pv") -> Imported:
+def convert_pandapower(net: Any, name: str, formulation: str = "lindistflow", sgen: str = "pv", source: str | None = None) -> Imported:
     """Like :func:`from_pandapower`, with the warnings about what was not converted."""
     _pandapower()
     if sgen not in ("pv", "load"):
-        raise GridError(COMMAND_LINE, f"sgen is 'pv' or 'load', not '{sgen}'")
-    feeder, warnings = _feeder(net, name, sgen)
+        raise GridError(COMMAND_LINE, f"--sgen is 'pv' or 'load', not '{sgen}'", "pv: curtailable pv plants; load: fixed negative loads, as in a power flow")
+    feeder, warnings = _feeder(net, name, sgen, source)
     text = write_grid(feeder, formulation)
     return Imported(text, (*warnings, *dropped(feeder, formulation)), summary(feeder))
 
@@ -157,9 +215,10 @@ def _on(row) -> bool:
         return True
 
 
-def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
+def _feeder(net: Any, name: str, sgen_as: str, source: str | None = None) -> tuple[Feeder, list[str]]:
     warnings: list[str] = []
-    header = [f"Imported from the pandapower network '{name}' by `gridlang import`.", ""]
+    approximated: list[str] = []  # element classes changed by the import, with their size
+    header = [f"Imported from {source or f'the pandapower network {name!r}'} by `gridlang import`.", ""]
     left_out: list[str] = []
     label = f"pandapower network '{name}'"
 
@@ -269,7 +328,7 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
         branches.append(Branch(f"l{i}", f"b{e[0]}", f"b{e[1]}", r, x, charging=b_siemens * vn**2, leakage=g_siemens * vn**2))
     if open_ended:
         total = sum(b for _, b in open_ended.values())
-        warnings.append(f"{len(open_ended)} lines switched open at one end, {num(round(total, 4))} Mvar of charging, seen as shunts at their closed end")
+        approximated.append(f"{len(open_ended)} lines switched open at one end, {num(round(total, 4))} Mvar of charging, seen as shunts at their closed end")
         header.append(f"The charging of lines switched open at one end ({num(round(total, 4))} Mvar) is a shunt at their closed end.")
         out_buses = [replace(b, gs=b.gs + open_ended[b.number][0], bs=b.bs + open_ended[b.number][1]) if b.number in open_ended else b for b in out_buses]
     if any(b.charging for b in branches):
@@ -298,18 +357,21 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
     per_bus: dict[int, int] = {}
     for _, row in rows:
         per_bus[node(int(row["bus"]))] = per_bus.get(node(int(row["bus"])), 0) + 1
-    zip_loads = 0
+    zip_loads, zip_mw = 0, 0.0
     for i, row in rows:
         b = node(int(row["bus"]))
         scaling = _finite(row, "scaling")
         scaling = 1.0 if scaling is None else scaling
         p, q = float(row["p_mw"]) * scaling, float(row["q_mvar"]) * scaling
-        zip_loads += bool(_finite(row, "const_z_percent") or _finite(row, "const_i_percent") or _finite(row, "const_z_p_percent") or _finite(row, "const_i_p_percent"))
+        voltage_dependent = bool(_finite(row, "const_z_percent") or _finite(row, "const_i_percent") or _finite(row, "const_z_p_percent") or _finite(row, "const_i_p_percent"))
+        zip_loads += voltage_dependent
+        zip_mw += p * voltage_dependent
         if p or q:
             loads.append(Load(f"ld{b}" if per_bus[b] == 1 else f"ld{b}_{i}", f"b{b}", p, q))
     if zip_loads:
         header.append(f"{zip_loads} loads have voltage-dependent shares; they are modelled as constant power.")
-    sgen_q = 0
+        approximated.append(f"{zip_loads} voltage-dependent loads, {num(round(zip_mw, 4))} MW, approximated as constant power")
+    sgen_q, sgen_mvar = 0, 0.0
     for i, row in net.sgen.iterrows():
         if not _on(row) or int(row["bus"]) not in on:
             continue
@@ -320,6 +382,7 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
         if sgen_as == "pv" and p >= 0:
             pvs.append(PV(f"pv{int(i)}", f"b{b}", p))
             sgen_q += q != 0
+            sgen_mvar += abs(q)
         elif p or q:
             loads.append(Load(f"sg{int(i)}", f"b{b}", -p, -q))
     storage = getattr(net, "storage", None)
@@ -335,9 +398,10 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
             stored += 1
     if stored:
         header.append(f"{stored} storage units are fixed loads at their p_mw, q_mvar (as in pandapower's power flow).")
-        warnings.append(f"{stored} storage units, {num(round(sum(ld.p for ld in loads[-stored:]), 4))} MW, approximated as fixed loads")
+        approximated.append(f"{stored} storage units, {num(round(sum(ld.p for ld in loads[-stored:]), 4))} MW, approximated as fixed loads")
     if sgen_q:
         header.append(f"The reactive power of {sgen_q} static generators (pv here) is not modelled.")
+        approximated.append(f"{sgen_q} static generators' reactive power, {num(round(sgen_mvar, 4))} Mvar, dropped (pv plants; --sgen load keeps it)")
     if sgen_as == "pv" and pvs:
         header.append("Static generators are pv plants with their p_mw as capacity and an availability of 1.")
     elif len(net.sgen):
@@ -404,6 +468,7 @@ def _feeder(net: Any, name: str, sgen_as: str) -> tuple[Feeder, list[str]]:
             pvs=tuple(pvs),
             header=tuple(header),
             left_out=tuple(left_out),
+            approximated=tuple(approximated),
             currency="€",
         ),
         warnings,
