@@ -87,11 +87,15 @@ def test_the_stopping_test_is_relative_to_the_terms() -> None:
     # the relative part decides: the absolute part (sqrt(m) tol) is under half the test
     m = split(gridlang.load(COMMUNITY).built).n_coupling
     assert np.sqrt(m) * decompose.Settings().tol < 0.5 * last.eps_primal
+    # the summary says which criterion stopped it, with the figures of the last iteration
+    assert run.stopped_by.startswith(f"converged at iteration {run.iterations}: primal residual {last.primal:.3g} (test {last.eps_primal:.3g})")
+    assert result.dataset.attrs["stopped_by"] == run.stopped_by
 
 
 def test_a_run_cut_short_says_how_far_it_is() -> None:
     result, run = decompose.solve(gridlang.load(COMMUNITY).built, "admm", max_iter=10)
     assert result.termination == "iteration_limit" and not run.converged
+    assert run.stopped_by.startswith("the iteration limit (max_iter = 10) was reached: primal residual ")
     assert result.primal_status == "unknown" and result.residual > FEASIBILITY_TOL
     (warning,) = result.warnings
     assert "ADMM stopped after 10 iterations, not converged (iteration_limit)" in warning

@@ -210,6 +210,7 @@ def test_method_auto_picks_atc_where_the_others_hang_off_the_network_owner() -> 
     assert auto.warnings[0] == "method auto picked ATC: 'dso' owns the network and each of the other 22 agents is coupled with it alone"
     assert auto.solver == "atc/serial" and auto.termination == "converged" and not auto.doubts()
     assert auto.objective == atc.objective
+    assert auto.dataset.attrs["stopped_by"].startswith("converged at iteration ") and "target gap |t - y|" in auto.dataset.attrs["stopped_by"]
     text = path.read_text().replace('"data/', f'"{CASES}/data/').replace('include "', f'include "{CASES}/').replace("solver = highs }", "solver = highs; method = auto }")
     assert gridlang.load(text, allow_outside=True).solve().warnings[0].startswith("method auto picked ATC")
 
@@ -228,3 +229,52 @@ def test_method_auto_picks_admm_where_agents_meet_in_a_market_and_atc_for_a_comm
 def test_method_auto_on_a_case_without_agents_solves_centrally() -> None:
     r = gridlang.load(CASES / "ieee33_dispatch.grid").solve(method="auto")
     assert r.warnings[0].startswith("method auto picked central") and r.termination == "optimal"
+
+
+def test_agents_are_batched_into_at_most_n_workers_by_size() -> None:
+    from gridlang.decompose.executors import batches
+
+    subs = split(gridlang.load(CASES / "prosumers.grid").built).subproblems
+    for n in (1, 2, 3, 50):
+        groups = batches(subs, n)
+        assert len(groups) == min(n, len(subs))
+        assert sorted(s.agent for g in groups for s in g) == sorted(s.agent for s in subs)  # each agent once
+        load = [sum(len(s.vlabels) + s.A.shape[0] for s in g) for g in groups]
+        biggest = max(len(s.vlabels) + s.A.shape[0] for s in subs)
+        assert max(load) - min(load) <= biggest  # greedy by size: no worker holds more than one agent's work extra
+        assert [[s.agent for s in g] for g in batches(subs, n)] == [[s.agent for s in g] for g in groups]  # deterministic
+
+
+def test_batched_processes_give_the_serial_numbers_and_restart_a_killed_workers_agents() -> None:
+    """prosumers by ATC: 22 agents in 3 worker processes give serial's iterates exactly;
+    the worker of p5 killed after the first iteration is started again with all its
+    agents (fresh models), and the run still reaches serial's optimum."""
+    from gridlang.decompose.executors import ProcessExecutor
+
+    path = CASES / "prosumers.grid"
+    serial, s_run = decompose.solve(gridlang.load(path).built, "atc")
+    batched, b_run = decompose.solve(gridlang.load(path).built, "atc", "processes", workers=3)
+    assert b_run.iterations == s_run.iterations and batched.objective == serial.objective
+    np.testing.assert_array_equal(batched["admm_primal"].values, serial["admm_primal"].values)
+
+    seen: dict = {}
+    original = ProcessExecutor.solve_all
+
+    def solve_all(self, targets, rho):
+        out = original(self, targets, rho)
+        if not seen:
+            seen["pool"] = self
+            self.kill("p5")
+        return out
+
+    ProcessExecutor.solve_all = solve_all
+    try:
+        killed, run = decompose.solve(gridlang.load(path).built, "atc", "processes", workers=3)
+    finally:
+        ProcessExecutor.solve_all = original
+    pool = seen["pool"]
+    assert len(pool.workers) == 3
+    mates = set(pool.groups[pool.home["p5"]])
+    assert {a for a, n in pool.restarts.items() if n} == mates and all(n == 1 for a, n in pool.restarts.items() if a in mates)
+    assert run.converged and not killed.doubts()
+    assert killed.objective == pytest.approx(serial.objective, rel=1e-6)

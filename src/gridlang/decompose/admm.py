@@ -129,6 +129,7 @@ class Run:
     messages: list[dict] = field(default_factory=list)
     u: np.ndarray | None = None
     rho: float = 1.0
+    stopped_by: str = ""  # which criterion ended the run, in words (set by gridlang.decompose.run.stop_reason)
 
 
 def admm(split: Split, executor, settings: Settings = Settings(), progress=None) -> Run:

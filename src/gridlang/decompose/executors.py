@@ -177,10 +177,15 @@ class ProcessExecutor:
         return out
 
     def costs(self) -> dict[str, float]:
-        return {a: s[0] for a, s in self._states().items()}
+        """Every agent's own cost at its point (ATC asks at every pass: no points travel)."""
+        out: dict[str, float] = {}
+        for g in range(len(self.workers)):
+            out.update(self._reply(g, ("costs",), False)[1])
+        return {a: out[a] for a in self.subs}
 
     def points(self) -> dict[str, np.ndarray]:
-        return {a: s[1] for a, s in self._states().items()}
+        states = self._states()
+        return {a: states[a][1] for a in self.subs}
 
     def ready(self) -> None:
         """Wait until every worker has imported what it needs and holds its agents."""
@@ -230,6 +235,7 @@ class RayExecutor:
         self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in batches(subproblems, workers)]
         self.home = {a: g for g, group in enumerate(self.groups) for a in group}
         self.actors = [actor.remote(group) for group in self.groups]
+        self.order = [s.agent for s in subproblems]  # answers in the subproblems' order, as serial gives them (sums stay the same)
 
     def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
         asked: dict[int, dict[str, np.ndarray]] = {}
@@ -252,10 +258,12 @@ class RayExecutor:
         return out
 
     def costs(self) -> dict[str, float]:
-        return {a: s[0] for a, s in self._states().items()}
+        states = self._states()
+        return {a: states[a][0] for a in self.order}
 
     def points(self) -> dict[str, np.ndarray]:
-        return {a: s[1] for a, s in self._states().items()}
+        states = self._states()
+        return {a: states[a][1] for a in self.order}
 
     def ready(self) -> None:
         """Wait until every actor holds its agents."""

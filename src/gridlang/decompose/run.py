@@ -82,6 +82,7 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         x_by_label[sub.vlabels] = points[sub.agent]
     store_solution(built.model, x_by_label, termination="optimal" if run.converged else "other")
     residual, warnings = check(built, parts, run, x_by_label, method)
+    run.stopped_by = stop_reason(run, method, residual, config.max_iter)
     warnings = picked + warnings
     stale = sorted({a for step in run.trace for a in step.stale})  # fault injection
     if stale:
@@ -95,10 +96,29 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         residual=residual,
         solve_time=run.trace[-1].seconds if run.trace else 0.0,
         solver=f"{method}/{executor}",
-        dataset=collect(built).merge(trace_dataset(run)),
+        dataset=collect(built).merge(trace_dataset(run)).assign_attrs(stopped_by=run.stopped_by),
         warnings=warnings,
     )
     return result, run
+
+
+def stop_reason(run: Run, method: str, residual: float, max_iter: int) -> str:
+    """Which criterion ended the run, with the figures it was judged on (the last
+    step of the trace and the whole model's residual at the assembled point)."""
+    if not run.trace:
+        return "no iteration was run"
+    s = run.trace[-1]
+    first, second = ("primal residual", "dual residual") if method == "admm" else ("target gap |t - y|", "change of the total cost")
+    tests = f"{first} {s.primal:.3g} (test {s.eps_primal:.3g}), {second} {s.dual:.3g} (test {s.eps_dual:.3g}), largest coupling violation {s.worst:.3g} p.u. (test {FEASIBILITY_TOL:g})"
+    if run.status == "converged":
+        return f"converged at iteration {s.iteration}: {tests}, all met; the whole model holds to {residual:.3g} p.u."
+    if run.status == "not_converged":
+        return f"the coupling tests were met at iteration {s.iteration} ({tests}), but the whole model is violated by {residual:.3g} p.u. at the assembled point (test {FEASIBILITY_TOL:g})"
+    if run.status == "iteration_limit":
+        return f"the iteration limit (max_iter = {max_iter}) was reached: {tests}"
+    if not np.isfinite(s.primal + s.dual):
+        return f"diverged at iteration {s.iteration}: a residual is not a finite number"
+    return f"diverged at iteration {s.iteration}: the {first} grew tenfold five iterations in a row, to {s.primal:.3g}"
 
 
 def choose(built: Built, parts: Split | None = None) -> tuple[str, str]:

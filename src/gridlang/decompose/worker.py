@@ -8,6 +8,7 @@ and answers, over two pipes of pickled messages:
     ("ping",)                                ->  ("pong",)
     ("solve", {agent: v}, rho)               ->  ("y", {agent: y}) solved one after the other,
                                                  or ("error", message)
+    ("costs",)                               ->  ("costs", {agent: cost})
     ("state",)                               ->  ("state", {agent: (cost, x)})
     ("stop",) or the parent's end closed     ->  exits
 
@@ -44,6 +45,8 @@ def serve(inbox: Connection, outbox: Connection) -> None:
                 outbox.send(("y", {a: local[a].solve(v, request[2]) for a, v in request[1].items()}))
             except GridError as exc:
                 outbox.send(("error", str(exc)))
+        elif kind == "costs":
+            outbox.send(("costs", {a: s.cost() for a, s in local.items()}))
         elif kind == "state":
             outbox.send(("state", {a: (s.cost(), s.x) for a, s in local.items()}))
         else:
