@@ -57,6 +57,7 @@ Usage::
     python benchmarks/admm_scaling.py --quick              # 10 and 50 agents
     python benchmarks/admm_scaling.py --sizes 200 --max-iter 300 --json admm.json
     python benchmarks/admm_scaling.py --case 20            # print the 20-agent case and exit
+    python benchmarks/admm_scaling.py --sizes 50 --workers 2   # also the processes executor, agents in two workers
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ import numpy as np
 # targets printed next to the measurements (not asserted)
 TARGET_OVERHEAD = 0.25  # (iteration wall - Clarabel solve) / iteration wall, serial executor
 TARGET_SPEEDUP = 5.0  # rebuilding every agent's Clarabel model each iteration / updating it in place
+TARGET_WORKERS = 0.6  # processes executor, two workers: wall per iteration / serial's
 
 WARMUP_AGENTS = 2
 
@@ -322,6 +324,31 @@ def decomposed(text: str, settings: dict[str, Any], record: int) -> tuple[dict[s
     return out, run
 
 
+def in_workers(text: str, settings: dict[str, Any], workers: int) -> dict[str, Any]:
+    """The same ADMM run with the ``processes`` executor, agents batched into
+    ``workers`` processes: per-iteration wall time over iterations 2..n (the
+    first also starts the workers and builds every model) and the executor's
+    start-up (built and ready, before the clock of the run)."""
+    import gridlang
+    from gridlang import decompose
+    from gridlang.decompose.executors import ProcessExecutor
+    from gridlang.decompose.split import split
+
+    built = gridlang.load(text).built
+    t0 = time.perf_counter()
+    pool = ProcessExecutor(split(built).subproblems, workers)
+    pool.ready()
+    startup = time.perf_counter() - t0
+    pool.close()
+    t0 = time.perf_counter()
+    result, run = decompose.solve(built, "admm", "processes", workers=workers, **settings)
+    wall = time.perf_counter() - t0
+    it_wall = np.diff([s.seconds for s in run.trace], prepend=0.0)
+    steady = it_wall[1:] if run.iterations > 1 else it_wall
+    return {"workers": len(pool.workers), "startup_s": startup, "wall_s": wall, "iterations": run.iterations, "status": run.status,
+            "objective": float(result.objective), "wall_per_iter_s": float(np.median(steady)), "first_iteration_s": float(it_wall[0])}
+
+
 def replay(k: int) -> dict[str, Any]:
     """Replay the recorded targets: persistent models vs a new model every iteration."""
     from gridlang.decompose.local import LocalSolver
@@ -390,7 +417,8 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     d, _ = decomposed(text, settings, args.replay)
     r = replay(args.replay)
     d["gap"] = abs(d["objective"] - c["objective"]) / max(abs(c["objective"]), 1e-12)
-    return {"agents": n, "steps": args.steps, "network": args.network, "central": c, "admm": d, "replay": r}
+    w = in_workers(text, settings, args.workers) if args.workers else None
+    return {"agents": n, "steps": args.steps, "network": args.network, "central": c, "admm": d, "replay": r, "processes": w}
 
 
 def profile(n: int, args: argparse.Namespace) -> str:
@@ -483,6 +511,20 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
         )
     print("   gap = |f_admm - f_central| / |f_central|; residual: the whole model's primal residual at the decomposed point (p.u.);")
     print(f"   central = case.solve() on a compiled case ({rows[0]['central']['solver'] if rows else ''}); decomposed = decompose.solve (split, models, ADMM, results).")
+    if args.workers:
+        print()
+        print(f"4. The processes executor, agents batched into at most {args.workers} workers (iterations 2..n; target <= {TARGET_WORKERS:g}x serial per iteration)")
+        print(f"{'agents':>6} {'workers':>7} {'start-up':>9} {'iters':>5} {'serial/it':>9} {'procs/it':>9} {'ratio':>6} {'':4} {'it 1':>8} {'|df|/|f|':>9}")
+        for row in rows:
+            w, a = row["processes"], row["admm"]
+            ratio = w["wall_per_iter_s"] / a["steady"]["wall_per_iter_s"]
+            ok = ratio <= TARGET_WORKERS
+            print(f"{row['agents']:>6} {w['workers']:>7} {w['startup_s']:>8.2f}s {w['iterations']:>5} {a['steady']['wall_per_iter_s'] * 1e3:>7.1f}ms {w['wall_per_iter_s'] * 1e3:>7.1f}ms "
+                  f"{ratio:>5.2f}x {mark(ok):4} {w['first_iteration_s'] * 1e3:>6.0f}ms {abs(w['objective'] - a['objective']) / max(abs(a['objective']), 1e-12):>9.1e}")
+            if not ok and row["agents"] not in missed:
+                missed.append(row["agents"])
+        print("   start-up: workers started, each holding its batch of agents (built and ready); serial/it, procs/it: median wall per iteration;")
+        print("   it 1: the processes run's first iteration (every model built in its worker); |df|/|f|: objective against the serial run's.")
     return missed
 
 
@@ -501,6 +543,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-iteration", action="store_true", help="print every iteration's wall and solver time")
     p.add_argument("--case", type=int, metavar="N", help="print the N-agent case text and exit")
     p.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
+    p.add_argument("--workers", type=int, default=0, metavar="K", help="also run the processes executor with the agents in at most K workers (default 0: not run)")
     return p.parse_args(argv)
 
 
