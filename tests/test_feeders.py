@@ -219,3 +219,20 @@ def test_import_pandapower_json_sgen_and_seed(tmp_path) -> None:
         assert _cli("import", spec, "-o", str(out), "--seed", seed).exit_code == 0
         files.append(out.read_text().split("\n", 1)[1])  # past the first line, which names the seed
     assert files[0] == files[1] and files[0] != files[2]
+
+
+def test_copper_plate_accepts_any_network() -> None:
+    """--formulation copper_plate ignores impedances, voltage limits, shunts, taps (and loops)."""
+    text = to_grid(read_matpower(MATPOWER / "case18.m"), "case18", formulation="distflow_soc")
+    exact = gridlang.load(text).solve()
+    plate = gridlang.load(text, formulation="copper_plate").solve()
+    assert plate.optimal and not plate.warnings
+    imported = float(plate["grid-import"].sum())
+    assert imported == pytest.approx(float(plate["load-demand"].sum()), rel=1e-9)  # no losses on a copper plate
+    assert float(plate["load-demand"].sum()) == pytest.approx(float(exact["load-demand"].sum()), rel=1e-9)
+    assert imported < float(exact["grid-import"].sum())
+    looped = FOREST.replace("SLACK_C1", "").replace("GRID_C", "").replace("    lc c1 c2 0.4 0.2", "    lc c1 c2 0.4 0.2\n    l3 a2 c1 0.1 0.1\n    l4 a1 c2 0.1 0.1")
+    with pytest.raises(gridlang.GridError, match="not radial") as info:
+        gridlang.load(looped, formulation="lindistflow")
+    assert "lindistflow is a radial formulation" in info.value.hint and "--formulation copper_plate" in info.value.hint
+    assert gridlang.load(looped, formulation="copper_plate").solve().optimal

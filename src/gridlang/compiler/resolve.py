@@ -589,7 +589,7 @@ def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope
         return None
     specs = {s: {k: p for k, p in f.params.items() if p.set == s} for s in (ir.BUS, ir.LINE)}
     items = {ir.BUS: _Items(), ir.LINE: _Items()}
-    for item in node.items:
+    for item in _electrical_data_dropped(node, f, models):
         # a transformer is a branch like a line: its impedance on the system base
         kind = ir.LINE if item.set.name == "transformer" else item.set.name
         if kind not in items:
@@ -634,6 +634,27 @@ def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope
 
 
 SLACK, V_SET = "slack", "v_set"
+
+
+def _electrical_data_dropped(node: ast.Network, f: ir.ModelDef, models: Mapping[str, ir.ModelDef]) -> list:
+    """The network's items, without the data of other formulations when ``f`` takes no
+    electrical data (no line parameter, as copper_plate): impedances, voltage limits and
+    the like are then ignored, so any network can be solved as a copper plate.  Under any
+    other formulation the items are kept as written (an unknown attribute stays an error)."""
+    if any(p.set == ir.LINE for p in f.params.values()):
+        return list(node.items)
+    others = {k for m in models.values() if m.formulation for k in m.params} - set(f.params)
+    out = []
+    for item in node.items:
+        if isinstance(item, ast.Table):
+            keep = [i for i, c in enumerate(item.columns) if c.name.name not in others]
+            if len(keep) < len(item.columns):
+                item = replace(item, columns=tuple(item.columns[i] for i in keep),
+                               rows=tuple((tuple(cells[i] for i in keep if i < len(cells)), span) if len(cells) == len(item.columns) else (cells, span) for cells, span in item.rows))
+        elif getattr(item, "attrs", None):
+            item = replace(item, attrs=tuple(a for a in item.attrs if a.name.name not in others))
+        out.append(item)
+    return out
 
 
 def _check_slack(node: ast.Network, f: ir.ModelDef, buses: _Items, params: Mapping[str, np.ndarray], scope: _Scope) -> None:
