@@ -236,3 +236,33 @@ def test_copper_plate_accepts_any_network() -> None:
         gridlang.load(looped, formulation="lindistflow")
     assert "lindistflow is a radial formulation" in info.value.hint and "--formulation copper_plate" in info.value.hint
     assert gridlang.load(looped, formulation="copper_plate").solve().optimal
+
+
+TWO_BUS = """system s { base_power = 1 MVA; base_voltage = 10 kV; horizon = 1 h; step = 1 h }
+network n uses lindistflow {
+  bus b1 { slack; v_set = 1.0 }
+  bus b2 { gs = 0.02 MW; bs = 0.5 Mvar; vmax = 1.2 }
+  transformer t from b1 to b2 { r = 0.5 ohm; x = 2 ohm; tap = 0.95; charging = 0.1 Mvar; leakage = 0.01 MW }
+}
+grid g at b1 { import_price = 10 $/MWh }
+objective minimize cost
+"""
+
+
+@pytest.mark.parametrize("formulation", ["lindistflow", "distflow_soc"])
+def test_tap_shunt_charging_and_leakage_enter_as_written(formulation: str) -> None:
+    """Two buses, no load: the flow into the transformer is the shunts' and the ends' admittance at the solved voltages."""
+    r = gridlang.load(TWO_BUS, formulation=formulation).solve()
+    assert r.optimal and not r.warnings
+    w1, w2 = (float(r["n-w"].sel(bus=b).isel(time=0)) for b in ("b1", "b2"))
+    P, Q = float(r["n-P"].sel(line="t").isel(time=0)), float(r["n-Q"].sel(line="t").isel(time=0))
+    tap2, z = 0.95**2, 1 / (10**2 / 1)  # p.u. per ohm
+    isq = float(r["n-isq"].sel(line="t").isel(time=0)) if formulation == "distflow_soc" else 0.0
+    r_, x_ = 0.5 * z, 2 * z
+    assert P - tap2 * r_ * isq - 0.01 / 2 * w2 == pytest.approx(0.02 * w2, abs=1e-7)  # into b2: its gs
+    assert Q - tap2 * x_ * isq + 0.1 / 2 * w2 == pytest.approx(-0.5 * w2, abs=1e-7)  # into b2: bs gives, charging gives
+    drop = w1 - 2 * tap2 * (r_ * P + x_ * Q) + tap2**2 * (r_**2 + x_**2) * isq
+    assert tap2 * w2 == pytest.approx(drop, abs=1e-7)
+    assert w2 > w1 / tap2  # the capacitor raises the voltage above the tap's ratio
+    import_p = float(r["grid-import"].sum())
+    assert import_p == pytest.approx(P + 0.01 / 2 * w1 / tap2, abs=1e-7)  # the from end's leakage, seen through the tap
