@@ -21,6 +21,7 @@ parent's ``__main__`` (as a ``multiprocessing`` spawn would).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from multiprocessing.connection import Connection
 
@@ -54,6 +55,7 @@ def serve(inbox: Connection, outbox: Connection) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops its workers (or its end closes)
     serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
     sys.stdout.flush()
     sys.stderr.flush()
