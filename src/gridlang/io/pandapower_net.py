@@ -167,7 +167,10 @@ def _trafo_pi(row, vn_hv_bus: float, vn_lv_bus: float, base_mva: float) -> tuple
     pos, neutral, step = _finite(row, "tap_pos"), _finite(row, "tap_neutral"), _finite(row, "tap_step_percent")
     # pandapower 3 moves a tap only of type Ratio or Symmetrical (Ideal shifts the phase only;
     # no type, no tap); without the column (older nets) every tap is a ratio tap
-    kind = row["tap_changer_type"] if "tap_changer_type" in row.index else "Ratio"
+    if "tap_changer_type" in row.index:
+        kind = row["tap_changer_type"]
+    else:  # before pandapower 3: tap_phase_shifter marks an ideal phase shifter
+        kind = "Ideal" if "tap_phase_shifter" in row.index and row["tap_phase_shifter"] is True else "Ratio"
     if "tap_dependency_table" in row.index and row["tap_dependency_table"] is True:
         notes.append("tap characteristic table not read")
     if pos is not None and neutral is not None and step is not None and pos != neutral and kind in ("Ratio", "Symmetrical"):
@@ -447,14 +450,17 @@ def _feeder(net: Any, name: str, sgen_as: str, source: str | None = None) -> tup
         generators.append(Generator(f"g{i}", f"b{b}", pmax, pmin if pmin is not None else 0.0, math.inf if qmax is None else qmax, -math.inf if qmin is None else qmin, c1, c2))
     if generators:
         header.append("Voltage set points of generators (vm_pu) are not modelled.")
+        approximated.append(f"{len(generators)} generator voltage set points (vm_pu) dropped (their generators dispatch P and Q freely within limits)")
 
     for table in _UNSUPPORTED:
         frame = getattr(net, table, None)
         if frame is None or not len(frame):
             continue
-        n = int(frame["in_service"].astype(bool).sum()) if "in_service" in frame else len(frame)
-        if n:
-            warnings.append(f"{label}: {n} {table} elements are not imported (gridlang has no counterpart)")
+        on_rows = frame[frame["in_service"].astype(bool)] if "in_service" in frame else frame
+        if len(on_rows):
+            column = next((c for c in ("p_mw", "ps_mw", "sn_hv_mva", "sn_mva") if c in on_rows), None)
+            size = f", {num(round(float(on_rows[column].abs().sum()), 4))} {'MVA' if 'sn' in column else 'MW'}" if column else ""
+            warnings.append(f"{label}: {len(on_rows)} {table} elements{size}, dropped (gridlang has no counterpart)")
     return (
         Feeder(
             name=grid_name(name),
