@@ -266,3 +266,26 @@ def test_tap_shunt_charging_and_leakage_enter_as_written(formulation: str) -> No
     assert w2 > w1 / tap2  # the capacitor raises the voltage above the tap's ratio
     import_p = float(r["grid-import"].sum())
     assert import_p == pytest.approx(P + 0.01 / 2 * w1 / tap2, abs=1e-7)  # the from end's leakage, seen through the tap
+
+
+def test_matpower_tap_and_charging_equal_newton_raphson() -> None:
+    """case33bw with an off-nominal tap on its first branch and charging on every line."""
+    from dataclasses import replace
+
+    from gridlang.io.matpower import BR_B, TAP
+
+    case = read_matpower(MATPOWER / "case33bw.m").converted()
+    branch = case.branch.copy()
+    branch[0, TAP] = 0.97
+    branch[:, BR_B] = 0.002
+    case = replace(case, branch=branch)
+    text = wide(to_grid(case, "c", formulation="distflow_soc"))
+    assert "transformer l1" not in text and "t1 from b1 to b2" in text and "tap = 0.97" in text and "charging [Mvar]" in text
+    r = gridlang.load(text).solve()
+    assert r.optimal and not r.warnings
+    data, net, losses = newton_raphson_matpower(case)
+    v = r["c-voltage"].isel(time=0)
+    ours = np.array([float(v.sel(bus=f"b{int(i)}")) for i in data.bus[:, 0]])
+    assert np.max(np.abs(ours - net.res_bus.vm_pu.to_numpy())) < 1e-4
+    assert float(ours[1]) > 1.0  # the tap lifts the feeder above its slack voltage
+    assert float(r["c-losses"].sum()) == pytest.approx(losses, rel=1e-3)
