@@ -35,6 +35,12 @@ def __getattr__(name: str) -> object:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value  # looked up once
         return value
+    if not name.startswith("_"):  # a submodule used as an attribute (gridlang.solvers), as when __init__ imported them all
+        try:
+            return import_module(f"gridlang.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"gridlang.{name}":
+                raise
     raise AttributeError(f"module 'gridlang' has no attribute '{name}'")
 
 
