@@ -276,7 +276,7 @@ def test_drop_rate_outside_zero_one_is_rejected(tmp_path, rate):
 
 def test_solve_help_names_the_methods():
     r = runner.invoke(app, ["solve", "--help"], terminal_width=200)
-    assert r.exit_code == 0 and "central, admm or atc" in r.output and "--partial" in r.output
+    assert r.exit_code == 0 and "central, admm, atc or auto" in r.output and "--partial" in r.output
 
 
 # ------------------------------------------------------------------ no trustworthy answer: exit 3

@@ -83,7 +83,7 @@ def solve(
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="results folder (default results/<case>)")] = None,
     solver: Annotated[Optional[str], typer.Option("--solver", "-s", help="solver backend, e.g. highs")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="solver option NAME=VALUE (repeatable)")] = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="central, admm or atc (default: the study's)")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="central, admm, atc or auto (default: the study's)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial, processes or ray")] = "serial",
     address: Annotated[Optional[str], typer.Option("--address", help="with --executor ray: the cluster to join (default: start a local Ray)")] = None,
     drop_rate: Annotated[float, typer.Option("--drop-rate", help="fault injection: share of exchanges with agents lost, in [0, 1) (decomposition)")] = 0.0,
@@ -249,6 +249,8 @@ def _summary(case: Path, c: gridlang.Case, result: gridlang.Result) -> None:
         out.print(f"note: {note}")
     for warning in result.warnings:
         out.print(f"[yellow]warning:[/yellow] {warning}")
+    if "stopped_by" in result.dataset.attrs:  # a decomposition: which test ended it
+        out.print(f"note: stopped: {result.dataset.attrs['stopped_by']}", markup=False, highlight=False)
     table = Table("quantity", "unit", "min", "mean", "max", "total")
     for name, array in result.dataset.data_vars.items():
         if array.isnull().all():
@@ -290,7 +292,7 @@ def _plan_tables(plan) -> None:
 def collaborate(
     case: CaseArg,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="results folder (default results/<case>)")] = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="the final upper level: central, admm or atc (default: the study's)")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="the final upper level: central, admm, atc or auto (default: the study's)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="with admm/atc: serial, processes or ray")] = "serial",
     max_iter: Annotated[int, typer.Option("--max-iter", help="rounds of the alternation")] = 20,
     partial: Partial = False,

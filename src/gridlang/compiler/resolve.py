@@ -56,6 +56,7 @@ class _Scope:
     period: int = 0  # steps per typical day in a plan; 0: one period
     typical: dict[str, np.ndarray] = field(default_factory=dict)  # typical-day series by column
     plan_days: tuple = (("horizon",), np.ones(1), "")  # scenario labels, weights, how they were found
+    notes: list[str] = field(default_factory=list)  # what resolve decided and says
 
 
 def load_modules(main: ast.Module, root: Path, allow_outside: bool) -> list[ast.Module]:
@@ -136,7 +137,7 @@ def resolve(main: ast.Module, root: Path, allow_outside: bool = False, formulati
     if not networks and not scope.errors.errors:
         scope.errors.add(Span(main.path, 1, 1), "the case has no network", "add e.g. 'network grid uses copper_plate { bus b1 }'")
     scope.errors.raise_if_any()
-    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, notes, games, plan, study.spans)
+    return ir.CaseIR(main.path, system, tuple(n for n in networks if n), tuple(groups), owners, sense, solver, options, markets, network_owner, (*scope.notes, *notes), games, plan, study.spans)
 
 
 # ---------------------------------------------------------------- definitions
@@ -589,7 +590,10 @@ def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope
         return None
     specs = {s: {k: p for k, p in f.params.items() if p.set == s} for s in (ir.BUS, ir.LINE)}
     items = {ir.BUS: _Items(), ir.LINE: _Items()}
-    for item in _electrical_data_dropped(node, f, models):
+    kept, dropped = _electrical_data_dropped(node, f, models)
+    if dropped:
+        scope.notes.append(f"network '{node.name.name}' under {f.name}: its {', '.join(dropped)} are ignored")
+    for item in kept:
         # a transformer is a branch like a line: its impedance on the system base
         kind = ir.LINE if item.set.name == "transformer" else item.set.name
         if kind not in items:
@@ -636,25 +640,28 @@ def _network(node: ast.Network, models: Mapping[str, ir.ModelDef], scope: _Scope
 SLACK, V_SET = "slack", "v_set"
 
 
-def _electrical_data_dropped(node: ast.Network, f: ir.ModelDef, models: Mapping[str, ir.ModelDef]) -> list:
+def _electrical_data_dropped(node: ast.Network, f: ir.ModelDef, models: Mapping[str, ir.ModelDef]) -> tuple[list, list[str]]:
     """The network's items, without the data of other formulations when ``f`` takes no
     electrical data (no line parameter, as copper_plate): impedances, voltage limits and
-    the like are then ignored, so any network can be solved as a copper plate.  Under any
-    other formulation the items are kept as written (an unknown attribute stays an error)."""
+    the like are then ignored, so any network can be solved as a copper plate; and the
+    names of what was ignored.  Under any other formulation the items are kept as written
+    (an unknown attribute stays an error)."""
     if any(p.set == ir.LINE for p in f.params.values()):
-        return list(node.items)
+        return list(node.items), []
     others = {k for m in models.values() if m.formulation for k in m.params} - set(f.params)
-    out = []
+    out, dropped = [], {}
     for item in node.items:
         if isinstance(item, ast.Table):
+            dropped.update(dict.fromkeys(c.name.name for c in item.columns if c.name.name in others))
             keep = [i for i, c in enumerate(item.columns) if c.name.name not in others]
             if len(keep) < len(item.columns):
                 item = replace(item, columns=tuple(item.columns[i] for i in keep),
                                rows=tuple((tuple(cells[i] for i in keep if i < len(cells)), span) if len(cells) == len(item.columns) else (cells, span) for cells, span in item.rows))
         elif getattr(item, "attrs", None):
+            dropped.update(dict.fromkeys(a.name.name for a in item.attrs if a.name.name in others))
             item = replace(item, attrs=tuple(a for a in item.attrs if a.name.name not in others))
         out.append(item)
-    return out
+    return out, list(dropped)
 
 
 def _check_slack(node: ast.Network, f: ir.ModelDef, buses: _Items, params: Mapping[str, np.ndarray], scope: _Scope) -> None:
@@ -700,7 +707,7 @@ def _check_radial(node: ast.Network, formulation: str, buses: _Items, lines: _It
         island = buses.names[int(np.flatnonzero(~fed[labels])[0])]
         where = "from the first bus" if slack is None else "from any slack bus"
         scope.errors.add(node.name.span, f"network '{node.name.name}' is not connected: bus '{island}' cannot be reached {where}",
-                         f"{formulation} needs every bus fed: add the missing line" + ("" if slack is None else f", or mark the bus of another substation as slack ('bus ... {{ slack; v_set = 1.0 }}')"))
+                         f"{formulation} needs every bus fed: add the missing line" + ("" if slack is None else ", or mark the bus of another substation as slack ('bus ... { slack; v_set = 1.0 }')"))
 
 
 def _groups(assets, tables, models, bus_names: Mapping[str, str], scope: _Scope, networks_ok: bool = True) -> list[ir.Group]:

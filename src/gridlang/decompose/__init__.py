@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from gridlang.decompose.run import check, choose, distance, settings_for, solve, trace_dataset
 
+__all__ = ["check", "choose", "distance", "settings_for", "solve", "trace_dataset"]
 
 
 def __getattr__(name: str) -> object:

@@ -23,6 +23,7 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
+from gridlang.clarabel_kit import cones as _cones, name as _status, settings as _settings
 from gridlang.errors import GridError, Span
 
 if TYPE_CHECKING:
@@ -65,27 +66,6 @@ def assemble(A, b, sense, lb, ub, cones) -> Form:
 def prepare(sub: Subproblem) -> Form:
     """An agent's :class:`Form`, to build its model from without the compiler."""
     return assemble(sub.A, sub.b, sub.sense, sub.lb, sub.ub, sub.cones)
-
-
-def _cones(form: Form) -> list:
-    """Clarabel's cone list (as :func:`gridlang.solvers.clarabel.cones`, which a worker cannot import cheaply)."""
-    out = [clarabel.ZeroConeT(form.zero)] if form.zero else []
-    if form.nonneg:
-        out.append(clarabel.NonnegativeConeT(form.nonneg))
-    return out + [clarabel.SecondOrderConeT(int(k)) for k in form.soc]
-
-
-def _settings(**values: object) -> clarabel.DefaultSettings:
-    """Clarabel's settings, quiet, with ``values`` set (as :func:`gridlang.solvers.clarabel.settings`)."""
-    out = clarabel.DefaultSettings()
-    out.verbose = False
-    for key, value in values.items():
-        setattr(out, key, value)
-    return out
-
-
-def _status(sol) -> str:
-    return str(sol.status).split(".")[-1]
 
 
 class PersistentConic:

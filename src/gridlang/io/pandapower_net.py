@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 from dataclasses import replace
 from typing import Any
 

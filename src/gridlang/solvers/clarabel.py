@@ -12,6 +12,7 @@ import clarabel
 import numpy as np
 
 from gridlang.compiler.build import Built
+from gridlang.clarabel_kit import cones, name, settings
 from gridlang.errors import GridError, Span
 from gridlang.solvers import common, conic
 
@@ -28,28 +29,6 @@ STATUS = {
     "NumericalError": ("numerical_error", "unknown", "unknown"),
     "InsufficientProgress": ("insufficient_progress", "unknown", "unknown"),
 }
-
-
-def cones(form: conic.ConicForm) -> list:
-    """Clarabel's cone list for the rows of a conic form."""
-    out = [clarabel.ZeroConeT(form.zero)] if form.zero else []
-    if form.nonneg:
-        out.append(clarabel.NonnegativeConeT(form.nonneg))
-    return out + [clarabel.SecondOrderConeT(int(k)) for k in form.soc]
-
-
-def name(sol) -> str:
-    """A Clarabel solution's status as a plain name ('Solved', 'MaxIterations', ...)."""
-    return str(sol.status).split(".")[-1]
-
-
-def settings(**values: object) -> clarabel.DefaultSettings:
-    """Clarabel's settings, quiet, with ``values`` set by name."""
-    out = clarabel.DefaultSettings()
-    out.verbose = False
-    for key, value in values.items():
-        setattr(out, key, value)
-    return out
 
 
 def option_types() -> dict[str, type]:
