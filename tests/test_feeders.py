@@ -225,7 +225,10 @@ def test_copper_plate_accepts_any_network() -> None:
     """--formulation copper_plate ignores impedances, voltage limits, shunts, taps (and loops)."""
     text = to_grid(read_matpower(MATPOWER / "case18.m"), "case18", formulation="distflow_soc")
     exact = gridlang.load(text).solve()
-    plate = gridlang.load(text, formulation="copper_plate").solve()
+    case = gridlang.load(text, formulation="copper_plate")
+    (note,) = [n for n in case.ir.notes if "ignored" in n]  # one note says what is ignored
+    assert note.startswith("network 'case18' under copper_plate: its ") and "r, x" in note and "vmin" in note
+    plate = case.solve()
     assert plate.optimal and not plate.warnings
     imported = float(plate["grid-import"].sum())
     assert imported == pytest.approx(float(plate["load-demand"].sum()), rel=1e-9)  # no losses on a copper plate
