@@ -65,6 +65,11 @@ _COORD = str.maketrans("[]", "()", " ")  # linopy's coordinate sanitiser
 _CHUNK = 1_000_000  # lines formatted at once
 
 
+#: the first line of every model file gridlang writes (a comment in each format), so that
+#: it replaces such a file and no other (:func:`gridlang.io.results.check_file`)
+WRITTEN_BY = "written by gridlang compile"
+
+
 def write_model(built: Built, path: str | Path) -> Path:
     """Write the case to ``path`` (``.lp``, ``.mps`` or ``.cbf``), atomically."""
     from gridlang.io.results import write_atomic
@@ -364,7 +369,7 @@ def write_lp(built: Built, path: str | Path, plain_names: bool = False) -> None:
 
 def _lp(p: Problem, f: BinaryIO) -> None:
     vn = p.vnames
-    f.write(f"{'max' if p.maximize else 'min'}\n\nobj:\n\n".encode())
+    f.write(f"\\ {WRITTEN_BY}\n{'max' if p.maximize else 'min'}\n\nobj:\n\n".encode())
     nz = np.flatnonzero(p.c)
     _emit(f, {"v": p.c[nz], "x": vn.gather(nz)}, [_signed("v"), " ", pl.col("x")])
     if p.Q is not None:  # [ sum_i Q_ii x_i^2 + sum_i<j 2 Q_ij x_i x_j ] / 2
@@ -427,7 +432,7 @@ def write_mps(built: Built, path: str | Path, plain_names: bool = False) -> None
 def _mps(p: Problem, f: BinaryIO, name: str) -> None:
     vn, cn, cones = p.vnames, p.cnames, p.cones
     n = p.n
-    f.write(f"NAME {name}\nOBJSENSE\n    {'MAX' if p.maximize else 'MIN'}\nROWS\n N  obj\n".encode())
+    f.write(f"* {WRITTEN_BY}\nNAME {name}\nOBJSENSE\n    {'MAX' if p.maximize else 'MIN'}\nROWS\n N  obj\n".encode())
     kind = np.select([p.sense == "<", p.sense == ">"], ["L", "G"], "E")
     _emit(f, {"k": kind, "r": cn}, [" ", pl.col("k"), "  ", pl.col("r")])
     _emit(f, {"r": cones.names}, [" L  ", pl.col("r")])
