@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-determinism bench bench-socp bench-admm bench-plan clean
+.PHONY: demo test test-determinism bench bench-socp bench-admm bench-plan bench-pypsa clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -37,6 +37,9 @@ bench-admm: $(STAMP)
 
 bench-plan: $(STAMP)
 	$(BIN)/python benchmarks/planning_scaling.py
+
+bench-pypsa: $(STAMP)
+	$(BIN)/python benchmarks/pypsa_dispatch.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

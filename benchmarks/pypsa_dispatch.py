@@ -1,0 +1,204 @@
+"""End to end against PyPSA: the same copper-plate dispatch, read, built, solved and written.
+
+The case (``common.copper_plate_case``): one bus, a grid connection, ``n``
+generators with linear costs, and ``n`` loads and PV plants (half each) whose
+hourly profiles come from CSV files.  For each size both tools run it:
+
+* **gridlang**: read = ``gridlang.load(plate.grid)`` (parse, resolve, the
+  profiles read from CSV), build = ``case.compile()``, solve = ``case.solve("highs")``
+  (with gridlang's own check of the point and the collection of the results),
+  write = ``write_results`` (``results.nc``, a CSV per variable, ``summary.json``);
+* **PyPSA**: read = the two CSVs by pandas and ``Network.add`` of every
+  component, build = ``n.optimize.create_model()``, solve =
+  ``n.optimize.solve_model("highs", io_api="direct")`` (the same linopy path
+  gridlang uses), write = ``n.export_to_netcdf``.
+
+Each tool and size runs in a fresh subprocess after a warm-up on a 4-asset,
+24-step case, so imports are left out.  "solver" is HiGHS's own run time
+(``Highs.getRunTime``) in both; "outside" is the total less that.  Targets,
+printed beside the ratios (not asserted): gridlang's time outside the solver at
+most half of PyPSA's, and its total never above PyPSA's; objectives equal to
+1e-6 relative.
+
+Usage::
+
+    python benchmarks/pypsa_dispatch.py --quick          # 10, 100 assets x 24, 168 h
+    python benchmarks/pypsa_dispatch.py                  # 10, 100, 1000 x 24, 168, 8760 h
+    python benchmarks/pypsa_dispatch.py --budget 600 --max-cells 2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from common import CopperPlate, copper_plate_case, grid_table, ints, version  # noqa: E402
+
+TOOLS = ("gridlang", "pypsa")
+STAGES = ("read", "build", "solve", "write")
+RESULT_MARK = "@@RESULT "
+REL_TOL = 1e-6
+TARGET_OUTSIDE = 2.0  # PyPSA's time outside the solver >= 2 x gridlang's
+TARGET_TOTAL = 1.0  # PyPSA's total >= gridlang's
+
+
+def run_gridlang(c: CopperPlate, out: Path) -> dict:
+    import gridlang
+    from gridlang.io.results import write_results
+
+    t = [time.perf_counter()]
+    case = gridlang.load(c.grid_file)
+    t.append(time.perf_counter())
+    case.compile()
+    t.append(time.perf_counter())
+    result = case.solve("highs")
+    t.append(time.perf_counter())
+    write_results(result, out)
+    t.append(time.perf_counter())
+    if result.doubts():
+        raise RuntimeError("gridlang: " + "; ".join(result.doubts()))
+    solver = case.built.model.solver_model.getRunTime()
+    return {"objective": result.objective, "solver": solver, **{s: t[i + 1] - t[i] for i, s in enumerate(STAGES)}}
+
+
+def run_pypsa(c: CopperPlate, out: Path) -> dict:
+    import logging
+
+    import pandas as pd
+    import pypsa
+
+    logging.getLogger("pypsa").setLevel(logging.ERROR)
+    logging.getLogger("linopy").setLevel(logging.ERROR)
+    t = [time.perf_counter()]
+    scale = pd.read_csv(c.load_csv, index_col="hour")
+    avail = pd.read_csv(c.pv_csv, index_col="hour")
+    n = pypsa.Network()
+    n.set_snapshots(range(c.steps))
+    n.add("Bus", "b1")
+    n.add("Generator", "up", bus="b1", p_nom=c.import_max, marginal_cost=c.import_price)
+    n.add("Generator", c.gen_names, bus="b1", p_nom=c.gen_pmax, marginal_cost=c.gen_cost)
+    n.add("Load", c.load_names, bus="b1", p_set=(scale[c.load_names] * c.load_p).set_axis(n.snapshots))
+    if c.pv_names:
+        n.add("Generator", c.pv_names, bus="b1", p_nom=c.pv_capacity, p_max_pu=avail[c.pv_names].set_axis(n.snapshots), marginal_cost=0.0)
+    t.append(time.perf_counter())
+    n.optimize.create_model()
+    t.append(time.perf_counter())
+    status, condition = n.optimize.solve_model(solver_name="highs", io_api="direct", solver_options={"output_flag": False})
+    t.append(time.perf_counter())
+    n.export_to_netcdf(out / "network.nc")
+    t.append(time.perf_counter())
+    if condition != "optimal":
+        raise RuntimeError(f"pypsa: {status}, {condition}")
+    solver = n.model.solver_model.getRunTime()
+    return {"objective": float(n.objective + n.objective_constant), "solver": solver, **{s: t[i + 1] - t[i] for i, s in enumerate(STAGES)}}
+
+
+RUN = {"gridlang": run_gridlang, "pypsa": run_pypsa}
+
+
+def worker(tool: str, n: int, steps: int) -> dict:
+    """One run in this process, after a warm-up on a small case."""
+    with tempfile.TemporaryDirectory(prefix="bench-pypsa-") as tmp:
+        root = Path(tmp)
+        out = root / "warm-out"
+        out.mkdir()
+        RUN[tool](copper_plate_case(4, 24, root / "warm"), out)
+        c = copper_plate_case(n, steps, root / "case")
+        out = root / "out"
+        out.mkdir()
+        res = RUN[tool](c, out)
+        res["written_mb"] = sum(p.stat().st_size for p in out.iterdir()) / 1e6
+        return res
+
+
+def run_child(tool: str, n: int, steps: int, timeout: float) -> dict:
+    cmd = [sys.executable, __file__, "--worker", tool, "--sizes", str(n), "--steps", str(steps)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s"}
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESULT_MARK)]
+    if not lines:
+        return {"error": (done.stderr.strip().splitlines() or ["no result"])[-1]}
+    return json.loads(lines[-1][len(RESULT_MARK) :])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="10,100,1000", help="assets (generators; as many loads and PV)")
+    p.add_argument("--steps", default="24,168,8760", help="hours")
+    p.add_argument("--quick", action="store_true", help="10 and 100 assets x 24 and 168 h")
+    p.add_argument("--budget", type=float, default=600.0, help="seconds for the whole run; sizes left when it is spent are skipped")
+    p.add_argument("--timeout", type=float, default=240.0, help="seconds for one tool at one size")
+    p.add_argument("--max-cells", type=float, default=2e6, help="skip sizes with more assets x hours than this (memory)")
+    p.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.quick:
+        args.sizes, args.steps = "10,100", "24,168"
+    sizes, steps_list = ints(args.sizes), ints(args.steps)
+    if args.worker:
+        try:
+            res = worker(args.worker, sizes[0], steps_list[0])
+        except Exception as exc:  # reported in the table, not hidden
+            res = {"error": f"{type(exc).__name__}: {exc}"}
+        print(RESULT_MARK + json.dumps(res), flush=True)
+        return 0
+
+    print(f"gridlang vs PyPSA, copper-plate dispatch: python {platform.python_version()}, {os.cpu_count()} CPUs; gridlang {version('gridlang')}, pypsa {version('pypsa')}, linopy {version('linopy')}, highspy {version('highspy')}")
+    print("each tool and size in a fresh subprocess after a warm-up; times in seconds\n", flush=True)
+    combos = sorted(((n, s) for n in sizes for s in steps_list), key=lambda c: (c[0] * c[1], c))
+    started = time.perf_counter()
+    rows, failed_at, ok = [], [], True
+    for n, s in combos:
+        why = None
+        if n * s > args.max_cells:
+            why = f"{n * s:,} assets x hours > --max-cells {args.max_cells:,.0f}"
+        elif any(n >= fn and s >= fs for fn, fs in failed_at):
+            why = "a smaller size already failed or ran out of time"
+        elif time.perf_counter() - started > args.budget:
+            why = f"--budget {args.budget:.0f} s spent"
+        if why:
+            print(f"  {n:>5} assets x {s:>5} h  skipped ({why})", flush=True)
+            continue
+        res = {tool: run_child(tool, n, s, args.timeout) for tool in TOOLS}
+        errors = {t: r["error"] for t, r in res.items() if "error" in r}
+        if errors:
+            failed_at.append((n, s))
+            ok = False
+            print(f"  {n:>5} assets x {s:>5} h  FAILED: {errors}", flush=True)
+            continue
+        g, p = res["gridlang"], res["pypsa"]
+        for r in (g, p):
+            r["total"] = sum(r[st] for st in STAGES)
+            r["outside"] = r["total"] - r["solver"]
+        rel = abs(g["objective"] - p["objective"]) / max(1.0, abs(p["objective"]))
+        same = rel <= REL_TOL
+        ok &= same
+        out_ratio, tot_ratio = p["outside"] / g["outside"], p["total"] / g["total"]
+        print(f"  {n:>5} assets x {s:>5} h  gridlang {g['total']:.2f} s, pypsa {p['total']:.2f} s, objectives {'equal' if same else 'DIFFER'} ({rel:.1e})", flush=True)
+        for tool, r in res.items():
+            rows.append([str(n), str(s), tool, *(f"{r[st]:.3f}" for st in STAGES), f"{r['solver']:.3f}", f"{r['outside']:.3f}", f"{r['total']:.3f}", f"{r['written_mb']:.1f}", f"{r['objective']:.6f}", "", ""])
+        rows[-1][-2:] = [f"{out_ratio:.2f}x {'ok' if out_ratio >= TARGET_OUTSIDE else 'MISSED'}", f"{tot_ratio:.2f}x {'ok' if tot_ratio >= TARGET_TOTAL else 'MISSED'}"]
+    header = ["assets", "hours", "tool", *STAGES, "solver", "outside", "total", "MB", "objective", f"pypsa/gridlang outside (>= {TARGET_OUTSIDE:g}x)", f"total (>= {TARGET_TOTAL:g}x)"]
+    print("\n" + grid_table(header, rows))
+    print(f"\nwall {time.perf_counter() - started:.0f} s; objectives {'all equal to' if ok else 'NOT all equal to'} {REL_TOL:g} relative")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
