@@ -246,8 +246,9 @@ def write_folder(out: Path, write: Callable[[Path], None], **extra: object) -> l
 def write_netcdf(dataset, path: Path) -> None:
     """Every array of ``dataset`` with its ``units`` attribute, in NetCDF-4 by h5netcdf.
 
-    Uncompressed and contiguous: on a 100-asset, 8,760-hour dispatch (32 MB)
-    zlib level 1 makes the file 3x smaller and the write 10x slower."""
+    Uncompressed and contiguous, for speed: on a 100-asset, 8,760-hour
+    dispatch zlib (level 1) makes the file 5x smaller (6.4 MB, not 32 MB) and
+    its write 3x slower (0.77 s, not 0.24 s)."""
     dataset.to_netcdf(path, engine="h5netcdf")
 
 
