@@ -11,6 +11,7 @@ write (:mod:`gridlang.io.results`).
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 import warnings
@@ -90,6 +91,7 @@ def solve(
     kill_agent: Annotated[Optional[str], typer.Option("--kill-agent", help="fault injection: kill this agent's worker once (decomposition)")] = None,
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     measurements: Annotated[Optional[Path], typer.Option("--measurements", help="CSV of terminal data (<asset>.<parameter> columns), checked and filled at the edge")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout (the content of summary.json) and nothing else there; tables and messages go to stderr")] = False,
     partial: Partial = False,
     allow_outside: AllowOutside = False,
     debug: Debug = False,
@@ -104,19 +106,19 @@ def solve(
         folder = out_dir or Path("results") / case.stem
         check_folder(folder)  # before the solve, which may be long
         c = gridlang.load(case, allow_outside, formulation, measurements)
-        with Progress(TextColumn("{task.description}"), transient=True, console=out, disable=not out.is_terminal) as bar:
-            task = bar.add_task("solving")
-
-            def show(step) -> None:
-                bar.update(task, description=f"ADMM iteration {step.iteration}: primal {step.primal:.2e}, dual {step.dual:.2e}, rho {step.rho:.3g}")
-
+        human = err if as_json else out  # with --json, stdout carries the JSON only
+        with _progress(human, _what_runs(c, solver, method)) as show:
             faults = {"drop_rate": drop_rate} if drop_rate else {}
             faults |= {"kill_agent": kill_agent} if kill_agent else {}
             result = c.solve(solver, method, executor, show, address, **faults, **_options(option or []))
-        _summary(case, c, result)
+        _summary(case, c, result, human)
         doubts = result.doubts()
+        if as_json:
+            from gridlang.report import summary_dict
+
+            typer.echo(json.dumps(summary_dict(result, doubts), indent=2))
         files = _write_trusted(result, folder, partial, doubts)
-        out.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market and game)" if result.settlements or result.games else ")"), markup=False, highlight=False)
+        human.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market and game)" if result.settlements or result.games else ")"), markup=False, highlight=False)
         if doubts:
             raise typer.Exit(3)
 
@@ -207,6 +209,52 @@ def scenarios(
             out.print(f"wrote {csv_path}; note: no plot, matplotlib is missing (pip install 'gridlang[plot]')", markup=False, highlight=False)
 
 
+#: a plain progress line at most this often (seconds) when not writing to a terminal
+LOG_EVERY_S = 5.0
+#: ... and at least every this many decomposition iterations
+LOG_EVERY_ITER = 50
+
+
+def _what_runs(c: gridlang.Case, solver: str | None, method: str | None) -> str:
+    """'solving centrally with highs (LP, 1,234 variables)' or 'solving by admm'."""
+    from gridlang.solvers import DEFAULT
+
+    chosen = method or c.ir.solver_options.get("method", ("central", {}))[0]
+    if chosen != "central":
+        return f"solving by {chosen} (decomposed by agent)"
+    built = c.built
+    kind = problem_class(built)
+    name = (solver or built.case.solver or DEFAULT[kind]).lower()
+    return f"solving centrally with {name} ({kind.value}, {built.model.nvars:,} variables, {built.model.ncons:,} constraints)"
+
+
+@contextmanager
+def _progress(console: Console, what: str):
+    """Yield ``show(step)`` for a decomposition's iterations.  On a terminal, a live line;
+    otherwise plain log lines on stderr: what runs, then an iteration line at the first
+    iteration, every :data:`LOG_EVERY_ITER` iterations and at most every :data:`LOG_EVERY_S` s."""
+    import time
+
+    def line(step) -> str:
+        return f"ADMM iteration {step.iteration}: primal {step.primal:.2e}, dual {step.dual:.2e}, rho {step.rho:.3g}"
+
+    if console.is_terminal:
+        with Progress(TextColumn("{task.description}"), transient=True, console=console) as bar:
+            task = bar.add_task(what)
+            yield lambda step: bar.update(task, description=line(step))
+        return
+    err.print(what, markup=False, highlight=False)
+    last = [time.monotonic(), 0]
+
+    def show(step) -> None:
+        now = time.monotonic()
+        if step.iteration == 1 or step.iteration - last[1] >= LOG_EVERY_ITER or now - last[0] >= LOG_EVERY_S:
+            err.print(line(step), markup=False, highlight=False)
+            last[:] = [now, step.iteration]
+
+    yield show
+
+
 def _write_trusted(result: gridlang.Result, folder: Path, partial: bool, doubts: tuple[str, ...]) -> list[Path]:
     """Write the results if they may be reported; with doubts, only when ``partial``, else exit 3."""
     for doubt in doubts:
@@ -237,55 +285,72 @@ def _options(pairs: list[str]) -> dict[str, object]:
     return options
 
 
-def _summary(case: Path, c: gridlang.Case, result: gridlang.Result) -> None:
+#: width a table may take when the output is not a terminal: never cut or wrap a name
+PIPE_WIDTH = 10_000
+
+
+def _show(console: Console, renderable) -> None:
+    """Print a table; when not writing to a terminal, as wide as it needs (no ellipsis)."""
+    console.print(renderable, width=None if console.is_terminal else PIPE_WIDTH)
+
+
+def _summary(case: Path, c: gridlang.Case, result: gridlang.Result, console: Console | None = None) -> None:
+    """The run's status and every reported quantity in the case's scale (:func:`gridlang.report.quantity_rows`)."""
+    from gridlang.report import Scale, quantity_rows
+
+    console = console or out
+    built = c.built
+    currency = Scale.of(built).currency
     head = Table(title=f"{case.name}: {c.ir.system.steps} steps of {c.ir.system.dt:g} h", show_header=False)
     head.add_row("termination", result.termination)
     head.add_row("primal / dual status", f"{result.primal_status} / {result.dual_status}")
-    head.add_row("objective (total cost)", f"{result.objective:,.4f}")
+    head.add_row(f"objective (total cost, {currency})", f"{result.objective:,.4f}")
     head.add_row("primal / dual residual", f"{result.residual:.2e} / " + (f"{result.dual_residual:.2e}" if result.dual_residual is not None else "n/a"))
     head.add_row("solver, time", f"{result.solver}, {result.solve_time:.2f} s")
-    out.print(head)
+    _show(console, head)
     for note in c.ir.notes:
-        out.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False, highlight=False)
     for warning in result.warnings:
-        out.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if "stopped_by" in result.dataset.attrs:  # a decomposition: which test ended it
-        out.print(f"note: stopped: {result.dataset.attrs['stopped_by']}", markup=False, highlight=False)
+        console.print(f"note: stopped: {result.dataset.attrs['stopped_by']}", markup=False, highlight=False)
     table = Table("quantity", "unit", "min", "mean", "max", "total")
-    for name, array in result.dataset.data_vars.items():
-        if array.isnull().all():
-            continue
-        table.add_row(name, array.attrs.get("units", ""), *(f"{float(f()):.5g}" for f in (array.min, array.mean, array.max, array.sum)))
-    out.print(table)
+    table.caption = "total: energy over the horizon (power x step) and money; blank where a sum means nothing"
+    for row in quantity_rows(result, built):
+        table.add_row(*row)
+    _show(console, table)
     for s in result.settlements:
         for t in settlement_tables(s, result.dataset):
-            out.print(t)
+            _show(console, t)
         for message in s.messages:
-            out.print(f"[yellow]warning:[/yellow] {message}")
+            console.print(f"[yellow]warning:[/yellow] {message}")
     for g in result.games:
         for t in game_tables(g):
-            out.print(t)
+            _show(console, t)
         for message in g.messages:
-            out.print(f"[yellow]warning:[/yellow] {message}")
+            console.print(f"[yellow]warning:[/yellow] {message}")
     if result.plan is not None:
-        _plan_tables(result.plan)
+        _plan_tables(result.plan, console)
 
 
-def _plan_tables(plan) -> None:
+def _plan_tables(plan, console: Console | None = None) -> None:
+    from gridlang.report import number
+
+    console = console or out
     built = Table("candidate", "kind", "bus", "owner", "built", "size [MW]", title=f"plan ({plan.formulation}, {plan.solver}): annual cost {plan.objective:,.2f}")
     for row in plan.builds.itertuples(index=False):
-        built.add_row(row.candidate, row.kind, row.bus, row.owner, "yes" if row.built else "no", f"{row.size_MW:.4g}")
-    out.print(built)
+        built.add_row(row.candidate, row.kind, row.bus, row.owner, "yes" if row.built else "no", number(row.size_MW))
+    _show(console, built)
     costs = Table("category", "annual cost", title="annual cost by category")
     for category, value in plan.costs.items():
         costs.add_row(category, f"{value:,.2f}")
-    out.print(costs)
+    _show(console, costs)
     if plan.eens is not None:
-        out.print(f"reliability: EENS {plan.eens:.4f} MWh/yr, SAIDI {plan.saidi:.4f} h/yr")
+        console.print(f"reliability: EENS {plan.eens:.4f} MWh/yr, SAIDI {plan.saidi:.4f} h/yr")
     if plan.worst:
-        out.print(f"worst typical day: {plan.worst['scenario']}, hour {plan.worst['hour']}, V_min {plan.worst['v_min']:.5f} p.u. at {plan.worst['bus']}")
+        console.print(f"worst typical day: {plan.worst['scenario']}, hour {plan.worst['hour']}, V_min {plan.worst['v_min']:.5f} p.u. at {plan.worst['bus']}")
     for other in plan.compared:
-        out.print(f"under {other.formulation} ({other.solver}, {other.solve_time:.1f} s): annual cost {other.objective:,.2f}, siting {'the same' if plan.same_siting(other) else 'different'} (plan.md has both)")
+        console.print(f"under {other.formulation} ({other.solver}, {other.solve_time:.1f} s): annual cost {other.objective:,.2f}, siting {'the same' if plan.same_siting(other) else 'different'} (plan.md has both)")
 
 
 @app.command()
@@ -307,8 +372,7 @@ def collaborate(
         folder = out_dir or Path("results") / case.stem
         check_folder(folder)  # before the alternation, which may be long
         c = gridlang.load(case, allow_outside)
-        with Progress(TextColumn("{task.description}"), transient=True, console=out, disable=not out.is_terminal) as bar:
-            bar.add_task("alternating")
+        with _progress(out, "alternating build decisions and joint operation"):
             done = run(c, max_iter, method=method, executor=executor)
         rounds = Table("round", "investor", "total cost", "move kept", title=f"alternation: {done.status} after {done.iterations} round(s)")
         for r in done.rounds:

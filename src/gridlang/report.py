@@ -1,4 +1,11 @@
-"""What a user reads after a solve with markets: tables, arrays and a plot.
+"""What a user reads after a solve: the quantities table, money with markets, plots.
+
+``quantity_rows`` gives the summary of every reported quantity in the case's
+own scale (kW, kvar, kWh when the base power is below 1 MVA, else MW), with
+the case's currency symbol, and a total only where one adds over time:
+energy (power x step length) and money; internal helpers (``*_m0``, added by
+the compiler for cones) and all-NaN outputs are left out.  ``summary_dict``
+is the content of ``summary.json`` (also ``gridlang solve --json``).
 
 ``settlement_dataset`` turns each market's stage 2 into arrays over ``agent``
 (written with the other results); ``settlement_tables`` renders the money
@@ -9,6 +16,10 @@ extra).
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +27,126 @@ import xarray as xr
 from rich.table import Table
 
 from gridlang.settle import Settlement
+
+
+#: names the compiler gives to helper variables of a cone (``{cone}_m{k}``)
+HELPER = re.compile(r"_m\d+$")
+#: power units and their kilo counterparts (a kW-scale case)
+_KILO = {"MW": "kW", "Mvar": "kvar", "MVA": "kVA", "MWh": "kWh", "Mvarh": "kvarh", "MVAh": "kVAh"}
+_POWER = ("MW", "kW")  # active power: adds up to energy over time
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """How a case's numbers are shown: kilo units for a kW-scale case, its currency symbol."""
+
+    kilo: bool
+    currency: str  # symbol ('$') or code
+    dt: float  # hours per step
+    weight: np.ndarray | None = None  # steps of the year each step stands for (plans)
+
+    @staticmethod
+    def of(built) -> "Scale":
+        """The scale of a compiled case: kW when its base power is below 1 MVA."""
+        from gridlang.compiler.units import currency_symbol
+
+        if built is None:
+            return Scale(False, "currency", 1.0)
+        system = built.case.system
+        return Scale(system.base.power_va < 1e6, currency_symbol(system.base.currency), system.dt, system.step_weight)
+
+    def unit(self, unit: str, name: str = "") -> tuple[str, float]:
+        """(shown unit, factor from the reported unit): 'MW' -> ('kW', 1000) in a kW-scale case,
+        'currency/MWh' -> '$/MWh' ('$/Mvarh' for a reactive price ``<network>-price_q``)."""
+        factor = 1.0
+        if self.kilo and unit in _KILO:
+            unit, factor = _KILO[unit], 1e3
+        if name.endswith("-price_q"):
+            unit = unit.replace("MWh", "Mvarh")
+        return unit.replace("currency", self.currency), factor
+
+
+def number(x: float) -> str:
+    """A figure for people: no '-0', thousands separated, about four significant digits."""
+    if not math.isfinite(x):
+        return str(x)
+    if abs(x) < 1e-9:
+        return "0"
+    if abs(x) >= 1e4:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+def _binary(built, name: str) -> str | None:
+    """'binary' or 'integer' for a variable so declared, else None."""
+    if built is None or name not in built.model.variables:
+        return None
+    attrs = built.model.variables[name].attrs
+    return "binary" if attrs.get("binary") else "integer" if attrs.get("integer") else None
+
+
+def quantity_rows(result, built=None) -> list[tuple[str, str, str, str, str, str]]:
+    """(quantity, unit, min, mean, max, total) per reported quantity, in the case's scale.
+
+    The total is given only where it adds over time: active power (line flows
+    and bus quantities aside) summed as energy ``sum_t p[t] dt`` (weighted by
+    the steps each step stands for in a plan), and money.  Helpers of the
+    compiler (``*_m<k>``) and quantities that are NaN everywhere are left out."""
+    scale = Scale.of(built)
+    rows = []
+    for name, array in result.dataset.data_vars.items():
+        name = str(name)
+        if HELPER.search(name) or array.isnull().all() or not np.issubdtype(array.dtype, np.number):
+            continue
+        declared = _binary(built, name)
+        unit, factor = scale.unit(str(array.attrs.get("units", "")), name)
+        if declared:
+            unit = declared
+        values = array * factor
+        total = ""
+        if declared is None and unit in _POWER and "time" in array.dims and not {"bus", "line"} & set(array.dims):
+            steps = scale.dt if scale.weight is None or len(scale.weight) != array.sizes["time"] else scale.dt * xr.DataArray(scale.weight, coords={"time": array["time"]}, dims="time")
+            total = f"{number(float((values * steps).sum()))} {unit}h"
+        elif declared is None and unit == scale.currency:
+            total = f"{number(float(values.sum()))} {unit}"
+        rows.append((name, unit, *(number(float(f())) for f in (values.min, values.mean, values.max)), total))
+    return rows
+
+
+def _finite(x: float | None) -> float | str | None:
+    """JSON has no NaN or infinity: such numbers are written as strings."""
+    return x if x is None or math.isfinite(x) else str(x)
+
+
+def summary_dict(result, doubts: Sequence[str] = ()) -> dict:
+    """The content of ``summary.json``: status, objective, residuals, markets, games, plan."""
+    from gridlang import planning
+
+    doubts = list(doubts)
+    summary = {
+        "partial": bool(doubts),
+        "doubts": doubts,
+        "objective": _finite(result.objective),
+        "termination": result.termination,
+        "primal_status": result.primal_status,
+        "dual_status": result.dual_status,
+        "primal_residual": _finite(result.residual),
+        "dual_residual": _finite(result.dual_residual),
+        "solve_time_s": result.solve_time,
+        "solver": result.solver,
+        "warnings": list(result.warnings),
+        "markets": [
+            {"market": s.market, "surplus": _finite(s.surplus), "fees_collected": _finite(s.fees_collected), "budget_balance": _finite(s.budget_balance), "individually_rational": s.rational, "messages": list(s.messages)}
+            for s in result.settlements
+        ],
+        "games": [
+            {"game": g.game, "surplus": _finite(g.surplus), "theta": _finite(g.theta), "transfer": _finite(g.transfer), "prosumer_gain": _finite(float(g.gain.sum())), "operator_gain": _finite(g.operator_gain), "messages": list(g.messages)}
+            for g in result.games
+        ],
+    }
+    if result.plan is not None:
+        summary["plan"] = planning.summary(result.plan)
+    return summary
 
 
 def settlement_dataset(settlements: tuple[Settlement, ...]) -> xr.Dataset:

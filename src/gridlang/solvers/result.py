@@ -41,6 +41,21 @@ class Result:
     settlements: tuple = ()  # stage 2 of each market (gridlang.settle.Settlement)
     games: tuple = ()  # each prosumer-operator game (gridlang.settle.GameSettlement)
     plan: object = None  # a plan study's report (gridlang.planning.PlanReport)
+    built: object = None  # the compiled case (gridlang.compiler.build.Built), for pictures of its network
+
+    @property
+    def plot(self):
+        """Pictures of this result: ``result.plot.voltage()``, ``.dispatch()``, ``.network()``
+        (matplotlib figures; :mod:`gridlang.plots`)."""
+        from gridlang.plots import Plots
+
+        return Plots(self)
+
+    def _repr_html_(self) -> str:
+        """A small HTML summary for notebooks: status, objective, residuals, main quantities."""
+        from gridlang.plots import result_html
+
+        return result_html(self)
 
     @property
     def optimal(self) -> bool:
