@@ -30,9 +30,28 @@ to the base; its default is small enough that the relative part decides on
 kW-scale and MW-scale cases alike.  The whole model must hold too: the run
 never stops while a coupling row is violated by more than the tolerance of
 a central solve (:data:`~gridlang.solvers.result.FEASIBILITY_TOL`, max norm),
-so it goes on iterating until all three hold or ``max_iter`` is reached.  Residual balancing multiplies
-``rho`` by ``tau`` when ``|r| / eps_pri > mu |s| / eps_dual`` (and divides
-when the dual side is ``mu`` times further from its test), rescaling ``u``.
+so it goes on iterating until all three hold or ``max_iter`` is reached.
+
+**Penalty** (OSQP's adaptive rho, Stellato et al. 2020, sec. 5.2): with the
+residuals scaled by their terms, ``r' = |r| / max(|y|, |z|)`` and
+``s' = |s| / (rho |u|_N)``, the estimate ``rho sqrt(r' / s')`` replaces
+``rho`` (``u`` rescaled) when it differs by more than a factor ``mu`` (5),
+at most every ``balance_every`` (10) iterations and by at most ``tau`` at once.
+
+**Acceleration** (Zhang, O'Donoghue & Boyd 2020, as in SCS 3): one iteration
+is a fixed-point map ``w -> T(w)`` of ``w = (z, sqrt(N) u)``; type-II Anderson
+acceleration with memory ``anderson`` (15) extrapolates the next ``w`` from the
+last iterates (:class:`Anderson`), and a safeguard rejects an accelerated
+point whose residual ``|w - T(w)|`` exceeds ``safeguard`` (1) x the last
+plain point's: the run goes on from ``T`` of that point, with the memory
+cleared (as it is when rho changes, which changes ``T``).  The residuals and
+tests above are those of the plain step taken from the current point, and
+the multipliers returned are ``T``'s, so stopping means what it meant
+without acceleration.  Measured (default settings, iterations):
+``three_microgrids`` 344 -> 99 (LinDistFlow), 278 -> 120 (SOC); ``community4``
+135 -> 25; ``prosumers`` 63 -> 17; the copper-plate benchmark community of 10
+agents 354 -> 29, of 50 1,025 -> 85.  Without Anderson (``anderson = 0``)
+the adaptive rho alone leaves ``community4`` unconverged at 2,000.
 Non-finite or persistently growing residuals stop the run as diverged, the
 iteration cap as not converged; both are reported.
 
@@ -63,9 +82,11 @@ class Settings:
     tol: float = 1e-7  # absolute part, per unit of the case's base, per row
     rel: float = 1e-5  # relative part (see the module doc)
     max_iter: int = 2000
-    mu: float = 10.0
-    tau: float = 2.0
-    balance_every: int = 5
+    mu: float = 5.0  # rho changes only when OSQP's estimate differs from it by more than this factor
+    tau: float = 100.0  # the largest factor of one change of rho
+    balance_every: int = 10  # iterations at least between two changes of rho
+    anderson: int = 15  # memory of the Anderson acceleration (0: none)
+    safeguard: float = 1.0  # an accelerated point is rejected when its fixed-point residual exceeds this x the last plain one's
     alpha: float = 1.6  # over-relaxation (1: none)
     drop_rate: float = 0.0  # fault injection: share of exchanges (target and answer) lost
     max_staleness: int = 3  # iterations the coordinator may go on with an agent's last answer
@@ -80,8 +101,10 @@ CHECKS = {
     "rel": (lambda v: v >= 0, "zero or more", "rel = 1e-5"),
     "max_iter": (lambda v: v >= 1, "a whole number of 1 or more", "max_iter = 2000"),
     "mu": (lambda v: v > 1, "a number above 1", "mu = 10"),
-    "tau": (lambda v: v > 1, "a number above 1", "tau = 2"),
-    "balance_every": (lambda v: v >= 1, "a whole number of 1 or more", "balance_every = 5"),
+    "tau": (lambda v: v > 1, "a number above 1", "tau = 100"),
+    "balance_every": (lambda v: v >= 1, "a whole number of 1 or more", "balance_every = 10"),
+    "anderson": (lambda v: 0 <= v <= 50, "a whole number from 0 to 50", "anderson = 15"),
+    "safeguard": (lambda v: v >= 1, "a number of 1 or more", "safeguard = 1"),
     "alpha": (lambda v: 0 < v < 2, "between 0 and 2 (both excluded)", "alpha = 1.6"),
     "drop_rate": (lambda v: 0 <= v < 1, "a share in [0, 1)", "drop_rate = 0.2"),
     "max_staleness": (lambda v: v >= 0, "a whole number of 0 or more", "max_staleness = 3"),
@@ -138,41 +161,48 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
     m = split.n_coupling
     counts = np.maximum(split.contributors, 1)
     n = int(split.contributors.sum())
+    # every agent's contributions stacked in one vector of n entries: agent a's at [at[a], at[a] + len(rows))
+    rows = np.concatenate([s.rows for s in subs.values()]) if subs else np.zeros(0, dtype=np.int64)
+    at, offset = {}, 0
+    for a, s in subs.items():
+        at[a], offset = slice(offset, offset + len(s.rows)), offset + len(s.rows)
+    weight = np.sqrt(counts)  # |u|_N = |weight u|: the fixed-point map's state is (z, weight u)
     rho = settings.rho if settings.rho is not None else _price_scale(split)
     u = np.zeros(m)
-    y = {a: np.zeros(len(s.rows)) for a, s in subs.items()}
-    z = dict(y)  # the consensus point: every row's contributions sum to zero
+    y, z = np.zeros(n), np.zeros(n)  # z: the consensus point, every row's contributions sum to zero
     age = dict.fromkeys(subs, 0)
     rng = np.random.default_rng(settings.seed)
+    accel = Anderson(settings.anderson)
     trace: list[Step] = []
     log: list[dict] = []
     start = time.perf_counter()
-    status, growth = "iteration_limit", 0
+    status, growth, last_change = "iteration_limit", 0, 0
+    base: tuple[np.ndarray, np.ndarray, float] | None = None  # T(w) at the last plain point and |w - T(w)| there
     for k in range(1, settings.max_iter + 1):
         if k == 2 and settings.kill_agent is not None:
             executor.kill(settings.kill_agent)
         # every agent answers the first target, and a restarted one its next (until then the coordinator has no answer for its point)
         fresh = {settings.kill_agent} if k == 2 else set()
         lost = [a for a in subs if k > 1 and a not in fresh and settings.drop_rate and age[a] < settings.max_staleness and rng.random() < settings.drop_rate]
-        answers = executor.solve_all({a: z[a] - u[s.rows] for a, s in subs.items() if a not in lost}, rho)
+        v = z - u[rows]
+        answers = executor.solve_all({a: v[at[a]] for a in subs if a not in lost}, rho)
         for a in subs:
             age[a] = age[a] + 1 if a in lost else 0
+        y = y.copy()
         for a, msg in answers.items():
             log.append({"agent": a, "iteration": k, "rows": subs[a].rows, "y": msg})
-        y, stale = {a: answers.get(a, y[a]) for a in subs}, tuple(lost)
-        total, mixed = np.zeros(m), np.zeros(m)
-        xhat = {a: settings.alpha * y[a] + (1 - settings.alpha) * z[a] for a in subs}
-        for a, s in subs.items():
-            np.add.at(total, s.rows, y[a])
-            np.add.at(mixed, s.rows, xhat[a])
-        ybar = mixed / counts
-        u = u + ybar
-        z_new = {a: xhat[a] - ybar[s.rows] for a, s in subs.items()}
+            y[at[a]] = msg
+        stale = tuple(lost)
+        # one step of the plain map T(z, u) (over-relaxed exchange ADMM)
+        total = np.bincount(rows, y, minlength=m)
+        xhat = settings.alpha * y + (1 - settings.alpha) * z
+        ybar = np.bincount(rows, xhat, minlength=m) / counts
+        u_new = u + ybar
+        z_new = xhat - ybar[rows]
         primal = float(np.linalg.norm(total))
-        dual = rho * _norm(z_new[a] - z[a] for a in subs)
-        z = z_new
-        eps_primal = np.sqrt(m) * settings.tol + settings.rel * max(_norm(y.values()), _norm(z.values()))
-        eps_dual = rho * (np.sqrt(n) * settings.tol + settings.rel * float(np.sqrt(counts @ u**2)))
+        dual = rho * float(np.linalg.norm(z_new - z))
+        eps_primal = np.sqrt(m) * settings.tol + settings.rel * max(float(np.linalg.norm(y)), float(np.linalg.norm(z_new)))
+        eps_dual = rho * (np.sqrt(n) * settings.tol + settings.rel * float(np.linalg.norm(weight * u_new)))
         worst = float(np.max(np.abs(total), initial=0.0))
         trace.append(Step(k, primal, dual, rho, time.perf_counter() - start, stale, eps_primal, eps_dual, worst))
         if progress is not None:
@@ -181,19 +211,87 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
             status = "diverged"
             break
         if primal <= eps_primal and dual <= eps_dual and worst <= FEASIBILITY_TOL:
-            status = "converged"
+            z, u, status = z_new, u_new, "converged"
             break
         growth = growth + 1 if len(trace) > 1 and primal > 10 * trace[-2].primal and primal > 1 else 0
         if growth >= 5:
             status = "diverged"
             break
-        if k % settings.balance_every == 0:
-            far_primal, far_dual = primal / eps_primal, dual / eps_dual
-            if far_primal > settings.mu * far_dual:
-                rho, u = rho * settings.tau, u / settings.tau
-            elif far_dual > settings.mu * far_primal:
-                rho, u = rho / settings.tau, u * settings.tau
+        # the adaptive rho of OSQP (Stellato et al. 2020, sec. 5.2): balance the scaled residuals
+        if k - last_change >= settings.balance_every:
+            scaled_primal = primal / max(float(np.linalg.norm(y)), float(np.linalg.norm(z_new)), 1e-12)
+            scaled_dual = dual / max(rho * float(np.linalg.norm(weight * u_new)), 1e-12)
+            factor = float(np.sqrt(scaled_primal / max(scaled_dual, 1e-300)))
+            factor = min(max(factor, 1 / settings.tau), settings.tau)
+            if factor > settings.mu or factor < 1 / settings.mu:
+                rho, u_new, last_change = rho * factor, u_new / factor, k
+                z, u, base = z_new, u_new, None
+                accel.reset()
+                continue
+        # Anderson acceleration of T with a safeguard (Zhang, O'Donoghue & Boyd 2020; SCS 3)
+        w, tw = np.concatenate([z, weight * u]), np.concatenate([z_new, weight * u_new])
+        residual = float(np.linalg.norm(w - tw))
+        if base is not None and accel.pending and residual > settings.safeguard * base[2]:
+            z, u = base[0], base[1]  # the accelerated point is worse: back to the plain step taken from the last good point
+            accel.reset()
+            base = None
+            continue
+        base = (z_new, u_new, residual)
+        nxt = accel.step(w, tw)
+        z, u = nxt[:n], nxt[n:] / weight
     return Run(status == "converged", status, len(trace), trace, log, u, rho)
+
+
+class Anderson:
+    """Type-II Anderson acceleration of a fixed-point map ``w -> T(w)`` with memory
+    ``mem`` (Walker & Ni 2011; Zhang, O'Donoghue & Boyd 2020): with the residuals
+    ``g = w - T(w)`` and the last ``mem`` differences ``dW``, ``dG`` of points and
+    residuals, the next point is
+
+        w+ = T(w) - (dW - dG) gamma,    gamma = argmin |g - dG gamma|^2 + eps |gamma|^2,
+
+    ``eps`` a small multiple of ``|dG|_F^2`` (a Tikhonov term keeps the least squares
+    well posed).  ``mem = 0`` gives the plain map.  ``pending`` says that the last
+    point returned was an accelerated one (the caller's safeguard judges it)."""
+
+    def __init__(self, mem: int) -> None:
+        self.mem = mem
+        self.reset()
+
+    def reset(self) -> None:
+        self.prev: tuple[np.ndarray, np.ndarray] | None = None
+        self.dW: list[np.ndarray] = []
+        self.dG: list[np.ndarray] = []
+        self.pending = False
+
+    def step(self, w: np.ndarray, tw: np.ndarray) -> np.ndarray:
+        g = w - tw
+        if self.mem == 0:
+            return tw
+        if self.prev is not None:
+            self.dW.append(w - self.prev[0])
+            self.dG.append(g - self.prev[1])
+            if len(self.dW) > self.mem:
+                self.dW.pop(0)
+                self.dG.pop(0)
+        self.prev = (w, g)
+        if not self.dW:
+            self.pending = False
+            return tw
+        G = np.column_stack(self.dG)
+        gram = G.T @ G
+        eps = 1e-10 * float(np.trace(gram)) + 1e-300
+        try:
+            gamma = np.linalg.solve(gram + eps * np.eye(len(gram)), G.T @ g)
+        except np.linalg.LinAlgError:
+            self.pending = False
+            return tw
+        out = tw - (np.column_stack(self.dW) - G) @ gamma
+        if not np.all(np.isfinite(out)):
+            self.reset()
+            return tw
+        self.pending = True
+        return out
 
 
 def _norm(parts) -> float:
