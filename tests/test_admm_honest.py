@@ -195,3 +195,14 @@ def test_the_cli_refuses_a_drop_rate_of_two() -> None:
     r = CliRunner().invoke(app, ["solve", str(COMMUNITY), "--method", "admm", "--drop-rate", "2"])
     assert r.exit_code == 1, r.output
     assert "2" in r.output and "[0, 1)" in r.output and "hint:" in r.output
+
+
+def test_three_microgrids_by_default_admm_reach_the_central_optimum() -> None:
+    """The third shipped multi-agent case, under LinDistFlow (an LP; the SOC case is the same
+    agents with cones): default ADMM converges within 1e-4 of the central objective."""
+    path = CASES / "three_microgrids.grid"
+    central = solvers.solve(gridlang.load(path, formulation="lindistflow").built, None, {})
+    result, run = decompose.solve(gridlang.load(path, formulation="lindistflow").built, "admm")
+    assert run.converged and result.termination == "converged" and not result.doubts()
+    assert result.residual <= FEASIBILITY_TOL
+    assert result.objective == pytest.approx(central.objective, rel=1e-4)
