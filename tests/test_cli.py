@@ -76,6 +76,9 @@ def test_plan_writes_its_report(tmp_path):
     r = runner.invoke(app, ["solve", str(CASES / "planning_33bus.grid"), "--formulation", "lindistflow", "--solver", "highs", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "annual cost by category" in r.output and "EENS" in r.output and "worst typical day" in r.output
+    # build decisions are binaries (not p.u.), and long names are printed whole when piped
+    row = next(line for line in r.output.splitlines() if "generator_candidate-build" in line)
+    assert "binary" in row and "p.u." not in row and "…" not in r.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["plan"]["eens_MWh_per_yr"] <= 6 + 1e-6 and summary["plan"]["built"]
     report = (out / "plan.md").read_text()

@@ -290,8 +290,11 @@ PIPE_WIDTH = 10_000
 
 
 def _show(console: Console, renderable) -> None:
-    """Print a table; when not writing to a terminal, as wide as it needs (no ellipsis)."""
-    console.print(renderable, width=None if console.is_terminal else PIPE_WIDTH)
+    """Print a table; when not writing to a terminal, as wide as it needs (no ellipsis):
+    rich caps a print at the console's width (80 when piped), so a wide console prints it."""
+    if not console.is_terminal:
+        console = Console(file=console.file, width=PIPE_WIDTH, soft_wrap=True)
+    console.print(renderable)
 
 
 def _summary(case: Path, c: gridlang.Case, result: gridlang.Result, console: Console | None = None) -> None:
