@@ -14,7 +14,8 @@ hourly profiles come from CSV files.  For each size both tools run it:
   gridlang uses), write = ``n.export_to_netcdf``.
 
 Each tool and size runs in a fresh subprocess after a warm-up on a 4-asset,
-24-step case, so imports are left out.  "solver" is HiGHS's own run time
+24-step case, so imports are left out; a size that runs under 2 s is run
+three times (``--repeat``) and the fastest kept.  "solver" is HiGHS's own run time
 (``Highs.getRunTime``) in both; "outside" is the total less that.  Targets,
 printed beside the ratios (not asserted): gridlang's time outside the solver at
 most half of PyPSA's, and its total never above PyPSA's; objectives equal to
@@ -134,6 +135,22 @@ def run_child(tool: str, n: int, steps: int, timeout: float) -> dict:
     return json.loads(lines[-1][len(RESULT_MARK) :])
 
 
+def best_of(tool: str, n: int, steps: int, args: argparse.Namespace) -> dict:
+    """The fastest of ``--repeat`` runs when a run is short (under 2 s), else one run:
+    short runs are dominated by the noise of a shared machine."""
+    best: dict = {}
+    for _ in range(max(1, args.repeat)):
+        res = run_child(tool, n, steps, args.timeout)
+        if "error" in res:
+            return res
+        res["total"] = sum(res[st] for st in STAGES)
+        if not best or res["total"] < best["total"]:
+            best = res
+        if res["total"] >= 2.0:
+            break
+    return best
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="10,100,1000", help="assets (generators; as many loads and PV)")
@@ -141,6 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="10 and 100 assets x 24 and 168 h")
     p.add_argument("--budget", type=float, default=600.0, help="seconds for the whole run; sizes left when it is spent are skipped")
     p.add_argument("--timeout", type=float, default=240.0, help="seconds for one tool at one size")
+    p.add_argument("--repeat", type=int, default=3, help="runs of a short size (under 2 s), the fastest kept")
     p.add_argument("--max-cells", type=float, default=2e6, help="skip sizes with more assets x hours than this (memory)")
     p.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -175,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if why:
             print(f"  {n:>5} assets x {s:>5} h  skipped ({why})", flush=True)
             continue
-        res = {tool: run_child(tool, n, s, args.timeout) for tool in TOOLS}
+        res = {tool: best_of(tool, n, s, args) for tool in TOOLS}
         errors = {t: r["error"] for t, r in res.items() if "error" in r}
         if errors:
             failed_at.append((n, s))
@@ -184,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
             continue
         g, p = res["gridlang"], res["pypsa"]
         for r in (g, p):
-            r["total"] = sum(r[st] for st in STAGES)
             r["outside"] = r["total"] - r["solver"]
         rel = abs(g["objective"] - p["objective"]) / max(1.0, abs(p["objective"]))
         same = rel <= REL_TOL
