@@ -53,7 +53,7 @@ largest size that missed it, models already built, and prints the top
 
 Usage::
 
-    python benchmarks/admm_scaling.py                      # 10, 50, 200 agents x 24 steps
+    python benchmarks/admm_scaling.py                      # 10, 100, 1,000 agents x 24 steps, copper plate then LinDistFlow
     python benchmarks/admm_scaling.py --quick              # 10 and 50 agents
     python benchmarks/admm_scaling.py --sizes 200 --max-iter 300 --json admm.json
     python benchmarks/admm_scaling.py --case 20            # print the 20-agent case and exit
@@ -69,6 +69,7 @@ import json
 import os
 import platform
 import pstats
+import resource
 import sys
 import time
 from pathlib import Path
@@ -80,6 +81,8 @@ import numpy as np
 TARGET_OVERHEAD = 0.25  # (iteration wall - Clarabel solve) / iteration wall, serial executor
 TARGET_SPEEDUP = 5.0  # rebuilding every agent's Clarabel model each iteration / updating it in place
 TARGET_WORKERS = 0.6  # processes executor, two workers: wall per iteration / serial's
+TARGET_ITERATIONS = 100  # ADMM iterations at every size and on both networks, growing no faster than log N
+MEMORY_BUDGET = 8 * 2**30  # bytes: a size whose estimated peak exceeds it is skipped, with the reason printed
 
 WARMUP_AGENTS = 2
 
@@ -173,6 +176,9 @@ class Probe:
         self._open()
 
     def install(self) -> None:
+        if getattr(self, "installed", False):  # once per process (both networks share it)
+            return
+        self.installed = True
         from gridlang.decompose import executors, local
         from gridlang.solvers import conic
 
@@ -415,10 +421,24 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     if args.tol is not None:
         settings["tol"] = args.tol
     d, _ = decomposed(text, settings, args.replay)
-    r = replay(args.replay)
+    r = replay(args.replay) if n <= args.replay_max else {"iterations": 0}
     d["gap"] = abs(d["objective"] - c["objective"]) / max(abs(c["objective"]), 1e-12)
     w = in_workers(text, settings, args.workers) if args.workers else None
-    return {"agents": n, "steps": args.steps, "network": args.network, "central": c, "admm": d, "replay": r, "processes": w}
+    return {"agents": n, "steps": args.steps, "network": args.network, "central": c, "admm": d, "replay": r, "processes": w, "peak_rss": peak_rss()}
+
+
+def peak_rss() -> int:
+    """This process's peak resident memory so far, in bytes (``ru_maxrss`` is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def log_growth(rows: list[dict[str, Any]]) -> list[bool]:
+    """Whether each size's iterations grow no faster than log N from the smallest size's:
+    ``it(N) <= it(N0) max(1, ln N / ln N0)`` (plus 5 iterations of slack for noise)."""
+    if not rows:
+        return []
+    n0, it0 = rows[0]["agents"], rows[0]["admm"]["iterations"]
+    return [r["admm"]["iterations"] <= it0 * max(1.0, np.log(r["agents"]) / np.log(max(n0, 2))) + 5 for r in rows]
 
 
 def profile(n: int, args: argparse.Namespace) -> str:
@@ -502,13 +522,17 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
     print("   iteration (conic.assemble + clarabel.DefaultSolver set-up + solve); ceiling: rebuild / update's Clarabel solve() time, the")
     print("   speed-up if updating cost nothing else; new LS: a new LocalSolver per solve; max |dy|: largest difference between the answers.")
     print()
-    print("3. Convergence against the central solve")
-    print(f"{'agents':>6} {'status':>15} {'iters':>5} {'gap':>9} {'residual':>9} {'central':>9} {'decomposed':>11} {'(ADMM loop)':>11} {'ratio':>7}")
-    for row in rows:
+    print(f"3. Convergence against the central solve (iterations: target <= {TARGET_ITERATIONS}, growing no faster than log N)")
+    print(f"{'agents':>6} {'status':>15} {'iters':>5} {'':4} {'log N':>5} {'gap':>9} {'residual':>9} {'central':>9} {'decomposed':>11} {'(ADMM loop)':>11} {'ratio':>7} {'peak RSS':>9}")
+    for row, slow in zip(rows, log_growth(rows)):
         a, c = row["admm"], row["central"]
+        ok = a["iterations"] <= TARGET_ITERATIONS and a["status"] == "converged"
         print(
-            f"{row['agents']:>6} {a['status']:>15} {a['iterations']:>5} {a['gap']:>9.2e} {a['residual']:>9.1e} {c['solve_s']:>8.2f}s {a['wall_s']:>10.2f}s {a['admm_loop_s']:>10.2f}s {a['wall_s'] / c['solve_s']:>6.0f}x"
+            f"{row['agents']:>6} {a['status']:>15} {a['iterations']:>5} {mark(ok):4} {mark(slow):>5} {a['gap']:>9.2e} {a['residual']:>9.1e} {c['solve_s']:>8.2f}s {a['wall_s']:>10.2f}s {a['admm_loop_s']:>10.2f}s {a['wall_s'] / c['solve_s']:>6.1f}x {row['peak_rss'] / 2**20:>7.0f}MiB"
         )
+        if not (ok and slow) and row["agents"] not in missed:
+            missed.append(row["agents"])
+    print("   log N: iterations within the smallest size's x ln N / ln N0 (+5); ratio: decomposed / central wall time; peak RSS: the process so far.")
     print("   gap = |f_admm - f_central| / |f_central|; residual: the whole model's primal residual at the decomposed point (p.u.);")
     print(f"   central = case.solve() on a compiled case ({rows[0]['central']['solver'] if rows else ''}); decomposed = decompose.solve (split, models, ADMM, results).")
     if args.workers:
@@ -530,10 +554,11 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Usage::")[-1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="10,50,200", help="comma-separated agent counts (default: 10,50,200)")
+    p.add_argument("--sizes", default="10,100,1000", help="comma-separated agent counts (default: 10,100,1000; 10000 is run when its estimated peak memory fits in 8 GiB)")
     p.add_argument("--quick", action="store_true", help="10 and 50 agents")
     p.add_argument("--steps", type=int, default=24, help="steps of one hour (default 24)")
-    p.add_argument("--network", choices=("lindistflow", "copper_plate"), default="lindistflow")
+    p.add_argument("--network", choices=("lindistflow", "copper_plate", "both"), default="both", help="network of the communities (default both, one after the other)")
+    p.add_argument("--replay-max", type=int, default=200, metavar="N", help="replay (measurement 2) only up to N agents (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-iter", type=int, default=0, help="ADMM iteration cap (default: gridlang's, 2000)")
     p.add_argument("--tol", type=float, default=None, help="ADMM absolute tolerance per coupling row (default: gridlang's, 1e-4)")
@@ -549,6 +574,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.network == "both":
+        code = 0
+        for network in ("copper_plate", "lindistflow"):
+            code |= main_one(argparse.Namespace(**{**vars(args), "network": network, "json": args.json.with_suffix(f".{network}.json") if args.json else None}))
+            print()
+        return code
+    return main_one(args)
+
+
+def fits(n: int, rows: list[dict[str, Any]]) -> str | None:
+    """Why ``n`` agents would not fit in :data:`MEMORY_BUDGET` (None if they would): the
+    peak grows about linearly in the agents, estimated from the two largest sizes run."""
+    if len(rows) < 2:
+        return None
+    (n1, m1), (n2, m2) = [(r["agents"], r["peak_rss"]) for r in rows[-2:]]
+    per = max((m2 - m1) / max(n2 - n1, 1), 0.0)
+    estimate = m2 + per * (n - n2)
+    if estimate > MEMORY_BUDGET:
+        return f"{n} agents skipped: estimated peak {estimate / 2**30:.1f} GiB ({per / 2**20:.2f} MiB per agent) exceeds {MEMORY_BUDGET / 2**30:.0f} GiB"
+    return None
+
+
+def main_one(args: argparse.Namespace) -> int:
     if args.case:
         sys.stdout.write(make_case(args.case, args.steps, args.seed, args.network))
         return 0
@@ -567,6 +615,10 @@ def main(argv: list[str] | None = None) -> int:
     decomposed(warm, {"max_iter": 20}, 0)
     rows = []
     for n in sizes:
+        reason = fits(n, rows)
+        if reason:
+            print("  " + reason)
+            continue
         t0 = time.perf_counter()
         row = measure(n, args)
         rows.append(row)
