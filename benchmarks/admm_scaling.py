@@ -220,6 +220,7 @@ class Probe:
         for owner, name, original in self._saved:
             setattr(owner, name, original)
         self._saved = []
+        self.installed = False
 
 
 class TimedClarabel:
