@@ -220,6 +220,8 @@ def _what_runs(c: gridlang.Case, solver: str | None, method: str | None) -> str:
     from gridlang.solvers import DEFAULT
 
     chosen = method or c.ir.solver_options.get("method", ("central", {}))[0]
+    if chosen == "auto":
+        return "solving by method auto (central, admm or atc: the warnings say which)"
     if chosen != "central":
         return f"solving by {chosen} (decomposed by agent)"
     built = c.built
