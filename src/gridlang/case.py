@@ -98,7 +98,7 @@ class Case:
         if self.ir.plan is not None and result.primal_status == "feasible":  # a plan to report
             compared = planning.compare(self, self.ir.plan.compare) if compare_plans else ()
             result = replace(result, plan=planning.report(self.built, result, compared))
-        return result
+        return replace(result, built=self.built)  # its network, for the pictures
 
 
 def parse_case(source: str | Path) -> tuple[ast.Module, Path]:
