@@ -212,11 +212,27 @@ def test_compile_into_an_existing_folder_or_under_a_file_is_a_clear_error(tmp_pa
 def test_compile_replaces_its_own_file_and_leaves_no_temporary_file(tmp_path):
     (tmp_path / "keep.txt").write_text("keep")
     target = tmp_path / "m.lp"
-    target.write_text("an older model")
+    target.write_text("an older model, not gridlang's")
     r = runner.invoke(app, ["compile", str(BASE), "-o", str(target)])
-    assert r.exit_code == 0, r.output
-    assert target.read_text() != "an older model" and target.stat().st_size > 1000
+    command_line_error(r, "exists and gridlang did not write it")
+    assert target.read_text() == "an older model, not gridlang's"
+    target.unlink()
+    for _ in range(2):  # the second run replaces the file the first one wrote
+        r = runner.invoke(app, ["compile", str(BASE), "-o", str(target)])
+        assert r.exit_code == 0, r.output
+    assert target.stat().st_size > 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "m.lp"] and (tmp_path / "keep.txt").read_text() == "keep"
+
+
+def test_import_never_replaces_a_users_case(tmp_path):
+    mine = tmp_path / "case.grid"
+    mine.write_text("# my own case\n")
+    r = runner.invoke(app, ["import", str(CASES / "matpower" / "case33bw.m"), "-o", str(mine)])
+    command_line_error(r, "exists and gridlang did not write it")
+    assert mine.read_text() == "# my own case\n"
+    ours = tmp_path / "imported.grid"
+    for _ in range(2):
+        assert runner.invoke(app, ["import", str(CASES / "matpower" / "case33bw.m"), "-o", str(ours)]).exit_code == 0
 
 
 def test_write_atomic_leaves_nothing_when_the_writer_fails(tmp_path):
@@ -459,9 +475,9 @@ def test_single_file_writers_never_lose_a_file(case, tree, below_file, model):
             assert exc.span.file == "<command line>" and exc.hint
             assert snapshot(root) == everything
         else:
-            # only the target changed: it was missing or a file, and is a file now
+            # only the target changed: it was missing, and is a file now
             rel = str(target.relative_to(root))
-            assert everything.get(rel, b"") is not None and target.is_file()
+            assert rel not in everything and target.is_file()
             assert {k: v for k, v in snapshot(root).items() if k != rel} == {k: v for k, v in everything.items() if k != rel}
 
 

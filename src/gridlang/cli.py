@@ -118,7 +118,8 @@ def solve(
 
             typer.echo(json.dumps(summary_dict(result, doubts), indent=2))
         files = _write_trusted(result, folder, partial, doubts)
-        human.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (", a plot per market and game)" if result.settlements or result.games else ")"), markup=False, highlight=False)
+        pictures = ", ".join(p.name for p in files if p.suffix == ".png")
+        human.print(f"wrote {len(files)} files to {folder}/ (results.nc, summary.json, one CSV per variable" + (f"; pictures: {pictures})" if pictures else ")"), markup=False, highlight=False)
         if doubts:
             raise typer.Exit(3)
 

@@ -57,6 +57,7 @@ class _Scope:
     typical: dict[str, np.ndarray] = field(default_factory=dict)  # typical-day series by column
     plan_days: tuple = (("horizon",), np.ones(1), "")  # scenario labels, weights, how they were found
     notes: list[str] = field(default_factory=list)  # what resolve decided and says
+    tables: dict[Path, pd.DataFrame] = field(default_factory=dict)  # CSV files read so far
 
 
 def load_modules(main: ast.Module, root: Path, allow_outside: bool) -> list[ast.Module]:
@@ -347,11 +348,14 @@ def _typical(c: ast.Call, scope: _Scope) -> Quantity:
 
 
 def _read_csv(path: ast.Str, scope: _Scope) -> pd.DataFrame:
+    """The table in a CSV file of the case, read once per resolve however many profiles use it."""
     file = case_path(path, scope.root, scope.allow_outside)
-    try:
-        return pd.read_csv(file, skipinitialspace=True)
-    except Exception as exc:  # pandas raises many kinds for malformed files
-        raise GridError(path.span, f"cannot read '{path.value}' as CSV: {exc}") from None
+    if file not in scope.tables:
+        try:
+            scope.tables[file] = pd.read_csv(file, skipinitialspace=True)
+        except Exception as exc:  # pandas raises many kinds for malformed files
+            raise GridError(path.span, f"cannot read '{path.value}' as CSV: {exc}") from None
+    return scope.tables[file]
 
 
 def _numeric(series: pd.Series, span: Span) -> Quantity:

@@ -251,11 +251,14 @@ class Anderson:
         w+ = T(w) - (dW - dG) gamma,    gamma = argmin |g - dG gamma|^2 + eps |gamma|^2,
 
     ``eps`` a small multiple of ``|dG|_F^2`` (a Tikhonov term keeps the least squares
-    well posed).  ``mem = 0`` gives the plain map.  ``pending`` says that the last
+    well posed).  An extrapolation longer than ``reach`` (10) x the plain step
+    ``|g|`` is not taken (nearly parallel differences make ``gamma`` huge; SCS
+    bounds the weights likewise): the plain ``T(w)`` is returned and the memory
+    cleared.  ``mem = 0`` gives the plain map.  ``pending`` says that the last
     point returned was an accelerated one (the caller's safeguard judges it)."""
 
-    def __init__(self, mem: int) -> None:
-        self.mem = mem
+    def __init__(self, mem: int, reach: float = 10.0) -> None:
+        self.mem, self.reach = mem, reach
         self.reset()
 
     def reset(self) -> None:
@@ -287,7 +290,8 @@ class Anderson:
             self.pending = False
             return tw
         out = tw - (np.column_stack(self.dW) - G) @ gamma
-        if not np.all(np.isfinite(out)):
+        # a step much longer than the plain one comes from nearly parallel differences (gamma huge): not taken
+        if not np.all(np.isfinite(out)) or np.linalg.norm(out - tw) > self.reach * np.linalg.norm(g):
             self.reset()
             return tw
         self.pending = True

@@ -118,12 +118,31 @@ def check_folder(path: Path, flag: str = "--out") -> Folder:
     )
 
 
+#: what the first lines of a file gridlang wrote say: model files (a comment) and imported cases
+WRITTEN_BY = ("written by gridlang", "by `gridlang import`")
+
+
+def written_by_gridlang(path: Path) -> bool:
+    """Whether the file at ``path`` says in its first lines that gridlang wrote it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(mark in head for mark in WRITTEN_BY)
+
+
 def check_file(path: Path, flag: str = "-o", example: str = "out") -> None:
-    """Check that one output file may be written at ``path``; nothing is written."""
+    """Check that one output file may be written at ``path``; nothing is written.
+
+    An existing file is replaced only if gridlang wrote it (:func:`written_by_gridlang`)."""
     if path.is_dir():
         raise GridError(COMMAND_LINE, f"{path} is a folder; {flag} names the file to write", f"give a file name, e.g. {flag} {path / example}")
     if not path.exists():
         _check_creatable(path, "file", flag)
+    elif not path.is_file() or path.is_symlink() or not written_by_gridlang(path):
+        raise GridError(COMMAND_LINE, f"{path} exists and gridlang did not write it; gridlang will not replace it",
+                        f"give {flag} a new file name, e.g. {flag} {path.with_name(path.stem + '_gridlang' + path.suffix)}, or move the file away first")
     elif not os.access(path.parent, os.W_OK | os.X_OK):
         raise GridError(COMMAND_LINE, f"cannot replace {path}: folder {path.parent} is not writable", f"give {flag} a file in a folder you can write to")
 
@@ -306,11 +325,14 @@ def write_csv(array, path: Path) -> None:
 def write_pictures(result, staging: Path) -> None:
     """The pictures of a result, written as PNG files into ``staging``.
 
-    The one place where results get their pictures (issue 17, item 5: voltage
-    profile, dispatch, feeder diagram go here too); every file it makes ends up
-    in the results folder and its manifest."""
+    The one place where results get their pictures: the voltage profile, the
+    dispatch and the feeder diagram (:mod:`gridlang.plots`), each market's and
+    game's, and a decomposition's convergence; every file it makes ends up in
+    the results folder and its manifest."""
+    from gridlang import plots
     from gridlang.report import plot_games, plot_markets, plot_trace
 
+    plots.write_pictures(result, staging)
     plot_markets(result.settlements, result.dataset, staging)
     plot_games(result.games, staging)
     plot_trace(result.dataset, staging)
