@@ -7,7 +7,8 @@ hourly profiles come from CSV files.  For each size both tools run it:
 * **gridlang**: read = ``gridlang.load(plate.grid)`` (parse, resolve, the
   profiles read from CSV), build = ``case.compile()``, solve = ``case.solve("highs")``
   (with gridlang's own check of the point and the collection of the results),
-  write = ``write_results`` (``results.nc``, a CSV per variable, ``summary.json``);
+  write = ``write_results`` (``results.nc``, a CSV per variable, ``summary.json``;
+  without the pictures, as PyPSA draws none);
 * **PyPSA**: read = the two CSVs by pandas and ``Network.add`` of every
   component, build = ``n.optimize.create_model()``, solve =
   ``n.optimize.solve_model("highs", io_api="direct")`` (the same linopy path
@@ -65,7 +66,7 @@ def run_gridlang(c: CopperPlate, out: Path) -> dict:
     t.append(time.perf_counter())
     result = case.solve("highs")
     t.append(time.perf_counter())
-    write_results(result, out)
+    write_results(result, out, pictures=False)
     t.append(time.perf_counter())
     if result.doubts():
         raise RuntimeError("gridlang: " + "; ".join(result.doubts()))

@@ -343,9 +343,9 @@ def _finite(x: float | None) -> float | str | None:
     return x if x is None or math.isfinite(x) else str(x)
 
 
-def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str] | None = None, csv: bool = True) -> list[Path]:
-    """``results.nc``, one CSV per variable (unless ``csv`` is false), plots and
-    ``summary.json`` in folder ``out``.
+def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str] | None = None, csv: bool = True, pictures: bool = True) -> list[Path]:
+    """``results.nc``, one CSV per variable (unless ``csv`` is false), the
+    pictures (unless ``pictures`` is false) and ``summary.json`` in folder ``out``.
 
     ``results.nc`` holds every variable, price and output at full precision;
     the CSVs (:func:`write_csv`) are for reading, and a variable that is blank
@@ -390,6 +390,7 @@ def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str
             (staging / "plan.md").write_text(planning.markdown(result.plan))
             planning.plot(result.plan, staging / "plan.png")
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_pictures(result, staging)
+        if pictures:
+            write_pictures(result, staging)
 
     return write_folder(out, write, partial=bool(doubts))
