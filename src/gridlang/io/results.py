@@ -20,7 +20,6 @@ A single file (``compile -o``, ``import -o``) is written with
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
@@ -338,11 +337,6 @@ def write_pictures(result, staging: Path) -> None:
     plot_trace(result.dataset, staging)
 
 
-def _finite(x: float | None) -> float | str | None:
-    """JSON has no NaN or infinity: such numbers are written as strings."""
-    return x if x is None or math.isfinite(x) else str(x)
-
-
 def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str] | None = None, csv: bool = True, pictures: bool = True) -> list[Path]:
     """``results.nc``, one CSV per variable (unless ``csv`` is false), the
     pictures (unless ``pictures`` is false) and ``summary.json`` in folder ``out``.
@@ -353,6 +347,7 @@ def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str
     only with ``partial``, and then marked: ``summary.json`` has ``"partial":
     true`` and the doubts, and so has the manifest."""
     from gridlang import planning
+    from gridlang.report import summary_dict
 
     doubts = list(result.doubts() if doubts is None else doubts)
     if doubts and not partial:
@@ -364,29 +359,8 @@ def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str
             for name, array in result.dataset.data_vars.items():
                 if array.size and not bool(array.isnull().all()):  # an all-blank table says nothing
                     write_csv(array, staging / f"{name}.csv")
-        summary = {
-            "partial": bool(doubts),
-            "doubts": doubts,
-            "objective": _finite(result.objective),
-            "termination": result.termination,
-            "primal_status": result.primal_status,
-            "dual_status": result.dual_status,
-            "primal_residual": _finite(result.residual),
-            "dual_residual": _finite(result.dual_residual),
-            "solve_time_s": result.solve_time,
-            "solver": result.solver,
-            "warnings": list(result.warnings),
-            "markets": [
-                {"market": s.market, "surplus": _finite(s.surplus), "fees_collected": _finite(s.fees_collected), "budget_balance": _finite(s.budget_balance), "individually_rational": s.rational, "messages": list(s.messages)}
-                for s in result.settlements
-            ],
-            "games": [
-                {"game": g.game, "surplus": _finite(g.surplus), "theta": _finite(g.theta), "transfer": _finite(g.transfer), "prosumer_gain": _finite(float(g.gain.sum())), "operator_gain": _finite(g.operator_gain), "messages": list(g.messages)}
-                for g in result.games
-            ],
-        }
+        summary = summary_dict(result, doubts)
         if result.plan is not None:
-            summary["plan"] = planning.summary(result.plan)
             (staging / "plan.md").write_text(planning.markdown(result.plan))
             planning.plot(result.plan, staging / "plan.png")
         (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
