@@ -70,53 +70,50 @@ class Tree:
 
 
 def tree(net) -> Tree:
-    """Depth-first spanning forest of ``net`` rooted at its slack buses (else its first bus).
+    """Depth-first spanning forest of ``net``, each connected part rooted at its first
+    slack bus (else its first bus); lines that close a loop are not tree edges.
 
-    Lines that close a loop are not tree edges; buses no line reaches become roots."""
+    scipy's graph routines do the walking: the depth-first order and predecessors per
+    part, then each bus's depth as its distance from the roots along the forest."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components, depth_first_order, shortest_path
+
     n = len(net.buses)
-    adjacent: list[list[int]] = [[] for _ in range(n)]
-    for a, b in zip(np.asarray(net.line_from, dtype=int), np.asarray(net.line_to, dtype=int)):
-        adjacent[a].append(b)
-        adjacent[b].append(a)
+    ends = np.asarray(net.line_from, dtype=int), np.asarray(net.line_to, dtype=int)
+    graph = coo_matrix((np.ones(len(ends[0])), ends), shape=(n, n)).tocsr()
+    _, part = connected_components(graph, directed=False)
     slack = np.asarray(net.params.get("slack", np.zeros(n)), dtype=float).reshape(n, -1).max(axis=1) > 0
-    roots = [int(i) for i in np.flatnonzero(slack)] or [0]
-    parent, depth = np.full(n, -1), np.zeros(n, dtype=int)
-    seen = np.zeros(n, dtype=bool)
-    order: list[int] = []
-    for root in [*roots, *range(n)]:
-        if seen[root]:
-            continue
-        seen[root] = True
-        stack = [root]
-        while stack:
-            b = stack.pop()
-            order.append(b)
-            for c in reversed(adjacent[b]):  # reversed: the first line is visited first
-                if not seen[c]:
-                    seen[c] = True
-                    parent[c], depth[c] = b, depth[b] + 1
-                    stack.append(c)
-    return Tree(tuple(order), parent, depth)
+    ranked = np.lexsort((np.arange(n), ~slack, part))  # per part: slack buses first, then by position
+    roots = ranked[np.r_[True, np.diff(part[ranked]) != 0]]
+    roots = roots[np.argsort(part[roots])]
+    order, parent = [], np.full(n, -1)
+    for root in roots:  # one walk per connected part
+        nodes, before = depth_first_order(graph, int(root), directed=False, return_predecessors=True)
+        order.append(nodes)
+        parent[nodes[1:]] = before[nodes[1:]]
+    child = np.flatnonzero(parent >= 0)
+    forest = coo_matrix((np.ones(len(child)), (parent[child], child)), shape=(n, n))
+    depth = shortest_path(forest, directed=False, unweighted=True, indices=roots).min(axis=0)
+    return Tree(tuple(int(b) for b in np.concatenate(order)), parent, depth.astype(int))
 
 
 def layout(net) -> np.ndarray:
     """(x, y) per bus: x the depth from the slack, y the leaves in depth-first order,
-    each parent at the mean y of its children."""
+    each parent at the mean y of its children (set level by level, deepest first)."""
     t = tree(net)
     n = len(net.buses)
+    order = np.asarray(t.order)
+    child = np.flatnonzero(t.parent >= 0)
+    has_children = np.zeros(n, dtype=bool)
+    has_children[t.parent[child]] = True
     y = np.zeros(n)
-    children: list[list[int]] = [[] for _ in range(n)]
-    for b in t.order:
-        if t.parent[b] >= 0:
-            children[t.parent[b]].append(b)
-    leaf = 0
-    for b in t.order:  # leaves in depth-first order
-        if not children[b]:
-            y[b] = leaf
-            leaf += 1
-    for b in reversed(t.order):  # parents after their children
-        if children[b]:
-            y[b] = np.mean(y[children[b]])
+    leaves = order[~has_children[order]]
+    y[leaves] = np.arange(len(leaves))
+    for level in range(int(t.depth.max(initial=0)), 0, -1):  # a loop over depths, not buses
+        kids = child[t.depth[child] == level]
+        total = np.bincount(t.parent[kids], weights=y[kids], minlength=n)
+        count = np.bincount(t.parent[kids], minlength=n)
+        y[count > 0] = total[count > 0] / count[count > 0]
     return np.column_stack([t.depth.astype(float), -y])
 
 
