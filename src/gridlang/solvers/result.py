@@ -39,7 +39,7 @@ class Result:
     warnings: tuple[str, ...] = ()  # e.g. a relaxation that is not exact somewhere
     dual_residual: float | None = None  # stationarity error of the duals, where the solver gives duals
     settlements: tuple = ()  # stage 2 of each market (gridlang.settle.Settlement)
-    games: tuple = ()  # each prosumer-operator game (gridlang.settle.GameSettlement)
+    games: tuple = ()  # each prosumer-operator game (gridlang.game.GameSettlement)
     plan: object = None  # a plan study's report (gridlang.planning.PlanReport)
     built: object = None  # the compiled case (gridlang.compiler.build.Built), for pictures of its network
 
