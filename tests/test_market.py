@@ -145,23 +145,6 @@ def test_bad_market_input(text: str, match: str) -> None:
 # ---------------------------------------------------------------- prosumer-operator game
 
 
-def test_prosumers_game_splits_the_surplus_by_power() -> None:
-    r = gridlang.load(CASES / "prosumers.grid").solve()
-    (g,) = r.games
-    assert len(g.prosumers) >= 20 and g.operator == "dso"
-    assert g.surplus > 0
-    assert 0 <= g.theta <= 1 and not g.messages
-    np.testing.assert_allclose([g.gain.sum(), g.operator_gain], [0.5 * g.surplus, 0.5 * g.surplus], rtol=1e-6)
-    # the price stays between the tariffs at every step
-    np.testing.assert_allclose(r["local-price"].values, g.price)
-    tou = np.array([45] * 7 + [75] * 10 + [120] * 4 + [75] * 3)
-    assert (g.price >= 30 - 1e-9).all() and (g.price <= tou + 60 + 1e-9).all()
-    # money only moves between the sides: together they pay the stage-1 total
-    assert g.final.sum() + g.operator_final == pytest.approx(g.cost.sum() + g.operator_cost, rel=1e-9)
-    assert r.objective == pytest.approx(g.cost.sum() + g.operator_cost, rel=1e-9)
-    assert r["local-net_import"].dropna("agent", how="all").sizes["agent"] == len(g.prosumers)
-
-
 @pytest.mark.parametrize(
     "attrs, match",
     [

@@ -1,11 +1,12 @@
 """Stage 2 of a prosumer-operator game: the prosumers alone at the tariffs,
-the operator serving their schedules, and the interactive price that
-splits the surplus of cooperation by Nash bargaining (see
-:class:`GameSettlement`)."""
+the operator serving their schedules, and the interactive prices that split
+the surplus of cooperation by generalized Nash bargaining among all agents,
+each prosumer against its own disagreement point (see :class:`GameSettlement`
+and :func:`bargain`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,27 +20,47 @@ from gridlang.settle import _stdlib_model, _step_value, agent_costs, alone, sele
 class GameSettlement:
     """A prosumer-operator game after bargaining; money in currency, prices in currency/MWh.
 
-    Alone, every prosumer trades with the operator at the tariffs (buys at
-    ``retail``, sells at ``feed_in``) and the operator serves those schedules.
-    Together they dispatch jointly; the surplus ``S`` is split by the powers
-    (prosumer side, operator), which fixes the transfer ``T`` from the prosumers
-    to the operator.  The interactive price carries that transfer on the
-    prosumers' net imports ``m_t``, ``T = sum_t lambda_t m_t dt``, with
-    ``lambda_t = low_t + theta (high_t - low_t)`` and one ``theta`` in [0, 1]
-    for the day, where ``high_t`` is the tariff that favours the operator at
-    that step (retail when the prosumers import on balance, feed-in when they
-    export) and ``low_t`` the other.  If the split needs ``theta`` outside
-    [0, 1], the price stays at the nearer bound: the Nash product is concave
-    in ``theta``, so that bound is the bargaining solution within the tariffs."""
+    Alone, prosumer ``i`` trades with the operator at the tariffs (buys at
+    ``retail``, sells at ``feed_in``): its cost ``d_i``; the operator serves
+    those schedules: ``d_0``.  Together they dispatch jointly (the settlement
+    point of :func:`gridlang.settle.select`): prosumer ``i``'s own cost ``c_i``
+    and net import ``m_it``, the operator's cost ``c_0``; the surplus is
+    ``S = sum_i d_i + d_0 - sum_i c_i - c_0``.  Prosumer ``i`` pays the
+    operator ``B_i = sum_t lambda_it m_it dt`` at its interactive price
+    ``lambda_it``; its gain is ``g_i = d_i - c_i - B_i``, the operator's
+    ``g_0 = d_0 - c_0 + sum_i B_i``, so the gains add up to ``S``.
+
+    The gains are the generalized Nash bargaining solution among all agents
+    with transferable utility, each price within the tariffs (:func:`bargain`)::
+
+        max  w_0 log g_0 + sum_i w_i log g_i
+        s.t. g_0 + sum_i g_i = S,   lo_i <= g_i <= hi_i
+
+    where ``w_0`` is the operator's power, the prosumer side's power is shared
+    equally (``w_i = w_P / n``), and ``[lo_i, hi_i]`` are prosumer ``i``'s
+    gains at the highest and lowest bill that prices within
+    ``[feed_in_t, retail_t]`` allow on its trades.  Its solution is
+    ``g_i = clip(w_i tau, lo_i, hi_i)``, ``g_0 = w_0 tau``, with the one
+    ``tau`` that makes the gains add up to ``S``: without the bounds every
+    agent gets ``w S``, so every gain is >= 0 whenever ``S >= 0``; a
+    prosumer whose share needs a price outside the tariffs (or that never
+    trades) gets the bound, and a message names it and the amount.
+
+    Prosumer ``i``'s price is ``lambda_it = low_it + theta_i (high_it - low_it)``
+    with ``low_it`` the tariff that favours it at step t (feed-in when it
+    imports, retail when it exports), ``high_it`` the other, and the one
+    ``theta_i`` in [0, 1] that carries ``B_i``.  ``theta`` is the prosumer
+    side's total bill on the same scale (0: every bill at its lowest, 1: at
+    the tariffs)."""
 
     game: str
     prosumers: tuple[str, ...]
     operator: str
-    powers: np.ndarray
-    price: np.ndarray  # interactive price per step, currency/MWh
+    powers: np.ndarray  # (prosumer side, operator)
+    price: np.ndarray  # (prosumers, T) interactive price per prosumer and step, currency/MWh
     retail: np.ndarray  # the tariffs, currency/MWh
     feed_in: np.ndarray
-    theta: float
+    theta: float  # the prosumer side's total bill between its lowest (0) and the tariffs (1)
     net_import: np.ndarray  # (prosumers, T) MW, stage 1
     cost: np.ndarray  # prosumers' own costs at stage 1 (before paying for energy)
     operator_cost: float
@@ -49,6 +70,9 @@ class GameSettlement:
     transfer: float  # from the prosumer side to the operator
     final: np.ndarray  # prosumers: cost + energy bought at the interactive price
     operator_final: float
+    thetas: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (prosumers,) each prosumer's theta_i
+    share: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (prosumers,) each prosumer's Nash share w_i S without the tariffs' bounds
+    exchange: object = None  # gridlang.decompose.exchange.Exchange when the price was found by exchange
     messages: tuple[str, ...] = ()
 
     @property
@@ -58,6 +82,82 @@ class GameSettlement:
     @property
     def operator_gain(self) -> float:
         return self.operator_alone - self.operator_final
+
+    @property
+    def rational(self) -> bool:
+        """No agent ends worse off than at the tariffs alone."""
+        tol = 1e-9 * max(1.0, abs(self.surplus))
+        return bool((self.gain >= -tol).all() and self.operator_gain >= -tol)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Bargain:
+    """The bargaining solution of :func:`bargain`, in the units it was given."""
+
+    gain: np.ndarray  # (n,) prosumers' gains
+    operator_gain: float
+    bill: np.ndarray  # (n,) what each prosumer pays the operator
+    price: np.ndarray  # (n, T)
+    theta: np.ndarray  # (n,)
+    share: np.ndarray  # (n,) w_i S
+    lowest: np.ndarray  # (n,) lowest and highest bills within the tariffs
+    highest: np.ndarray
+    tau: float
+
+
+def bargain(cost: np.ndarray, alone: np.ndarray, operator_cost: float, operator_alone: float, m: np.ndarray, retail: np.ndarray, feed_in: np.ndarray, dt: float, powers: np.ndarray) -> Bargain:
+    """The generalized Nash bargaining solution within the tariffs (see :class:`GameSettlement`).
+
+    ``m`` is (n, T) net import; prices, money and powers in any consistent
+    units.  ``tau`` is found exactly: ``F(tau) = w_0 tau + sum_i clip(w_i tau, lo_i, hi_i)``
+    is continuous, piecewise linear and strictly increasing, so the root of
+    ``F(tau) = S`` is unique; bisection finds the piece, a linear solve the point."""
+    n = len(alone)
+    w = np.full(n, powers[0] / max(n, 1))
+    w0 = float(powers[1])
+    importing = m >= 0
+    low = np.where(importing, feed_in, retail)  # the price that favours the prosumer at that step
+    high = np.where(importing, retail, feed_in)
+    lowest, highest = (low * m * dt).sum(axis=1), (high * m * dt).sum(axis=1)
+    own = alone - cost  # a prosumer's gain before paying for energy
+    lo, hi = own - highest, own - lowest
+    surplus = float(alone.sum() + operator_alone - cost.sum() - operator_cost)
+
+    def total(tau: float) -> float:
+        return w0 * tau + float(np.clip(w * tau, lo, hi).sum())
+
+    if w0 == 0 and not w.any():
+        raise ValueError("bargaining powers are all zero")
+    a, b = -1.0, 1.0
+    for _ in range(2000):  # with w_0 = 0, F is bounded: the operator then takes what the bounds leave
+        if total(a) <= surplus:
+            break
+        a *= 2
+    for _ in range(2000):
+        if total(b) >= surplus:
+            break
+        b *= 2
+    for _ in range(200):
+        mid = 0.5 * (a + b)
+        if total(mid) < surplus:
+            a = mid
+        else:
+            b = mid
+        if b - a <= 1e-15 * max(1.0, abs(a)):
+            break
+    tau = 0.5 * (a + b)
+    free = (w * tau > lo) & (w * tau < hi) & (w > 0)
+    if w0 + w[free].sum() > 0:  # the exact point on this piece
+        bound = np.clip(w * tau, lo, hi)[~free].sum()
+        tau = (surplus - bound) / (w0 + w[free].sum())
+    gain = np.where(free, w * tau, np.clip(w * tau, lo, hi))
+    bill = own - gain
+    spread = highest - lowest
+    trades = spread > 1e-12 * np.maximum(1.0, np.abs(highest) + np.abs(lowest))
+    theta = np.where(trades, (bill - lowest) / np.where(trades, spread, 1.0), 0.5)
+    theta = np.clip(theta, 0.0, 1.0)
+    price = low + theta[:, None] * (high - low)
+    return Bargain(gain, surplus - float(gain.sum()), bill, price, theta, w * surplus, lowest, highest, tau)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -105,33 +205,42 @@ def _alone_game(built: Built, g: ir.GameIR) -> AloneGame:
 def _settle_game(built: Built, block, a: AloneGame) -> GameSettlement:
     """Stage 2 of one prosumer-operator game at the solution in ``built`` (see :class:`GameSettlement`)."""
     case, g = built.case, block.game
+    m = -np.asarray(block.exported.solution.transpose("agent", ...).values, dtype=float)  # net import per prosumer and step, p.u.
+    costs = agent_costs(built, (*g.prosumers, g.operator))
+    return settlement(case, g, a, costs[:-1], float(costs[-1]), m)
+
+
+def settlement(case: ir.CaseIR, g: ir.GameIR, a: AloneGame, cost: np.ndarray, operator_cost: float, m: np.ndarray, exchange=None) -> GameSettlement:
+    """The game settled on a dispatch: each prosumer's own cost and net import ``m`` (p.u.), the operator's cost."""
     dt = case.system.dt
     price_unit = case.system.base.factor("$/MWh")[0]
     power_unit = case.system.base.factor("MW")[0]
     messages = list(a.messages)
-    m = -np.asarray(block.exported.solution.transpose("agent", ...).values, dtype=float)  # net import per prosumer and step, p.u.
-    costs = agent_costs(built, (*g.prosumers, g.operator))
-    cost, operator_cost = costs[:-1], float(costs[-1])
-    surplus = float(a.cost.sum() + a.operator - cost.sum() - operator_cost)
-    wanted = float(a.cost.sum() - cost.sum() - g.powers[0] * surplus)  # the unconstrained Nash transfer
-    total = m.sum(axis=0)
-    importing = total >= 0  # per step: the prosumer side buys (or sells) on balance
-    low = np.where(importing, g.feed_in, g.retail)  # the price that favours the prosumers most
-    high = np.where(importing, g.retail, g.feed_in)  # ... and the operator most
-    base, spread = float((low * total * dt).sum()), float(((high - low) * total * dt).sum())
-    theta = 0.5 if abs(spread) < 1e-12 else (wanted - base) / spread
-    if not 0 <= theta <= 1:  # the Nash product is concave in theta: its best feasible point is the nearer bound
-        messages.append(
-            f"the split by bargaining power needs theta = {theta:.3g}, outside [0, 1]: the price sits at the "
-            f"bound that favours the {'operator' if theta > 1 else 'prosumers'} and the gains follow from it"
-        )
-        theta = min(max(theta, 0.0), 1.0)
-    if surplus < -1e-9 * max(1.0, abs(a.cost.sum())):
-        messages.append(f"the surplus of game '{g.name}' is negative ({surplus:.4g}): cooperation costs more than the tariffs")
-    price = low + theta * (high - low)
-    paid = (price * m * dt).sum(axis=1)  # each prosumer's energy bill at the interactive price
-    transfer = float(paid.sum())
-    return GameSettlement(g.name, g.prosumers, g.operator, g.powers, price / price_unit, g.retail / price_unit, g.feed_in / price_unit, theta, m / power_unit, cost, operator_cost, a.cost, a.operator, surplus, transfer, cost + paid, operator_cost - transfer, tuple(messages))
+    b = bargain(cost, a.cost, operator_cost, a.operator, m, g.retail, g.feed_in, dt, g.powers)
+    surplus = float(b.gain.sum() + b.operator_gain)
+    tol = 1e-9 * max(1.0, abs(surplus), float(np.abs(a.cost).sum()))
+    if surplus < -tol:
+        messages.append(f"the surplus of game '{g.name}' is negative ({surplus:.4g}): cooperation costs more than the tariffs, so no agent can be made whole")
+    n = len(g.prosumers)
+    wanted = np.full(n, g.powers[0] / max(n, 1)) * b.tau
+    for i in np.flatnonzero(np.abs(b.gain - wanted) > tol):
+        agent, got = g.prosumers[i], float(b.gain[i])
+        if abs(b.highest[i] - b.lowest[i]) <= tol:
+            why = "it does not trade, so no price changes its bill"
+        else:
+            why = f"prices within the tariffs on its trades carry a bill between {b.lowest[i]:.4g} and {b.highest[i]:.4g}"
+        messages.append(f"prosumer '{agent}' of game '{g.name}': its share {b.share[i]:.4g} of the surplus cannot be carried ({why}); it gains {got:.4g} and the other agents share the difference {b.share[i] - got:.4g}")
+        if got < -tol:
+            messages.append(f"prosumer '{agent}' of game '{g.name}' ends worse off than at the tariffs alone by {-got:.4g}, whatever the price within the tariffs")
+    if b.operator_gain < -tol:
+        messages.append(f"the operator '{g.operator}' of game '{g.name}' ends worse off than alone by {-b.operator_gain:.4g}")
+    spread = float((b.highest - b.lowest).sum())
+    theta = 0.5 if abs(spread) <= tol else float((b.bill.sum() - b.lowest.sum()) / spread)
+    transfer = float(b.bill.sum())
+    return GameSettlement(
+        g.name, g.prosumers, g.operator, g.powers, b.price / price_unit, g.retail / price_unit, g.feed_in / price_unit, theta, m / power_unit,
+        cost, operator_cost, a.cost, a.operator, surplus, transfer, cost + b.bill, operator_cost - transfer, b.theta, b.share, exchange, tuple(messages),
+    )
 
 
 def _buses_of(case: ir.CaseIR, agents: tuple[str, ...]) -> tuple[str, ...]:

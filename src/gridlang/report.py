@@ -150,38 +150,78 @@ def summary_dict(result, doubts: Sequence[str] = ()) -> dict:
 
 
 def settlement_dataset(settlements: tuple[Settlement, ...]) -> xr.Dataset:
-    """Per-agent money of every market, in currency, as ``{market}-{quantity}[agent]``."""
+    """Per-agent money of every market, in currency, as ``{market}-{quantity}[agent]``;
+    the pairwise payments as ``{market}-pairwise[payer, payee]``; the bargaining
+    powers (and, by contribution, the energy sold to other members, MWh); with a
+    fee collector, what each member paid it for upstream energy and its cost,
+    cost alone, gain and the fees it collected (scalars)."""
     data = {}
     for s in settlements:
         coords = {"agent": list(s.agents)}
         for what, values in (("cost", s.cost), ("fees_paid", s.fees_paid), ("disagreement", s.disagreement), ("gain", s.gain), ("payment", s.payment), ("final_cost", s.cost + s.payment)):
             data[f"{s.market}-{what}"] = xr.DataArray(values, coords=coords, dims="agent", attrs={"units": "currency"})
+        data[f"{s.market}-power"] = xr.DataArray(s.powers, coords=coords, dims="agent", attrs={"units": "1", "method": s.method, "iterations": s.iterations})
+        data[f"{s.market}-fees_collected"] = xr.DataArray(s.fees_collected, attrs={"units": "currency"})
+        if s.pairwise is not None:
+            data[f"{s.market}-pairwise"] = xr.DataArray(s.pairwise, coords={"payer": list(s.agents), "payee": list(s.agents)}, dims=("payer", "payee"), attrs={"units": "currency"})
+        if s.contribution is not None:
+            data[f"{s.market}-contribution"] = xr.DataArray(s.contribution, coords=coords, dims="agent", attrs={"units": "MWh"})
+        if s.operator:
+            data[f"{s.market}-tariff_paid"] = xr.DataArray(s.tariff_paid, coords=coords, dims="agent", attrs={"units": "currency", "operator": s.operator})
+            for what, value in (("operator_cost", s.operator_cost), ("operator_alone", s.operator_alone), ("operator_gain", s.operator_gain)):
+                data[f"{s.market}-{what}"] = xr.DataArray(value, attrs={"units": "currency", "operator": s.operator})
     return xr.Dataset(data)
 
 
 def game_dataset(games) -> xr.Dataset:
-    """Interactive price per step and each side's money, as ``{game}-...`` arrays."""
+    """Each game's interactive price per prosumer and step, net imports, and
+    every agent's money (``{game}-tariff_cost``, ``-final_cost``, ``-gain``,
+    ``-share``: the Nash share without the tariffs' bounds; ``-theta``), as
+    ``{game}-...`` arrays; with the exchange method also its price trace
+    (``{game}-exchange_price[iteration, agent, time]``) and residuals."""
     data = {}
     for g in games:
         agents = [*g.prosumers, g.operator]
-        data[f"{g.game}-price"] = xr.DataArray(g.price, dims="time", attrs={"units": "currency/MWh"})
-        data[f"{g.game}-net_import"] = xr.DataArray(g.net_import, coords={"agent": list(g.prosumers)}, dims=("agent", "time"), attrs={"units": "MW"})
+        prosumers = {"agent": list(g.prosumers)}
+        data[f"{g.game}-price"] = xr.DataArray(g.price, coords=prosumers, dims=("agent", "time"), attrs={"units": "currency/MWh"})
+        data[f"{g.game}-net_import"] = xr.DataArray(g.net_import, coords=prosumers, dims=("agent", "time"), attrs={"units": "MW"})
         for what, values in (("tariff_cost", [*g.alone, g.operator_alone]), ("final_cost", [*g.final, g.operator_final])):
             data[f"{g.game}-{what}"] = xr.DataArray(np.asarray(values), coords={"agent": agents}, dims="agent", attrs={"units": "currency"})
         data[f"{g.game}-gain"] = data[f"{g.game}-tariff_cost"] - data[f"{g.game}-final_cost"]
         data[f"{g.game}-gain"].attrs["units"] = "currency"
+        if len(g.share):
+            data[f"{g.game}-share"] = xr.DataArray(np.asarray(g.share), coords=prosumers, dims="agent", attrs={"units": "currency"})
+            data[f"{g.game}-theta"] = xr.DataArray(np.asarray(g.thetas), coords=prosumers, dims="agent", attrs={"units": ""})
+        x = g.exchange
+        if x is not None:
+            it = {"iteration": np.arange(1, len(x.primal) + 1)}
+            data[f"{g.game}-exchange_price"] = xr.DataArray(np.asarray(x.prices), coords={**it, **prosumers}, dims=("iteration", "agent", "time"), attrs={"units": "currency/MWh"})
+            data[f"{g.game}-exchange_primal"] = xr.DataArray(np.asarray(x.primal), coords=it, dims="iteration", attrs={"units": "MW"})
+            data[f"{g.game}-exchange_dual"] = xr.DataArray(np.asarray(x.dual), coords=it, dims="iteration", attrs={"units": "MW"})
     return xr.Dataset(data)
 
 
 def game_tables(g) -> list[Table]:
-    price = Table("step", "interactive price", "prosumers' net import, MW", title=f"game {g.game}: interactive price (theta {g.theta:.3f} between feed-in and retail)")
-    for t, (p, m) in enumerate(zip(g.price, g.net_import.sum(axis=0))):
-        price.add_row(str(t), f"{p:,.2f}", f"{m:+.3f}")
-    money = Table("side", "at the tariffs alone", "together", "gain", title=f"game {g.game}: costs and gains")
-    money.add_row(f"prosumers ({len(g.prosumers)})", f"{g.alone.sum():,.2f}", f"{g.final.sum():,.2f}", f"{g.gain.sum():,.2f}")
-    money.add_row(f"operator {g.operator}", f"{g.operator_alone:,.2f}", f"{g.operator_final:,.2f}", f"{g.operator_gain:,.2f}")
-    money.caption = f"surplus {g.surplus:,.2f} split {g.powers[0]:.2f} / {g.powers[1]:.2f}; transfer from prosumers to the operator {g.transfer:,.2f}"
-    return [price, money]
+    """The interactive price per step (its range over the prosumers), and each agent's money."""
+    price = Table("step", "interactive price, lowest", "highest", "prosumers' net import, MW", title=f"game {g.game}: interactive price per step (each prosumer's between feed-in and retail)")
+    for t, m in enumerate(g.net_import.sum(axis=0)):
+        price.add_row(str(t), f"{g.price[:, t].min():,.2f}", f"{g.price[:, t].max():,.2f}", f"{m:+.3f}")
+    thetas = g.thetas if len(g.thetas) else np.full(len(g.prosumers), np.nan)
+    shares = g.share if len(g.share) else np.full(len(g.prosumers), np.nan)
+    money = Table("agent", "theta", "at the tariffs alone", "together", "gain", "Nash share", title=f"game {g.game}: costs and gains")
+    for i, agent in enumerate(g.prosumers):
+        money.add_row(agent, f"{thetas[i]:.3f}", f"{g.alone[i]:,.2f}", f"{g.final[i]:,.2f}", f"{g.gain[i]:,.2f}", f"{shares[i]:,.2f}")
+    money.add_row(f"prosumers ({len(g.prosumers)})", f"{g.theta:.3f}", f"{g.alone.sum():,.2f}", f"{g.final.sum():,.2f}", f"{g.gain.sum():,.2f}", f"{shares.sum():,.2f}")
+    money.add_row(f"operator {g.operator}", "", f"{g.operator_alone:,.2f}", f"{g.operator_final:,.2f}", f"{g.operator_gain:,.2f}", f"{g.powers[1] * g.surplus:,.2f}")
+    money.caption = f"surplus {g.surplus:,.2f}; powers {g.powers[0]:.2f} (prosumer side, shared equally) / {g.powers[1]:.2f}; transfer from prosumers to the operator {g.transfer:,.2f}"
+    tables = [price, money]
+    x = g.exchange
+    if x is not None:
+        trace = Table("iteration", "primal residual, MW", "dual residual, MW", "mean price", title=f"game {g.game}: the price by exchange ({len(x.primal)} iterations, {len(x.log)} messages)")
+        for k in sorted({*range(0, len(x.primal), max(1, len(x.primal) // 10)), len(x.primal) - 1}):
+            trace.add_row(str(k + 1), f"{x.primal[k]:.2e}", f"{x.dual[k]:.2e}", f"{np.mean(x.prices[k]):,.2f}")
+        tables.append(trace)
+    return tables
 
 
 def net_sales(dataset: xr.Dataset, market: str) -> xr.DataArray:
@@ -222,23 +262,45 @@ def _save(plt, fig, path: Path) -> Path:
 
 
 def plot_games(games, folder: Path) -> list[Path]:
-    """``game_<name>.png``: the interactive price between the tariffs, and the prosumers' net import."""
+    """``game_<name>.png``: the interactive prices between the tariffs, the
+    prosumers' net import, each agent's gain; with the exchange method,
+    ``game_<name>_exchange.png``: the price trace and the residuals per iteration."""
     plt = _pyplot()
     if plt is None:
         return []
     paths = []
     for g in games:
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-        steps = np.arange(len(g.price))
+        fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 9), gridspec_kw={"height_ratios": [2, 1, 1]})
+        steps = np.arange(g.price.shape[-1])
         top.step(steps, g.retail, where="post", color="tab:red", label="retail tariff")
         top.step(steps, g.feed_in, where="post", color="tab:green", label="feed-in tariff")
-        top.step(steps, g.price, where="post", color="black", linewidth=2, label="interactive price")
-        top.set(title=f"game {g.game}: interactive price (gains {g.gain.sum():,.1f} prosumers / {g.operator_gain:,.1f} operator)", ylabel="currency/MWh")
+        top.fill_between(steps, g.price.min(axis=0), g.price.max(axis=0), step="post", color="grey", alpha=0.4, label="interactive prices (range over prosumers)")
+        top.step(steps, np.median(g.price, axis=0), where="post", color="black", linewidth=2, label="median interactive price")
+        top.set(title=f"game {g.game}: interactive prices (gains {g.gain.sum():,.1f} prosumers / {g.operator_gain:,.1f} operator)", ylabel="currency/MWh", xlabel="step")
         top.legend(fontsize="small")
-        bottom.bar(steps, g.net_import.sum(axis=0), color="tab:blue")
+        middle.bar(steps, g.net_import.sum(axis=0), color="tab:blue")
+        middle.axhline(0, color="black", linewidth=0.6)
+        middle.set(xlabel="step", ylabel="MW", title="prosumers' net import (negative: export)")
+        agents = [*g.prosumers, g.operator]
+        gains = np.append(g.gain, g.operator_gain)
+        bottom.bar(agents, gains, color=["tab:green" if v >= 0 else "tab:red" for v in gains])
         bottom.axhline(0, color="black", linewidth=0.6)
-        bottom.set(xlabel="step", ylabel="MW", title="prosumers' net import (negative: export)")
+        bottom.tick_params(axis="x", labelrotation=90, labelsize="small")
+        bottom.set(ylabel="currency", title="gain over the tariffs alone, per agent")
         paths.append(_save(plt, fig, folder / f"game_{g.game}.png"))
+        x = g.exchange
+        if x is not None:
+            fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+            prices = np.asarray(x.prices)
+            it = np.arange(1, len(prices) + 1)
+            for t in range(prices.shape[-1]):
+                top.plot(it, prices[:, :, t].mean(axis=1), linewidth=0.8)
+            top.set(title=f"game {g.game}: prices posted by {g.operator} per step (mean over prosumers), by iteration", ylabel="currency/MWh")
+            bottom.semilogy(it, np.maximum(x.primal, 1e-16), label="primal residual (powers disagree)")
+            bottom.semilogy(it, np.maximum(x.dual, 1e-16), label="dual residual (targets move)")
+            bottom.set(xlabel="iteration", ylabel="MW")
+            bottom.legend(fontsize="small")
+            paths.append(_save(plt, fig, folder / f"game_{g.game}_exchange.png"))
     return paths
 
 

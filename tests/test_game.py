@@ -1,0 +1,98 @@
+"""Prosumer-operator games: per-prosumer Nash bargaining within the tariffs,
+checked in closed form and on cases/prosumers.grid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gridlang
+from conftest import CASES
+
+# Two prosumers and an operator, one hour on a copper plate.  a has a 1 MW
+# load; b a 2 MW generator at 20 $/MWh; the operator buys upstream at 50 and
+# sells upstream at 10; the tariffs are retail 80, feed-in 30.
+# Alone: a buys 1 MWh at 80 (d_a = 80); b sells 2 MWh at 30 from a unit at 20
+# (d_b = 40 - 60 = -20); the operator exports the 1 MW balance at 10 and has
+# sold 80 and bought 60 (d_0 = -10 - (80 - 60) = -30).
+# Together b serves a (1 MWh at 20): c_a = 0, c_b = 20, c_0 = 0, S = 30 - 20 = 10.
+# Powers 0.5 / 0.5, the prosumer side's shared equally: w_a = w_b = 0.25,
+# w_0 = 0.5, so the gains are 2.5, 2.5 and 5; a pays 80 - 2.5 = 77.5 for
+# 1 MWh (price 77.5, theta (77.5 - 30) / 50 = 0.95); b pays -40 - 2.5 =
+# -42.5, i.e. is paid 42.5 for 1 MWh (theta (80 - 42.5) / 50 = 0.75).
+TWO = """system s {{ base_power = 1 MVA; base_voltage = 10 kV; horizon = 1 h; step = 1 h }}
+network n uses copper_plate {{ bus b1 {{ slack }}; bus b2; bus b3; bus b4 }}
+grid up at b1 {{ import_price = 50 $/MWh; export_price = 10 $/MWh; import_max = 10 MW }}
+load la at b2 {{ p = 1 MW }}
+generator gb at b3 {{ pmax = 2 MW; marginal_cost = 20 $/MWh }}
+{extra}
+agent op owns n, up
+agent a owns la
+agent b owns gb
+{agents}
+game g between {prosumers} and op {{ retail = 80 $/MWh; feed_in = 30 $/MWh; {settings} }}
+objective minimize cost
+"""
+
+
+def _two(extra: str = "", agents: str = "", prosumers: str = "a, b", settings: str = "payments = nash"):
+    r = gridlang.load(TWO.format(extra=extra, agents=agents, prosumers=prosumers, settings=settings)).solve()
+    assert not r.doubts() and not r.warnings, (r.doubts(), r.warnings)
+    (g,) = r.games
+    return r, g
+
+
+def test_two_prosumers_in_closed_form() -> None:
+    r, g = _two()
+    np.testing.assert_allclose(g.alone, [80, -20], atol=1e-6)
+    assert g.operator_alone == pytest.approx(-30, abs=1e-6)
+    np.testing.assert_allclose(g.cost, [0, 20], atol=1e-6)
+    assert g.surplus == pytest.approx(10, abs=1e-6)
+    np.testing.assert_allclose(g.gain, [2.5, 2.5], atol=1e-6)
+    assert g.operator_gain == pytest.approx(5, abs=1e-6)
+    np.testing.assert_allclose(g.price[:, 0], [77.5, 42.5], atol=1e-6)
+    np.testing.assert_allclose(g.thetas, [0.95, 0.75], atol=1e-9)
+    assert g.rational and not g.messages
+    np.testing.assert_allclose(r["g-gain"].sel(agent=["a", "b", "op"]).values, [2.5, 2.5, 5], atol=1e-6)
+    np.testing.assert_allclose(r["g-share"].sel(agent=["a", "b"]).values, [2.5, 2.5], atol=1e-6)
+
+
+def test_a_prosumer_that_never_trades_gets_its_bound_and_is_named() -> None:
+    """c's unit covers its own load exactly: it never trades, so no price moves
+    its bill and its gain is d_c - c_c = 0.  The others bargain over the rest:
+    0.5 tau + 2 (0.5 / 3) tau = 10, tau = 12: a and b gain 2, the operator 6."""
+    extra = "load lc at b4 { p = 0.5 MW }\ngenerator gc at b4 { pmax = 0.5 MW; marginal_cost = 5 $/MWh }"
+    _, g = _two(extra=extra, agents="agent c owns lc, gc", prosumers="a, b, c")
+    np.testing.assert_allclose(g.gain, [2, 2, 0], atol=1e-6)
+    assert g.operator_gain == pytest.approx(6, abs=1e-6)
+    np.testing.assert_allclose(g.share, [10 / 6] * 3, atol=1e-6)
+    (message,) = g.messages
+    assert "prosumer 'c'" in message and "does not trade" in message and "share 1.667" in message and "gains 0 " in message
+    assert g.rational
+
+
+def test_prosumers_gain_each_and_the_prices_stay_within_the_tariffs() -> None:
+    r = gridlang.load(CASES / "prosumers.grid").solve()
+    assert not r.doubts() and not r.warnings
+    (g,) = r.games
+    assert len(g.prosumers) == 22 and g.operator == "dso" and g.surplus > 0
+    tol = 1e-9 * g.surplus
+    # every agent gains, and the gains add up to the surplus
+    assert (g.gain >= -tol).all() and g.operator_gain >= -tol and g.rational
+    assert g.gain.sum() + g.operator_gain == pytest.approx(g.surplus, rel=1e-9)
+    # nobody is at a bound here: each prosumer gets its equal share of the prosumer side's half
+    np.testing.assert_allclose(g.gain, g.surplus / 2 / 22, rtol=1e-6)
+    assert g.operator_gain == pytest.approx(g.surplus / 2, rel=1e-6) and not g.messages
+    # each prosumer's price stays within [feed-in, retail] at every step
+    tou = np.array([45] * 7 + [75] * 10 + [120] * 4 + [75] * 3)
+    assert (g.price >= 30 - 1e-9).all() and (g.price <= tou + 60 + 1e-9).all()
+    assert ((0 <= g.thetas) & (g.thetas <= 1)).all() and 0 <= g.theta <= 1
+    # each prosumer's bill at its prices is what it pays
+    bills = (g.price * g.net_import).sum(axis=1)  # 1 h steps, $/MWh x MW
+    np.testing.assert_allclose(g.final, g.cost + bills, rtol=1e-9, atol=1e-9)
+    # money only moves between the agents: together they pay the stage-1 total
+    assert g.final.sum() + g.operator_final == pytest.approx(g.cost.sum() + g.operator_cost, rel=1e-9)
+    assert r.objective == pytest.approx(g.cost.sum() + g.operator_cost, rel=1e-9)
+    np.testing.assert_allclose(r["local-price"].sel(agent=list(g.prosumers)).values, g.price)
+    np.testing.assert_allclose(r["local-gain"].sel(agent=[*g.prosumers, "dso"]).values, np.append(g.gain, g.operator_gain), rtol=1e-12)
+    assert r["local-net_import"].dropna("agent", how="all").sizes["agent"] == len(g.prosumers)
