@@ -23,7 +23,7 @@ FEEDER = """network n uses lindistflow {
 """
 CASES = {
     "load": PLATE + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = 2 MW; q = 1 Mvar; scale = two; curtailable = 50 %; voll = 900 $/MWh }",
-    "generator": PLATE + "load ld at b2 { p = 2 MW }\ngenerator gen at b2 { pmax = 5 MW; pmin = 1 MW; qmax = 1 Mvar; marginal_cost = 20 $/MWh; quadratic_cost = 0.5 $/MW^2/h; ramp = 1 MW/h }",
+    "generator": FEEDER + "load ld at b2 { p = 2 MW }\ngenerator gen at b2 { pmax = 5 MW; pmin = 1 MW; qmax = 1 Mvar; marginal_cost = 20 $/MWh; quadratic_cost = 0.5 $/MW^2/h; ramp = 1 MW/h }",
     "grid": PLATE + "load ld at b2 { p = 2 MW }\ngrid g at b1 { import_price = [30, 60] $/MWh; export_price = 10 $/MWh; import_max = 3 MW; export_max = 1 MW }",
     "pv": PLATE + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = 2 MW }\npv p1 at b2 { capacity = 1 MW; availability = two; curtailment_cost = 5 $/MWh }",
     "wind": PLATE + "grid g at b1 { import_price = 10 $/MWh }\nload ld at b2 { p = 2 MW }\nwind w1 at b2 { capacity = 1 MW; availability = two }",

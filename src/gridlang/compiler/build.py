@@ -106,6 +106,7 @@ class _State:
     markets: list = field(default_factory=list)
     games: list = field(default_factory=list)
     reliability: object = None
+    balanced: frozenset = frozenset({"p"})  # the channels some network balances, and p (markets trade it)
 
 
 def build(case: ir.CaseIR) -> Built:
@@ -116,6 +117,7 @@ def build(case: ir.CaseIR) -> Built:
     with linopy.options as options:
         options["semantics"] = "v1"
         state = _State(linopy.Model(sparse=True), case, time, hour)
+        state.balanced = frozenset({"p"}.union(*(_channels(n.formulation) for n in case.networks)))
         for group in case.groups:
             _kind(group, state)
         for network in case.networks:
@@ -167,11 +169,11 @@ def _kind(group: ir.Group, state: _State) -> None:
     frame = _frame(state, values, dims)
     coords = {kind.name: index}
     spans = dict(zip(group.names, group.spans))
-    frame = _statements(kind.name, kind, frame, coords, spans, state)
+    frame = _statements(kind.name, kind, frame, coords, spans, state, skip=_idle(kind, state.balanced))
     buses = xr.DataArray(np.asarray(group.buses, dtype=object), coords={kind.name: index}, dims=kind.name, name=ir.BUS)
     owners = xr.DataArray(np.asarray([state.case.owners.get(n, "") for n in group.names], dtype=object), coords={kind.name: index}, dims=kind.name)
     template = xr.DataArray(np.zeros((len(index), len(state.time))), coords={kind.name: index, ir.TIME: state.time})
-    for inject in kind.injects:
+    for inject in (i for i in kind.injects if i.channel.name in state.balanced):
         expr = _eval(inject.expr, frame, inject.span, state)
         if expr is not None and not is_expr(expr):
             if xr.DataArray(expr).dtype == bool:
@@ -207,11 +209,41 @@ def _market(mk: ir.MarketIR, state: _State) -> None:
 
     ``sum_j s[i, j, t] - sum_j s[j, i, t] == sum of the p injections of i's assets``
     for every member i except the network owner (whose trades are whatever the
-    others need); ``fee[i, j] * s[i, j, t] * dt`` is a cost of seller i."""
+    others need); ``fee[i, j] * s[i, j, t] * dt`` is a cost of seller i.
+
+    When the network owner ``o`` is not a member and owns a grid connection
+    (a kind with ``import_price`` and ``export_price``), it is the fee
+    collector: one more party of the sales matrix, trading with the members
+    only, at its tariff.  ``s[o, i, t]`` is what member i buys from the
+    upstream grid through it (i pays ``import_price[t] + fee[i, o]`` per MWh),
+    ``s[i, o, t]`` what i sells to it (i receives ``export_price[t] - fee[i, o]``).
+    The tariff is a transfer between the member and the operator, whose
+    grid connection bears the physical cost: it is not in the total cost
+    (gridlang.settle counts it); the fees are, as the price of using the network."""
     m = state.model
-    agents = pd.Index(mk.members, name="agent")
+    case = state.case
+    operator = ""
+    if case.network_owner and case.network_owner not in mk.members and case.network_owner in mk.outside_fee:
+        tariffs = [
+            np.broadcast_to(np.asarray(g.params[key], dtype=float)[k].reshape(-1), (len(state.time),))
+            for g in case.groups
+            if {"import_price", "export_price"} <= set(g.params)
+            for k, name in enumerate(g.names)
+            if case.owners.get(name) == case.network_owner
+            for key in ("import_price", "export_price")
+        ]
+        if tariffs:
+            imports, exports = np.array(tariffs[0::2]), np.array(tariffs[1::2])
+            if (np.ptp(imports, axis=0) > 0).any() or (np.ptp(exports, axis=0) > 0).any():
+                state.errors.add(mk.span, f"the network owner '{case.network_owner}' has grid connections at different prices, so market '{mk.name}' has no single tariff for its members", "give its grid connections the same import and export prices, or make it a member of the market")
+                return
+            operator = case.network_owner
+            mk = replace(mk, operator=operator, import_price=imports[0].copy(), export_price=exports[0].copy())
+    members = pd.Index(mk.members, name="agent")
+    agents = pd.Index([*mk.members, *([operator] if operator else [])], name="agent")
+    is_member = np.arange(len(agents)) < len(members)
     seller, buyer = agents.rename("seller"), agents.rename("buyer")
-    pair = xr.DataArray(np.not_equal.outer(np.arange(len(agents)), np.arange(len(agents))), coords={"seller": seller, "buyer": buyer})
+    pair = xr.DataArray(np.not_equal.outer(np.arange(len(agents)), np.arange(len(agents))) & np.logical_or.outer(is_member, is_member), coords={"seller": seller, "buyer": buyer})
     mask = pair & xr.DataArray(np.ones(len(state.time), dtype=bool), coords={ir.TIME: state.time})
     name = f"{mk.name}-sale"
     sale = m.add_variables(lower=0, upper=mk.limit, coords=[seller, buyer, state.time], name=name, mask=mask)
@@ -225,12 +257,21 @@ def _market(mk: ir.MarketIR, state: _State) -> None:
         state.errors.add(mk.span, f"the members of market '{mk.name}' own nothing that injects power", "agents trade the net output of the assets they own")
         return
     trades = as_linopy(sold + bought)
-    others = xr.DataArray([a != state.case.network_owner for a in mk.members], coords={"agent": agents})
+    others = xr.DataArray([a != state.case.network_owner for a in agents], coords={"agent": agents})
     balance = f"{mk.name}-balance"
     state.model.add_constraints(as_linopy(exported) - trades, "=", 0, name=balance, mask=others & mask.any(["seller", "buyer"]))
     state.origins[balance] = mk.span
-    fee = xr.DataArray(mk.fee, coords={"seller": seller, "buyer": buyer})
-    paid = (Lin.of(sale) * (fee * state.case.system.dt)).sum("buyer").sum(ir.TIME)
+    dt = state.case.system.dt
+    fee = np.zeros((len(members), len(agents)))
+    fee[:, : len(members)] = mk.fee
+    if operator:
+        fee[:, -1] = mk.outside_fee[operator]
+    as_seller = Lin(m, ((labels.sel(seller=members.rename("seller")), xr.DataArray(fee * dt, coords={"seller": members.rename("seller"), "buyer": buyer})),))
+    paid = as_seller.sum("buyer")
+    if operator:  # what a member buys from the operator pays the fee too
+        from_operator = labels.sel(seller=operator, drop=True).sel(buyer=members.rename("buyer")).rename(buyer="seller")
+        paid = paid + Lin(m, ((from_operator, xr.DataArray(mk.outside_fee[operator] * dt, coords={"seller": members.rename("seller")})),))
+    paid = paid.sum(ir.TIME)
     state.objective.append(paid.sum())
     state.markets.append(MarketBlock(mk, name, paid))
 
@@ -242,22 +283,35 @@ def _exported(agents: pd.Index, state: _State):
 
 
 def _channels(f: ir.ModelDef) -> set[str]:
+    """The channels a network formulation balances (the ``injected_c`` it uses)."""
+    return {n.removeprefix("injected_") for c in f.constraints for n in _names(c.expr) if n.startswith("injected_")}
+
+
+def _names(e) -> set[str]:
+    """Every name an expression uses."""
     names: set[str] = set()
-    for c in f.constraints:
-        _collect_injected(c.expr, names)
-    return names
-
-
-def _collect_injected(e, names: set[str]) -> None:
     if isinstance(e, ast.Name | ast.Indexed):
-        n = e.id if isinstance(e, ast.Name) else e.name.name
-        if n.startswith("injected_"):
-            names.add(n.removeprefix("injected_"))
+        names.add(e.id if isinstance(e, ast.Name) else e.name.name)
     for child in getattr(e, "__slots__", ()):
         value = getattr(e, child)
         for v in value if isinstance(value, tuple) else (value,):
             if hasattr(v, "span") and not isinstance(v, ast.Ident):
-                _collect_injected(v, names)
+                names |= _names(v)
+    return names
+
+
+def _idle(kind: ir.ModelDef, balanced: set[str]) -> set[str]:
+    """A kind's variables that would enter nothing but injections into channels
+    no network balances (the reactive power of a generator on a copper plate):
+    they are not applicable, so they are not created (a free variable the
+    solver sets anywhere in its bounds, reported as if it meant something)."""
+    from gridlang.compiler.models import _exprs
+
+    used: set[str] = set()
+    for decl in (*kind.vars, *kind.constraints, *kind.costs, *kind.outputs, *(i for i in kind.injects if i.channel.name in balanced)):
+        for e in _exprs(decl):
+            used |= _names(e)
+    return {v.name.name for v in kind.vars} - used
 
 
 def _summed(parts: list[_Injection], by: str, index: pd.Index, state: _State):
@@ -297,8 +351,9 @@ def _applies_nowhere(cond: ast.Expr, frame: Frame, span: Span, state: _State) ->
         return False  # reported when the statement itself is evaluated
 
 
-def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, spans: dict, state: _State, sets: dict | None = None) -> Frame:
-    """Variables, constraints and costs of one kind or network, one block each.
+def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, spans: dict, state: _State, sets: dict | None = None, skip: set[str] = frozenset()) -> Frame:
+    """Variables, constraints and costs of one kind or network, one block each;
+    the variables named in ``skip`` are not created.
 
     Returns the frame extended by the variables, for injections and outputs."""
     m = state.model
@@ -306,7 +361,7 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
     values, dims = dict(frame.values), dict(frame.dims)
     frame = replace(frame, values=values, dims=dims)
     sets = sets or {}
-    for v in defn.vars:
+    for v in (v for v in defn.vars if v.name.name not in skip):
         name = f"{prefix}-{v.name.name}"
         declared = tuple(ir.TIME if d.name == "t" else d.name for d in v.dims)
         unknown = [d for d in v.dims if (ir.TIME if d.name == "t" else d.name) not in {ir.TIME, *sets}]
@@ -419,9 +474,7 @@ def _constraint(name: str, c: ast.Constraint, frame: Frame, state: _State) -> No
 
 
 def _uses_injection(e) -> str | None:
-    names: set[str] = set()
-    _collect_injected(e, names)
-    return next(iter(sorted(names)), None)
+    return next(iter(sorted(n.removeprefix("injected_") for n in _names(e) if n.startswith("injected_"))), None)
 
 
 def _check_bounds(lower, upper, mask, v: ast.VarDecl, prefix: str, spans: dict, state: _State) -> None:

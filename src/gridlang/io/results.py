@@ -302,6 +302,8 @@ def write_csv(array, path: Path) -> None:
         cols = [d for d in dims if d != row]
         values = np.asarray(array.transpose(row, *cols).values, dtype=float).reshape(array.sizes[row], -1)
         labels = [str(v) for v in array[row].values.tolist()]
+        if any(c in "".join(labels) for c in ',"\n\r'):  # quoted one by one only if some label needs it
+            labels = [_field(lab) for lab in labels]
         if cols:
             import itertools
 
@@ -317,7 +319,7 @@ def write_csv(array, path: Path) -> None:
             block = values[start : start + _CSV_ROWS].tolist()
             numbers = [(fmt % tuple(r)).replace("nan", "") for r in block]  # only numbers: no name is touched
             if labels is not None:
-                numbers = [_field(lab) + "," + line for lab, line in zip(labels[start : start + _CSV_ROWS], numbers)]
+                numbers = [lab + "," + line for lab, line in zip(labels[start : start + _CSV_ROWS], numbers)]
             f.write("".join(numbers))
 
 

@@ -147,7 +147,11 @@ def check_ranges(built: Built) -> None:
     :data:`LIMIT`: solvers refuse such a coefficient (HiGHS) or take such a
     cost or bound for infinite and answer a different problem, "optimally".
 
-    The matrices are the ones linopy hands the solvers."""
+    The matrices are the ones linopy hands the solvers; they are built (and
+    the number located) only when a quick look at the model's own arrays
+    finds one that large."""
+    if _largest(built.model) < LIMIT:
+        return
     error = out_of_range(built, LIMIT, tiny=False)
     if error is not None:
         raise error
@@ -195,6 +199,24 @@ def out_of_range(built: Built, limit: float = HUGE, tiny: bool = True) -> GridEr
         (f"{element[0]} at {element[1]}, " if element else "") + f"written by the statement at {statement}: "
         "check the units and values of its parameters (a price, an impedance or a size in the wrong unit)",
     )
+
+
+def _largest(m) -> float:
+    """The largest finite |number| in the model's bounds, coefficients, right-hand
+    sides and costs, read from linopy's arrays without assembling matrices (a
+    masked entry may count: the screen can only err towards a closer look)."""
+    arrays = [a for _, v in m.variables.items() for a in (v.lower.values, v.upper.values)]
+    for _, con in m.constraints.items():
+        csr = getattr(con, "_csr", None)  # a frozen (sparse) constraint keeps its rows as CSR
+        arrays += [csr.data, con._rhs] if csr is not None else [con.coeffs.values, con.rhs.values]
+    if m.objective is not None and m.objective.expression is not None:
+        arrays.append(m.objective.expression.coeffs.values)
+    top = 0.0
+    for a in arrays:
+        a = np.abs(np.asarray(a, dtype=float).ravel())
+        a = a[np.isfinite(a)]
+        top = max(top, float(a.max(initial=0.0)))
+    return top
 
 
 def _extremes(values: np.ndarray, describe, tiny: bool = True) -> list:
