@@ -185,3 +185,135 @@ def test_fee_by_electrical_distance() -> None:
     i, j = mk.members.index("dso"), mk.members.index("mg1")
     assert mk.fee[i, j] / per_mwh == pytest.approx(1 + 0.5 * z18, rel=1e-9)
     assert mk.fee[i, j] == mk.fee[j, i] and mk.fee[i, i] == 1 * per_mwh
+
+
+# ---------------------------------------------------------------- the network owner as fee collector
+
+# The operator 'op' owns the copper plate and a grid connection (imports at
+# 30 $/MWh, exports at 10) and is not a member.  a: a 10 $/MWh unit (1 MW) and
+# 0.5 MW of load; b: a 50 $/MWh unit and 1 MW of load.  Together a runs flat
+# out and sells 0.5 MW to b; b's other 0.5 MW comes from the grid at 30 $/MWh
+# (< 50) plus the 2 $/MWh fee.  Alone: a 5, b 50, op 0 (nothing of its own).
+COLLECTOR = """system s { base_power = 1 MVA; base_voltage = 10 kV; horizon = 1 h; step = 1 h }
+network n uses copper_plate { bus b1 { slack }; bus b2; bus b3 }
+grid g at b1 { import_price = 30 $/MWh; export_price = 10 $/MWh }
+generator cheap at b2 { pmax = 1 MW; marginal_cost = 10 $/MWh }
+load la at b2 { p = 0.5 MW }
+generator dear at b3 { pmax = 2 MW; marginal_cost = 50 $/MWh }
+load lb at b3 { p = 1 MW }
+EXTRA
+agent op owns n, g
+agent a owns cheap, la
+agent b owns dear, lb
+AGENTS
+market m among MEMBERS { fee = 2 $/MWh; payments = PAYMENTS }
+objective minimize cost
+"""
+
+
+def collector(payments: str = "nash", extra: str = "", agents: str = "", members: str = "a, b", **solve):
+    text = COLLECTOR.replace("EXTRA", extra).replace("AGENTS", agents).replace("MEMBERS", members).replace("PAYMENTS", payments)
+    r = gridlang.load(text).solve(**solve)
+    assert not r.doubts() and not r.warnings, (r.doubts(), r.warnings)
+    (s,) = r.settlements
+    return r, s
+
+
+def test_the_network_owner_collects_fees_and_sells_at_its_tariff() -> None:
+    """a's cost 10 + fee 2 * 0.5 = 11; b's: the tariff 30 * 0.5 + the fee 2 * 0.5 = 16;
+    surplus 5 + 50 - 27 = 28, 14 each; op receives 15 + 2 and pays 15 upstream: gain 2."""
+    r, s = collector()
+    assert s.operator == "op" and s.agents == ("a", "b")
+    np.testing.assert_allclose(s.cost, [11, 16], atol=1e-6)
+    np.testing.assert_allclose(s.fees_paid, [1, 1], atol=1e-6)
+    np.testing.assert_allclose(s.tariff_paid, [0, 15], atol=1e-6)
+    np.testing.assert_allclose(s.disagreement, [5, 50], atol=1e-6)
+    assert s.surplus == pytest.approx(28, abs=1e-6)
+    np.testing.assert_allclose(s.gain, [14, 14], atol=1e-6)
+    np.testing.assert_allclose(s.payment, [-20, 20], atol=1e-6)
+    assert s.fees_collected == pytest.approx(2, abs=1e-6)
+    assert s.operator_alone == pytest.approx(0, abs=1e-6) and s.operator_cost == pytest.approx(-2, abs=1e-6) and s.operator_gain == pytest.approx(2, abs=1e-6)
+    assert abs(s.budget_balance) < 1e-6 and abs(s.money_balance) < 1e-6
+    sale = r["m-sale"].isel(time=0)
+    assert float(sale.sel(seller="a", buyer="b")) == pytest.approx(0.5, abs=1e-6)
+    assert float(sale.sel(seller="op", buyer="b")) == pytest.approx(0.5, abs=1e-6)
+    assert float(r["m-operator_gain"]) == pytest.approx(2, abs=1e-6)
+    np.testing.assert_allclose(r["m-tariff_paid"].values, [0, 15], atol=1e-6)
+    # pairwise: the least-squares choice (pi_i - pi_j) / n -- b pays a 20
+    np.testing.assert_allclose(r["m-pairwise"].sel(payer="b", payee="a"), 20, atol=1e-6)
+    np.testing.assert_allclose(r["m-pairwise"].sel(payer="a", payee="b"), 0, atol=1e-12)
+
+
+def test_a_member_sells_to_the_grid_at_the_export_tariff_less_the_fee() -> None:
+    """Without b's load, a's spare 0.5 MW goes upstream: it receives 10 - 2 $/MWh."""
+    text = COLLECTOR.replace("EXTRA", "").replace("AGENTS", "").replace("MEMBERS", "a, b").replace("PAYMENTS", "nash").replace("load lb at b3 { p = 1 MW }", "load lb at b3 { p = 0 MW }").replace("marginal_cost = 10 $/MWh", "marginal_cost = 5 $/MWh")
+    (s,) = gridlang.load(text).solve().settlements
+    np.testing.assert_allclose(s.tariff_paid, [-5, 0], atol=1e-6)  # 0.5 MWh at 10 $/MWh received
+    np.testing.assert_allclose(s.fees_paid, [1, 0], atol=1e-6)
+    np.testing.assert_allclose(s.cost, [5 + 1 - 5, 0], atol=1e-6)
+    assert abs(s.money_balance) < 1e-6
+
+
+def test_gnbs_powers_by_contribution_in_closed_form() -> None:
+    """c (5 $/MWh, 1 MW, 0.2 MW load) sells 0.8 MWh to b, a sells 0.5: powers 5/13, 0, 8/13.
+    b buys the last 0.2 MW upstream.  Costs: a 10 + 1 = 11, b 0.2*30 + 0.4 = 6.4, c 5 + 1.6 = 6.6;
+    alone a 5, b 1.5*50 = 75, c 1; surplus 81 - 24 = 57."""
+    extra = "generator cheapest at b1 { pmax = 1 MW; marginal_cost = 5 $/MWh }\nload lc at b1 { p = 0.2 MW }"
+    text_members = "a, b, c"
+    # closed form with b's load raised to 1.5 MW
+    text = COLLECTOR.replace("EXTRA", extra).replace("AGENTS", "agent c owns cheapest, lc").replace("MEMBERS", text_members).replace("PAYMENTS", "nash(power = contribution)").replace("load lb at b3 { p = 1 MW }", "load lb at b3 { p = 1.5 MW }")
+    (s,) = gridlang.load(text).solve().settlements
+    np.testing.assert_allclose(s.contribution, [0.5, 0, 0.8], atol=1e-6)
+    np.testing.assert_allclose(s.powers, [5 / 13, 0, 8 / 13], atol=1e-9)
+    np.testing.assert_allclose(s.cost, [11, 6.4, 6.6], atol=1e-6)
+    np.testing.assert_allclose(s.disagreement, [5, 75, 1], atol=1e-6)
+    assert s.surplus == pytest.approx(57, abs=1e-6)
+    np.testing.assert_allclose(s.gain, [57 * 5 / 13, 0, 57 * 8 / 13], atol=1e-6)
+
+
+def test_cf_admm_payments_from_the_language_match_the_closed_form() -> None:
+    _, closed = collector(payments="nash(power = [3, 1])")
+    _, admm = collector(payments="nash(power = [3, 1], method = cf_admm)")
+    assert admm.method == "cf_admm" and admm.iterations > 1 and closed.method == "closed_form"
+    np.testing.assert_allclose(admm.payment, closed.payment, atol=1e-6 * max(1, closed.surplus), rtol=0)
+    np.testing.assert_allclose(admm.pairwise, closed.pairwise, atol=1e-6 * max(1, closed.surplus), rtol=0)
+    assert not admm.messages
+
+
+@pytest.fixture(scope="module")
+def microgrid_market():
+    r = gridlang.load(CASES / "microgrid_market.grid").solve()
+    assert not r.doubts() and not r.warnings, (r.doubts(), r.warnings)
+    return r
+
+
+def test_microgrid_market_case_operator_as_fee_collector(microgrid_market) -> None:
+    r = microgrid_market
+    (s,) = r.settlements
+    assert s.agents == ("mg1", "mg2", "mg3") and s.operator == "dso" and s.method == "cf_admm"
+    assert s.surplus > 0 and s.rational
+    assert s.fees_collected > 0 and s.fees_collected == pytest.approx(s.fees_paid.sum(), abs=1e-9)
+    assert abs(s.budget_balance) < 1e-6 and abs(s.money_balance) < 1e-6
+    np.testing.assert_allclose(s.payment, nash_payments(s.cost, s.disagreement, s.powers)[2], atol=1e-6 * s.surplus, rtol=0)
+    assert np.isfinite([s.operator_cost, s.operator_alone, s.operator_gain]).all()
+    for what in ("operator_cost", "operator_alone", "operator_gain", "tariff_paid", "pairwise", "fees_collected"):
+        assert f"energy-{what}" in r.dataset
+    # at the settlement point, the microgrids trade with each other and both ways with the grid
+    sale = r["energy-sale"].fillna(0)
+    mgs = list(s.agents)
+    assert float(sale.sel(seller=mgs, buyer=mgs).sum()) > 0.1
+    assert float(sale.sel(seller=mgs, buyer="dso").sum()) > 0.1  # sold upstream
+    assert float(sale.sel(seller="dso", buyer=mgs).sum()) > 0.1  # bought upstream
+    pw = r["energy-pairwise"].values
+    np.testing.assert_allclose(pw.sum(axis=1) - pw.sum(axis=0), s.payment, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "payments, match",
+    [("nash(method = newton)", r"'closed_form' or 'cf_admm'"), ("nash(power = everyone)", r"a list or 'contribution'"), ("nash(powr = [1, 1])", r"unknown setting 'powr'")],
+    ids=["method", "power", "setting"],
+)
+def test_bad_payments(payments: str, match: str) -> None:
+    with pytest.raises(GridError, match=match) as info:
+        gridlang.load(COLLECTOR.replace("EXTRA", "").replace("AGENTS", "").replace("MEMBERS", "a, b").replace("PAYMENTS", payments))
+    assert "^" in str(info.value)

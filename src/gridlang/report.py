@@ -236,6 +236,11 @@ def settlement_tables(s: Settlement, dataset: xr.Dataset) -> list[Table]:
         money.add_row(agent, f"{s.powers[i]:.3g}", *(f"{v:,.2f}" for v in (s.cost[i], s.fees_paid[i], s.disagreement[i], s.gain[i], s.payment[i], s.cost[i] + s.payment[i])))
     money.add_row("total", "1", *(f"{v:,.2f}" for v in (s.cost.sum(), s.fees_paid.sum(), s.disagreement.sum(), s.gain.sum(), s.payment.sum(), (s.cost + s.payment).sum())))
     money.caption = f"surplus {s.surplus:,.2f}; fees collected by the network owner {s.fees_collected:,.2f}; payments sum to {s.budget_balance:.2e}"
+    if s.operator:
+        money.add_row(f"{s.operator} (fee collector)", "", f"{s.operator_cost:,.2f}", f"{-s.fees_collected:,.2f}", f"{s.operator_alone:,.2f}", f"{s.operator_gain:,.2f}", "", f"{s.operator_cost:,.2f}")
+        money.caption += f"; members paid {s.operator} {np.nansum(s.tariff_paid):,.2f} at its tariff; money balance {s.money_balance:.2e}"
+    if s.method == "cf_admm":
+        money.caption += f"; payments by closed-form ADMM in {s.iterations} iterations"
     sales = net_sales(dataset, s.market)
     schedule = Table("step", *s.agents, title=f"market {s.market}: net sales per step, MW (negative: buys)")
     for t in sales.coords["time"].values:

@@ -16,6 +16,28 @@ form ``gain_i = d_i - c_i - pi_i = alpha_i S``, so the payment of member i
 is ``pi_i = d_i - c_i - alpha_i S`` (positive: i pays).  Payments sum to
 zero (budget balance), fees go to the network owner, and every gain is
 non-negative (individual rationality) exactly when ``S >= 0``.
+
+**The network owner as fee collector.**  When the network owner ``o`` is
+not a member it does not bargain: members buy from and sell to the upstream
+grid through it at its tariff (``import_price[t]``, ``export_price[t]`` of
+its grid connection) and pay it the fee on every MWh they sell to anyone or
+buy from it, so a member's cost is
+
+    c_i = own assets + fees_i + sum_t (import_price[t] b_i[t] - export_price[t] e_i[t]) dt
+
+(``b_i = s[o, i]``, ``e_i = s[i, o]``) and the operator's is its own assets
+less the tariffs and fees it receives, ``c_o = own_o - sum_i tariff_i - sum_i
+fees_i``; its gain is ``d_o - c_o`` with ``d_o`` its cost serving its own
+assets alone.  Money only moves between agents: ``sum_i (c_i + pi_i) + c_o``
+is every agent's own assets' cost (:attr:`Settlement.money_balance`).
+
+**Powers by contribution** (``nash(power = contribution)``): ``alpha_i =
+E_i / sum_k E_k`` with ``E_i = sum_t sum_{j member} s[i, j, t] dt`` the
+energy member i sold to the other members at the settlement point (made
+unique there: it is one of :func:`select`'s targets); non-negative by
+construction; equal powers if nobody sold.
+
+**Pairwise payments** and **CF-ADMM**: see :mod:`gridlang.decompose.nash`.
 """
 
 from __future__ import annotations
@@ -32,6 +54,7 @@ import xarray as xr
 from gridlang.compiler import ir
 from gridlang.compiler.build import Built, build
 from gridlang.compiler.expressions import as_linopy, is_expr
+from gridlang.compiler.linear import Lin
 from gridlang.errors import GridError
 from gridlang.grammar import ast
 from gridlang.solvers import clarabel as clarabel_backend, conic
@@ -53,11 +76,31 @@ class Settlement:
     payment: np.ndarray  # paid by the member (negative: received)
     fees_collected: float  # by the network owner
     messages: tuple[str, ...] = ()
+    operator: str = ""  # the fee collector, when the network owner is not a member
+    tariff_paid: np.ndarray | None = None  # paid to the operator for upstream energy (negative: received)
+    operator_cost: float = float("nan")  # its own assets' cost less the tariffs and fees it receives
+    operator_alone: float = float("nan")  # its cost serving its own assets alone
+    physical: float = float("nan")  # stage 1's total cost less the fees: what all the money adds up to
+    pairwise: np.ndarray | None = None  # (payer, payee): what i pays j, >= 0 (gridlang.decompose.nash.pairwise)
+    method: str = "closed_form"  # how stage 2 was computed
+    iterations: int = 0  # CF-ADMM's iterations
+    contribution: np.ndarray | None = None  # energy each member sold to the others (power = contribution)
 
     @property
     def budget_balance(self) -> float:
         """Sum of payments (zero when the payments balance)."""
         return float(self.payment.sum())
+
+    @property
+    def operator_gain(self) -> float:
+        """What the fee collector gains by the market: its cost alone less its cost with it."""
+        return self.operator_alone - self.operator_cost
+
+    @property
+    def money_balance(self) -> float:
+        """``sum_i (c_i + pi_i) + c_o - (stage-1 total - fees)``: zero when the
+        payments, fees and tariffs only move money between the agents (with a fee collector)."""
+        return float((self.cost + self.payment).sum() + self.operator_cost - self.physical)
 
     @property
     def rational(self) -> bool:
@@ -121,10 +164,14 @@ def settle_all(built: Built, result: Result) -> Result:
 
     alone_games = [_alone_game(built, block.game) for block in built.games]
     targets = []
-    for block, (d, _) in zip(built.markets, disagreements):
+    for block, (d, _, d_operator) in zip(built.markets, disagreements):
         members = block.market.members
-        targets.append(_cost_exprs(built, members) - _over_agents(members, d))
+        targets.append(_member_costs(built, block) - _over_agents(members, d))
         targets.append(as_linopy(block.fees))
+        if block.market.operator:
+            targets.append(_operator_cost(built, block) - d_operator)
+        if block.market.power_rule == "contribution":
+            targets.append(_sold(built, block) * _contribution_value(built, block.market))
     for block, alone_game in zip(built.games, alone_games):
         g = block.game
         agents = (*g.prosumers, g.operator)
@@ -134,7 +181,7 @@ def settle_all(built: Built, result: Result) -> Result:
     point = collect(built)
     prices = [f"{network}-price_{channel}" for network, channel in built.balances.values()]
     dataset = result.dataset.assign({k: v for k, v in point.items() if k not in prices})
-    settlements = tuple(_settle_market(built, block, d, messages) for block, (d, messages) in zip(built.markets, disagreements))
+    settlements = tuple(_settle_market(built, block, d, messages, d_operator) for block, (d, messages, d_operator) in zip(built.markets, disagreements))
     games = tuple(_settle_game(built, block, alone_game) for block, alone_game in zip(built.games, alone_games))
     from gridlang.report import game_dataset, settlement_dataset
 
@@ -310,14 +357,16 @@ def _cost_exprs(built: Built, agents: tuple[str, ...]):
     return total if total is not None else _over_agents(agents, np.zeros(len(agents)))
 
 
-def _disagreements(built: Built, mk: ir.MarketIR) -> tuple[np.ndarray, list[str]]:
-    """Each member's cost alone (its disagreement point), and what to say about them.
+def _disagreements(built: Built, mk: ir.MarketIR) -> tuple[np.ndarray, list[str], float]:
+    """Each member's cost alone (its disagreement point), what to say about
+    them, and the fee collector's cost alone (NaN without one).
 
     A member whose problem alone has no trusted solution cannot operate alone:
     that is an error at the market, naming the conflict HiGHS finds in the
     island's rows (or, if it finds none, how the solve ended)."""
-    out = np.empty(len(mk.members))
-    for i, agent in enumerate(mk.members):
+    everyone = (*mk.members, mk.operator) if mk.operator else mk.members
+    out = np.empty(len(everyone))
+    for i, agent in enumerate(everyone):
         island = build(alone(built.case, agent))
         try:
             r = solve(island)
@@ -327,7 +376,8 @@ def _disagreements(built: Built, mk: ir.MarketIR) -> tuple[np.ndarray, list[str]
             conflict = _infeasible(island)
             raise _cannot_operate_alone(mk, agent, [e.message for e in getattr(conflict, "errors", [conflict])] if conflict is not None else list(r.doubts()))
         out[i] = r.objective
-    return out, []
+    n = len(mk.members)
+    return out[:n], [], float(out[n]) if mk.operator else float("nan")
 
 
 def _infeasible(island: Built) -> GridError | None:
@@ -351,19 +401,86 @@ def _cannot_operate_alone(mk: ir.MarketIR, agent: str, why: list[str]) -> GridEr
     )
 
 
-def _settle_market(built: Built, block, disagreement: np.ndarray, messages: list[str]) -> Settlement:
+def _member_costs(built: Built, block):
+    """Each member's cost over ``agent``: its assets, the fees it pays and, with a
+    fee collector, the tariff it pays for upstream energy (see the module doc)."""
+    mk = block.market
+    fees = as_linopy(block.fees).rename(seller="agent")
+    total = _cost_exprs(built, mk.members) + fees
+    return total + _tariffs(built, block) if mk.operator else total
+
+
+def _tariffs(built: Built, block):
+    """``sum_t (import_price[t] s[o, i, t] - export_price[t] s[i, o, t]) dt`` over ``agent``."""
+    mk = block.market
+    labels = built.model.variables[block.sale].labels
+    members = pd.Index(mk.members, name="agent")
+    dt = built.case.system.dt
+    time = labels.indexes[ir.TIME]
+    bought = labels.sel(seller=mk.operator, drop=True).sel(buyer=list(mk.members)).rename(buyer="agent").assign_coords(agent=members)
+    sold = labels.sel(buyer=mk.operator, drop=True).sel(seller=list(mk.members)).rename(seller="agent").assign_coords(agent=members)
+    price_in = xr.DataArray(mk.import_price * dt, coords={ir.TIME: time}, dims=ir.TIME)
+    price_out = xr.DataArray(-mk.export_price * dt, coords={ir.TIME: time}, dims=ir.TIME)
+    return as_linopy(Lin(built.model, ((bought, price_in), (sold, price_out))).sum(ir.TIME))
+
+
+def _operator_cost(built: Built, block):
+    """The fee collector's cost: its own assets less the tariffs and fees it receives."""
+    return _cost_exprs(built, (block.market.operator,)).sum("agent") - _tariffs(built, block).sum("agent") - as_linopy(block.fees).sum()
+
+
+def _sold(built: Built, block):
+    """``E_i = sum_t sum_{j member} s[i, j, t] dt``: energy each member sold to the others, over ``seller``."""
+    mk = block.market
+    labels = built.model.variables[block.sale].labels.sel(seller=list(mk.members), buyer=list(mk.members))
+    return as_linopy(Lin(built.model, ((labels, built.case.system.dt),)).sum("buyer").sum(ir.TIME))
+
+
+def _contribution_value(built: Built, mk: ir.MarketIR) -> float:
+    """The weight of the energy sold among the settlement point's targets: the
+    market's mean fee, at least 1 $/MWh (in internal currency per p.u. energy)."""
+    return max(float(mk.fee.mean()), built.case.system.base.factor("$/MWh")[0])
+
+
+def _settle_market(built: Built, block, disagreement: np.ndarray, messages: list[str], operator_alone: float = float("nan")) -> Settlement:
     """Stage 2 of one market at the solution in ``built`` (see the module docstring)."""
+    from gridlang.decompose import nash
+
     mk = block.market
     fees = np.asarray(as_linopy(block.fees).solution.values, dtype=float)
-    cost = agent_costs(built, mk.members) + fees
+    cost = np.asarray(_member_costs(built, block).solution.values, dtype=float)
     messages = list(messages)
+    powers, contribution = mk.powers, None
+    if mk.power_rule == "contribution":
+        energy = contribution = np.maximum(np.asarray(_sold(built, block).solution.values, dtype=float), 0.0) * _energy_unit(built)  # MWh
+        powers = energy / energy.sum() if energy.sum() > 0 else np.full(len(mk.members), 1.0 / len(mk.members))
+        if energy.sum() <= 0:
+            messages.append(f"nobody sold to another member of market '{mk.name}': bargaining powers by contribution are equal")
+    iterations = 0
     if np.isnan(disagreement).any():
         surplus, gain, payment = float("nan"), np.full(len(mk.members), np.nan), np.full(len(mk.members), np.nan)
     else:
-        surplus, gain, payment = nash_payments(cost, disagreement, mk.powers)
+        surplus, gain, payment = nash_payments(cost, disagreement, powers)
         if surplus < 0:
             messages.append(f"the surplus of market '{mk.name}' is negative ({surplus:.4g}): trading costs more than it saves, so no agent can be made whole")
-    return Settlement(mk.name, mk.members, mk.powers, cost, fees, disagreement, surplus, gain, payment, float(fees.sum()), tuple(messages))
+        elif mk.method == "cf_admm":
+            found, iterations, _ = nash.nash_admm(disagreement - cost, powers)
+            if np.abs(found - payment).max() > nash.AGREE * max(1.0, abs(surplus)):
+                messages.append(f"CF-ADMM's payments in market '{mk.name}' differ from the closed form by {np.abs(found - payment).max():.3g} after {iterations} iterations")
+            payment = found
+            gain = disagreement - cost - payment
+    operator_cost, physical, tariff = float("nan"), float("nan"), None
+    if mk.operator:
+        tariff = np.asarray(_tariffs(built, block).solution.values, dtype=float)
+        operator_cost = float(_operator_cost(built, block).solution)
+        physical = float(built.model.objective.value) + built.offset - float(fees.sum())  # stage 1's total less the fees
+    pairwise = nash.pairwise(payment) if np.isfinite(payment).all() else None
+    return Settlement(mk.name, mk.members, powers, cost, fees, disagreement, surplus, gain, payment, float(fees.sum()), tuple(messages), mk.operator, tariff, operator_cost, operator_alone, physical, pairwise, mk.method, iterations, contribution)
+
+
+def _energy_unit(built: Built) -> float:
+    """MWh per internal energy unit (p.u. power times hours)."""
+    return 1.0 / built.case.system.base.factor("MW")[0]
 
 
 def alone(case: ir.CaseIR, *agents: str) -> ir.CaseIR:

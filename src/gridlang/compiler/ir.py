@@ -103,7 +103,11 @@ class MarketIR:
     Each member but the network owner sells its net export:
     ``sum_j s[i, j, t] - s[j, i, t] == net export of i's assets``.  A fee per
     unit of energy sold, paid by the seller to the network owner, is a cost
-    of trading; payments split the surplus by Nash bargaining."""
+    of trading; payments split the surplus by Nash bargaining.  When the
+    network owner is not a member it is the fee collector: the sales matrix
+    has it as one more party, selling to and buying from the members at its
+    grid connection's tariff (``import_price``, ``export_price``), and every
+    member pays the fee on what it buys from it too."""
 
     name: str
     members: tuple[str, ...]  # agents
@@ -111,6 +115,18 @@ class MarketIR:
     limit: float  # largest sale per pair and step, internal power
     powers: np.ndarray  # bargaining powers, normalised to sum 1
     span: Span
+    #: fee of a member's trade with each agent that is not a member, (members,):
+    #: the network owner, when it is not a member, sells and buys at its tariff
+    outside_fee: Mapping[str, np.ndarray] = field(default_factory=dict)
+    #: "contribution": powers from each member's energy sold to the others (see gridlang.settle)
+    power_rule: str = "fixed"
+    #: how stage 2 is computed: "closed_form" or "cf_admm" (gridlang.decompose.nash)
+    method: str = "closed_form"
+    #: the fee collector (the network owner when it is not a member, with a grid
+    #: connection) and its tariff per step, internal currency per p.u. energy; set by build
+    operator: str = ""
+    import_price: np.ndarray | None = None
+    export_price: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -817,10 +817,12 @@ def _distances(networks: Sequence[ir.NetworkIR], groups: Sequence[ir.Group], own
 
 
 def _market(node, agents: set[str], scope: _Scope, distance=None) -> ir.MarketIR | None:
-    """``market NAME among A, B, ... { fee = ...; fee_per_ohm = ...; limit = ...; payments = nash(power = [...]) }``.
+    """``market NAME among A, B, ... { fee = ...; fee_per_ohm = ...; limit = ...; payments = nash(...) }``.
 
     The fee of a sale from i to j is ``fee + fee_per_ohm * |z(i, j)|``, with
-    ``|z|`` the impedance of the network path between their points of connection."""
+    ``|z|`` the impedance of the network path between their points of connection;
+    a member's trade with an agent outside the market (the network owner as fee
+    collector) has the fee ``fee + fee_per_ohm * |z(i, owner)|`` (``outside_fee``)."""
     _define(node.name, scope, "market")
     members: list[str] = []
     for a in node.members:
@@ -834,6 +836,7 @@ def _market(node, agents: set[str], scope: _Scope, distance=None) -> ir.MarketIR
         scope.errors.add(node.name.span, f"market '{node.name.name}' has a single agent", "a market is among two or more agents")
     n = len(members)
     fee, per_ohm, limit, powers = 0.0, 0.0, np.inf, np.full(n, 1.0 / max(n, 1))
+    rule, method = "fixed", "closed_form"
     for a in node.attrs:
         key = a.name.name
         try:
@@ -852,7 +855,7 @@ def _market(node, agents: set[str], scope: _Scope, distance=None) -> ir.MarketIR
                 case "limit":
                     limit = float(expect(_evaluator(scope)(a.value), POWER, a.value.span, "'limit'").value)
                 case "payments":
-                    powers = _bargaining_powers(a.value, n, scope)
+                    powers, rule, method = _payments(a.value, n, scope)
                 case _:
                     scope.errors.add(a.name.span, f"unknown market setting '{key}'", did_you_mean(key, ["fee", "fee_per_ohm", "limit", "payments"]) or "settings: fee, fee_per_ohm, limit, payments")
         except GridError as exc:
@@ -860,7 +863,8 @@ def _market(node, agents: set[str], scope: _Scope, distance=None) -> ir.MarketIR
     fees = np.full((n, n), fee)
     if per_ohm:
         fees = fees + per_ohm * np.array([[distance(a, b) if a != b else 0.0 for b in members] for a in members])
-    return ir.MarketIR(node.name.name, tuple(members), fees, limit, powers, node.span)
+    outside = {o: np.array([fee + (per_ohm * distance(a, o) if per_ohm else 0.0) for a in members]) for o in sorted(agents - set(members))}
+    return ir.MarketIR(node.name.name, tuple(members), fees, limit, powers, node.span, outside, rule, method)
 
 
 def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
@@ -912,6 +916,37 @@ def _bargaining_powers(e: ast.Expr, n: int, scope: _Scope) -> np.ndarray:
                 raise GridError(span, "bargaining powers must be non-negative and not all zero", "e.g. power = [0.5, 0.3, 0.2]")
             return powers / powers.sum()
     raise GridError(e.span, "payments are 'nash' or 'nash(power = [...])'", "e.g. payments = nash(power = [2, 1, 1])")
+
+
+#: how a market's stage 2 may be computed (gridlang.settle, gridlang.decompose.nash)
+PAYMENT_METHODS = ("closed_form", "cf_admm")
+
+
+def _payments(e: ast.Expr, n: int, scope: _Scope) -> tuple[np.ndarray, str, str]:
+    """A market's ``payments``: (powers, power rule, method).
+
+    ``nash``, ``nash(power = [a, b, ...])`` (fixed powers, normalised),
+    ``nash(power = contribution)`` (powers from the energy each member sells to
+    the others, fixed at the settlement point), each with an optional
+    ``method = closed_form | cf_admm``."""
+    if not (isinstance(e, ast.Call) and e.func.name == "nash" and not e.args):
+        return _bargaining_powers(e, n, scope), "fixed", "closed_form"
+    powers, rule, method = np.full(n, 1.0 / max(n, 1)), "fixed", "closed_form"
+    for key, value in e.kwargs:
+        match key.name, value:
+            case "power", ast.Name("contribution"):
+                rule = "contribution"
+            case "power", ast.ListLit():
+                powers = _bargaining_powers(ast.Call(e.func, (), ((key, value),), e.span), n, scope)
+            case "power", _:
+                raise GridError(value.span, "bargaining powers are a list or 'contribution'", "e.g. power = [2, 1, 1], or power = contribution")
+            case "method", ast.Name(name) if name in PAYMENT_METHODS:
+                method = name
+            case "method", _:
+                raise GridError(value.span, "the payments' method is 'closed_form' or 'cf_admm'", "e.g. payments = nash(method = cf_admm)")
+            case _:
+                raise GridError(key.span, f"unknown setting '{key.name}' of nash", did_you_mean(key.name, ["power", "method"]) or "settings: power, method")
+    return powers, rule, method
 
 
 def _objective(objectives: Sequence[ast.Objective], scope: _Scope) -> str:

@@ -12,11 +12,30 @@ a formula, not a solver call (``s_i`` is its gain, the positive root of
 ``rho s^2 - rho (g_i - v_i) s - alpha_i = 0``); the coordinator sees only the
 ``pi_i`` and keeps ``u`` and the mean.  It converges to the closed form
 ``pi_i = g_i - alpha_i S`` with ``S = sum_i g_i`` (needs ``S > 0``).
+
+Each agent is a :class:`Bargainer` holding its ``g_i`` and ``alpha_i``; the
+coordinator (:func:`nash_admm`) sends it a target and receives only its
+payment, and logs every message.
+
+**Pairwise payments.**  Only the net payments ``pi_i`` are unique: on a
+trade graph with a cycle, any circulation can be added to payments between
+pairs.  The pairwise payments reported are the least-squares ones over all
+pairs of members,
+
+    min sum_{i<j} f_ij^2   s.t.  sum_{j != i} f_ij = pi_i,  f_ij = -f_ji,
+
+whose unique solution (``sum_i pi_i = 0``) is ``f_ij = (pi_i - pi_j) / n``;
+member i pays member j ``max(f_ij, 0)`` (:func:`pairwise`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+#: CF-ADMM's payments agree with the closed form within this share of max(1, |S|)
+AGREE = 1e-6
 
 
 def agent_update(g: float, alpha: float, v: float, rho: float) -> float:
@@ -25,12 +44,26 @@ def agent_update(g: float, alpha: float, v: float, rho: float) -> float:
     return g - s
 
 
+@dataclass(frozen=True, slots=True)
+class Bargainer:
+    """One agent of CF-ADMM: its saving ``g`` and power ``alpha`` stay here."""
+
+    g: float
+    alpha: float
+
+    def answer(self, target: float, rho: float) -> float:
+        return float(agent_update(self.g, self.alpha, target, rho))
+
+
 def nash_admm(g: np.ndarray, alpha: np.ndarray, rho: float | None = None, tol: float = 1e-10, max_iter: int = 10_000) -> tuple[np.ndarray, int, list[dict]]:
     """Payments by exchange ADMM; returns (payments, iterations, message log).
 
     ``rho`` defaults to ``1 / S^2`` from the surplus the agents report in
-    aggregate, which makes the gains' scale one; ``tol`` is relative to ``S``."""
-    n = len(g)
+    aggregate, which makes the gains' scale one; ``tol`` is relative to ``S``.
+    An agent with no power (``alpha_i = 0``) pays ``g_i``: its update has no
+    interior optimum, so it is the limit of the formula."""
+    agents = [Bargainer(float(gi), float(ai)) for gi, ai in zip(g, alpha)]
+    n = len(agents)
     scale = max(abs(float(np.sum(g))), 1e-9)
     rho = 1.0 / scale**2 if rho is None else rho
     tol = tol * scale
@@ -39,8 +72,8 @@ def nash_admm(g: np.ndarray, alpha: np.ndarray, rho: float | None = None, tol: f
     log: list[dict] = []
     for k in range(1, max_iter + 1):
         targets = pi - mean - u
-        new = np.array([agent_update(g[i], alpha[i], targets[i], rho) for i in range(n)])  # each at its own agent
-        log.extend({"agent": i, "iteration": k, "payment": float(new[i])} for i in range(n))
+        new = np.array([a.answer(targets[i], rho) for i, a in enumerate(agents)])  # each at its own agent
+        log.extend({"agent": i, "iteration": k, "target": float(targets[i]), "payment": float(new[i])} for i in range(n))
         change = float(np.linalg.norm(new - pi))
         pi = new
         mean = float(pi.mean())
@@ -48,3 +81,12 @@ def nash_admm(g: np.ndarray, alpha: np.ndarray, rho: float | None = None, tol: f
         if abs(pi.sum()) <= tol and rho * change <= tol:
             return pi, k, log
     return pi, max_iter, log
+
+
+def pairwise(payment: np.ndarray) -> np.ndarray:
+    """``P[i, j]``: what member i pays member j, ``max((pi_i - pi_j) / n, 0)`` (see the module doc).
+
+    ``sum_j P[i, j] - sum_j P[j, i] = pi_i`` whenever ``sum_i pi_i = 0``."""
+    payment = np.asarray(payment, dtype=float)
+    flow = (payment[:, None] - payment[None, :]) / len(payment)
+    return np.maximum(flow, 0.0)
