@@ -68,7 +68,7 @@ the agents' points therefore always agree, and so does the final check.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -92,6 +92,7 @@ class Settings:
     max_staleness: int = 3  # iterations the coordinator may go on with an agent's last answer
     seed: int = 0
     kill_agent: str | None = None  # fault injection: kill this agent's worker before iteration 2
+    row_scaling: int = 1  # 1: a penalty per contribution, inversely to its range (see penalties); 0: one rho for all
 
 
 #: each setting's condition, as (test, what it must be, a value that works)
@@ -109,6 +110,7 @@ CHECKS = {
     "drop_rate": (lambda v: 0 <= v < 1, "a share in [0, 1)", "drop_rate = 0.2"),
     "max_staleness": (lambda v: v >= 0, "a whole number of 0 or more", "max_staleness = 3"),
     "seed": (lambda v: True, "a whole number", "seed = 0"),
+    "row_scaling": (lambda v: v in (0, 1), "0 or 1", "row_scaling = 1"),
 }
 
 
@@ -166,7 +168,11 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
     at, offset = {}, 0
     for a, s in subs.items():
         at[a], offset = slice(offset, offset + len(s.rows)), offset + len(s.rows)
-    weight = np.sqrt(counts)  # |u|_N = |weight u|: the fixed-point map's state is (z, weight u)
+    pen = np.concatenate([s.penalty if s.penalty is not None else np.ones(len(s.rows)) for s in subs.values()]) if subs else np.zeros(0)
+    share = np.bincount(rows, 1 / pen, minlength=m) if n else np.zeros(m)  # W_r = sum_a 1 / w_a,r (N_r when every w is 1)
+    share[share <= 0] = 1.0
+    seen = np.sqrt(counts)  # |u|_N = |seen u|: the prices the contributions see
+    weight, root = np.sqrt(share), np.sqrt(pen)  # the fixed-point map's state is (sqrt(w) z, sqrt(W) u), ADMM's own norm
     rho = settings.rho if settings.rho is not None else _price_scale(split)
     u = np.zeros(m)
     y, z = np.zeros(n), np.zeros(n)  # z: the consensus point, every row's contributions sum to zero
@@ -184,7 +190,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
         # every agent answers the first target, and a restarted one its next (until then the coordinator has no answer for its point)
         fresh = {settings.kill_agent} if k == 2 else set()
         lost = [a for a in subs if k > 1 and a not in fresh and settings.drop_rate and age[a] < settings.max_staleness and rng.random() < settings.drop_rate]
-        v = z - u[rows]
+        v = z - u[rows] / pen
         answers = executor.solve_all({a: v[at[a]] for a in subs if a not in lost}, rho)
         for a in subs:
             age[a] = age[a] + 1 if a in lost else 0
@@ -196,13 +202,13 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
         # one step of the plain map T(z, u) (over-relaxed exchange ADMM)
         total = np.bincount(rows, y, minlength=m)
         xhat = settings.alpha * y + (1 - settings.alpha) * z
-        ybar = np.bincount(rows, xhat, minlength=m) / counts
+        ybar = np.bincount(rows, xhat, minlength=m) / share  # the imbalance, shared out inversely to the penalties
         u_new = u + ybar
-        z_new = xhat - ybar[rows]
+        z_new = xhat - ybar[rows] / pen
         primal = float(np.linalg.norm(total))
-        dual = rho * float(np.linalg.norm(z_new - z))
+        dual = rho * float(np.linalg.norm(pen * (z_new - z)))
         eps_primal = np.sqrt(m) * settings.tol + settings.rel * max(float(np.linalg.norm(y)), float(np.linalg.norm(z_new)))
-        eps_dual = rho * (np.sqrt(n) * settings.tol + settings.rel * float(np.linalg.norm(weight * u_new)))
+        eps_dual = rho * (np.sqrt(n) * settings.tol + settings.rel * float(np.linalg.norm(seen * u_new)))
         worst = float(np.max(np.abs(total), initial=0.0))
         trace.append(Step(k, primal, dual, rho, time.perf_counter() - start, stale, eps_primal, eps_dual, worst))
         if progress is not None:
@@ -220,7 +226,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
         # the adaptive rho of OSQP (Stellato et al. 2020, sec. 5.2): balance the scaled residuals
         if k - last_change >= settings.balance_every:
             scaled_primal = primal / max(float(np.linalg.norm(y)), float(np.linalg.norm(z_new)), 1e-12)
-            scaled_dual = dual / max(rho * float(np.linalg.norm(weight * u_new)), 1e-12)
+            scaled_dual = dual / max(rho * float(np.linalg.norm(seen * u_new)), 1e-12)
             factor = float(np.sqrt(scaled_primal / max(scaled_dual, 1e-300)))
             factor = min(max(factor, 1 / settings.tau), settings.tau)
             if factor > settings.mu or factor < 1 / settings.mu:
@@ -229,7 +235,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
                 accel.reset()
                 continue
         # Anderson acceleration of T with a safeguard (Zhang, O'Donoghue & Boyd 2020; SCS 3)
-        w, tw = np.concatenate([z, weight * u]), np.concatenate([z_new, weight * u_new])
+        w, tw = np.concatenate([root * z, weight * u]), np.concatenate([root * z_new, weight * u_new])
         residual = float(np.linalg.norm(w - tw))
         if base is not None and accel.pending and residual > settings.safeguard * base[2]:
             z, u = base[0], base[1]  # the accelerated point is worse: back to the plain step taken from the last good point
@@ -238,7 +244,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
             continue
         base = (z_new, u_new, residual)
         nxt = accel.step(w, tw)
-        z, u = nxt[:n], nxt[n:] / weight
+        z, u = nxt[:n] / root, nxt[n:] / weight
     return Run(status == "converged", status, len(trace), trace, log, u, rho)
 
 
@@ -296,6 +302,43 @@ class Anderson:
             return tw
         self.pending = True
         return out
+
+
+def penalties(split: Split) -> Split:
+    """The split with a relative penalty ``w_a,r`` on every contribution (``Subproblem.penalty``),
+    inversely proportional to its range: ``s_a,r = sum_j |C_rj| (ub_j - lb_j)`` over the
+    agent's columns in the row, or, when one of them is unbounded, the sum of the other
+    contributors' ranges (it can balance the row alone), and ``w_a,r = s_ref / s_a,r`` with
+    ``s_ref`` the median range, rounded to a whole power of ten (ranges within a factor of
+    about 3 of each other keep one penalty) and within [1e-6, 1e3].  ADMM with these weights (the constraint
+    ``y_a = z_a`` scaled by ``sqrt(rho w_a,r)``) shares each row's imbalance out in
+    proportion to the ranges: an operator importing for a thousand prosumers takes a
+    thousand prosumers' share, where one rho for all asked it to move as little as each of them."""
+    subs = split.subproblems
+    if not subs:
+        return split
+    ranges = []
+    for s in subs:
+        C = abs(s.C).tocsc()
+        width = s.ub - s.lb
+        bounded = np.isfinite(width)
+        finite = C[:, bounded] @ width[bounded] if bounded.any() else np.zeros(C.shape[0])
+        free = (C[:, ~bounded] @ np.ones(int((~bounded).sum())) > 0) if (~bounded).any() else np.zeros(C.shape[0], dtype=bool)
+        ranges.append((np.asarray(finite, dtype=float).ravel(), np.asarray(free).ravel()))
+    rows = np.concatenate([s.rows for s in subs])
+    finite = np.concatenate([f for f, _ in ranges])
+    free = np.concatenate([u for _, u in ranges])
+    others = np.bincount(rows, np.where(free, 0.0, finite), minlength=split.n_coupling)  # the bounded contributors' ranges per row
+    known = finite[~free & (finite > 0)]
+    if not len(known):
+        return split
+    ref = float(np.median(known))
+    scale = np.where(free, others[rows], finite)
+    scale = np.where(scale > 0, scale, ref)
+    w = np.clip(10.0 ** np.round(np.log10(ref / scale)), 1e-6, 1e3)  # whole powers of ten: ranges alike keep one rho
+    at = np.cumsum([0] + [len(s.rows) for s in subs])
+    out = tuple(replace(s, penalty=w[at[i] : at[i + 1]]) for i, s in enumerate(subs))
+    return replace(split, subproblems=out)
 
 
 def _norm(parts) -> float:

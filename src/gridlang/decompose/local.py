@@ -2,10 +2,11 @@
 
 At every iteration the agent solves
 
-    min  c'x + x'Qx/2 + (rho/2) |C x - d - v|^2     over its own rows, bounds and cones
+    min  c'x + x'Qx/2 + (rho/2) |C x - d - v|_W^2     over its own rows, bounds and cones
 
-for a target ``v`` from the coordinator, i.e. the Hessian ``Q + rho C'C`` and
-the linear cost ``c - rho C'(d + v)``.  Only the linear cost changes between
+for a target ``v`` from the coordinator, i.e. the Hessian ``Q + rho C'WC`` and
+the linear cost ``c - rho C'W(d + v)``, ``W`` the diagonal of the rows'
+relative penalties (``Subproblem.penalty``, all 1 unless ADMM sets them).  Only the linear cost changes between
 iterations (and the Hessian's weight ``rho`` now and then): the agent's
 Clarabel model (:class:`PersistentConic`) gets a new ``q`` (and the new
 Hessian's values on a fixed sparsity pattern) through ``update`` and keeps
@@ -135,7 +136,8 @@ class LocalSolver:
         self.sub = sub
         self.form = form  # assembled here at the first solve unless given (a worker is given it)
         self.x = np.zeros(len(sub.vlabels))
-        self.Ct = sub.C.T.tocsr()  # once: the linear cost needs C'(d + v) at every iteration
+        # once: the linear cost needs C'W(d + v) at every iteration, W the rows' relative penalties
+        self.Ct = (sub.C.T if sub.penalty is None else sub.C.T @ sp.diags(sub.penalty)).tocsr()
         self.CtC = (self.Ct @ sub.C).tocsc()
         self._model: PersistentConic | None = None
 

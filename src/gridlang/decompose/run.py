@@ -10,7 +10,7 @@ import xarray as xr
 
 from gridlang.compiler.build import Built
 from gridlang.decompose import atc
-from gridlang.decompose.admm import CHECKS, Run, Settings, admm, problems
+from gridlang.decompose.admm import CHECKS, Run, Settings, admm, penalties, problems
 from gridlang.decompose.executors import EXECUTORS
 from gridlang.decompose.split import Split, split
 from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
@@ -58,6 +58,8 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         method, why = choose(built, parts)
         picked = (f"method auto picked {method.upper()}: {why}",)
     config = settings_for(built, method, settings)
+    if method == "admm" and config.row_scaling:
+        parts = penalties(parts)
     upper = built.case.network_owner
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
     if executor == "serial":

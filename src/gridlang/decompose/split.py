@@ -46,6 +46,7 @@ class Subproblem:
     rows: np.ndarray  # the coupling rows it contributes to (global coupling ids)
     C: sp.csr_matrix  # (len(rows), columns)
     d: np.ndarray  # its share of those rows' right-hand sides
+    penalty: np.ndarray | None = None  # ADMM: the relative weight of each of its rows in the proximal term (None: all 1; see admm.penalties)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
