@@ -77,3 +77,43 @@ def test_three_microgrids_payments_whatever_solved_stage_1(formulation, solves) 
         np.testing.assert_allclose(s.cost, first.cost, atol=ATOL, rtol=0)
         np.testing.assert_allclose(s.fees_paid, first.fees_paid, atol=ATOL, rtol=0)
     assert abs(first.budget_balance) < 1e-6 and first.rational
+
+
+STAGE_1 = [{"solver": "highs"}, {"solver": "clarabel"}, {"solver": "scip"}, {"method": "admm"}, {"method": "atc"}]
+STAGE_1_IDS = ["highs", "clarabel", "scip", "admm", "atc"]
+
+
+def _money(s) -> np.ndarray:
+    """Everything a market settles: payments, gains, fees, pairwise payments, and
+    with a fee collector the tariffs paid to it and its cost and gain."""
+    parts = [s.payment, s.gain, s.cost, s.fees_paid, s.pairwise.ravel(), [s.fees_collected]]
+    if s.operator:
+        parts += [s.tariff_paid, [s.operator_cost, s.operator_gain]]
+    return np.concatenate(parts)
+
+
+@pytest.fixture(scope="module")
+def microgrid_market_reference():
+    r = gridlang.load(CASES / "microgrid_market.grid").solve(solver="highs")
+    (s,) = r.settlements
+    return s
+
+
+@pytest.mark.parametrize("solve", STAGE_1, ids=STAGE_1_IDS)
+def test_microgrid_market_settles_the_same_whatever_solved_stage_1(microgrid_market_reference, solve) -> None:
+    """Central HiGHS, Clarabel, SCIP and decomposed ADMM, ATC: payments, gains,
+    fees and the fee collector's money within 1e-6 of the surplus."""
+    ref = microgrid_market_reference
+    r = gridlang.load(CASES / "microgrid_market.grid").solve(**solve)
+    assert not r.doubts() and not r.warnings, (r.doubts(), r.warnings)
+    (s,) = r.settlements
+    np.testing.assert_allclose(_money(s), _money(ref), atol=1e-6 * ref.surplus, rtol=0)
+    assert abs(s.budget_balance) < 1e-6 and abs(s.money_balance) < 1e-6 and s.rational
+
+
+@pytest.mark.parametrize("solve", STAGE_1[1:], ids=STAGE_1_IDS[1:])
+def test_three_microgrids_operator_as_member_settles_the_same(solve) -> None:
+    """The operator-as-member variant (LinDistFlow: an LP, so the optimal face is exact)."""
+    ref = _market("lindistflow", solver="highs")
+    s = _market("lindistflow", **solve)
+    np.testing.assert_allclose(_money(s), _money(ref), atol=1e-6 * ref.surplus, rtol=0)

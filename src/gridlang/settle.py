@@ -473,7 +473,8 @@ def _settle_market(built: Built, block, disagreement: np.ndarray, messages: list
     if mk.operator:
         tariff = np.asarray(_tariffs(built, block).solution.values, dtype=float)
         operator_cost = float(_operator_cost(built, block).solution)
-        physical = float(built.model.objective.value) + built.offset - float(fees.sum())  # stage 1's total less the fees
+        total = float(built.model.objective.expression.solution.sum()) + built.offset  # stage 1's total at the settlement point
+        physical = total - float(fees.sum())
     pairwise = nash.pairwise(payment) if np.isfinite(payment).all() else None
     return Settlement(mk.name, mk.members, powers, cost, fees, disagreement, surplus, gain, payment, float(fees.sum()), tuple(messages), mk.operator, tariff, operator_cost, operator_alone, physical, pairwise, mk.method, iterations, contribution)
 
