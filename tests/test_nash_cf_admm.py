@@ -3,6 +3,8 @@ closed form, only payments crossing, and the pairwise payments' identity."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -38,3 +40,17 @@ def test_pairwise_payments_are_the_least_squares_ones() -> None:
     cycle = np.array([[0, 1, -1], [-1, 0, 1], [1, -1, 0]], dtype=float)
     for eps in (-1.0, 0.5, 2.0):
         assert np.linalg.norm(flow + eps * cycle) > np.linalg.norm(flow)
+
+
+def test_cf_admm_with_each_agent_in_its_own_process() -> None:
+    g, alpha = np.array([120.0, -20.0, 400.0]), np.array([0.5, 0.25, 0.25])
+    serial, k_serial, _ = nash.nash_admm(g, alpha)
+    agents = nash.ProcessBargainers(g, alpha)
+    try:
+        assert len(set(agents.pids)) == 3 and os.getpid() not in agents.pids
+    finally:
+        agents.close()
+    found, k, log = nash.nash_admm(g, alpha, executor="processes")
+    np.testing.assert_allclose(found, serial, atol=1e-12, rtol=0)
+    assert k == k_serial
+    np.testing.assert_allclose(found, g - alpha * g.sum(), atol=1e-6 * g.sum(), rtol=0)

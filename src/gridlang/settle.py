@@ -149,7 +149,7 @@ def _put(m, solution: dict | None) -> None:
 SLACK = 1e-9
 
 
-def settle_all(built: Built, result: Result) -> Result:
+def settle_all(built: Built, result: Result, executor: str = "serial") -> Result:
     """Stage 2 of every market and game of a solved case, on its settlement point.
 
     First what each side costs alone (every market member's disagreement
@@ -158,7 +158,9 @@ def settle_all(built: Built, result: Result) -> Result:
     ``built``'s solution and into the result's variables and outputs (the
     prices stay those of stage 1), then the money.  Every solve of stage 2 is
     :func:`solve`: the settlement depends on the case, not on how stage 1 was
-    solved (by which solver, with which options, centrally or decomposed)."""
+    solved (by which solver, with which options, centrally or decomposed).
+    ``executor`` is where CF-ADMM's agents run (``payments = nash(method =
+    cf_admm)``): ``serial`` here, anything else each agent in its own process."""
     disagreements = [_disagreements(built, block.market) for block in built.markets]
     from gridlang.game import _alone_game, _settle_game
 
@@ -181,7 +183,7 @@ def settle_all(built: Built, result: Result) -> Result:
     point = collect(built)
     prices = [f"{network}-price_{channel}" for network, channel in built.balances.values()]
     dataset = result.dataset.assign({k: v for k, v in point.items() if k not in prices})
-    settlements = tuple(_settle_market(built, block, d, messages, d_operator) for block, (d, messages, d_operator) in zip(built.markets, disagreements))
+    settlements = tuple(_settle_market(built, block, d, messages, d_operator, executor) for block, (d, messages, d_operator) in zip(built.markets, disagreements))
     games = tuple(_settle_game(built, block, alone_game) for block, alone_game in zip(built.games, alone_games))
     from gridlang.report import game_dataset, settlement_dataset
 
@@ -442,7 +444,7 @@ def _contribution_value(built: Built, mk: ir.MarketIR) -> float:
     return max(float(mk.fee.mean()), built.case.system.base.factor("$/MWh")[0])
 
 
-def _settle_market(built: Built, block, disagreement: np.ndarray, messages: list[str], operator_alone: float = float("nan")) -> Settlement:
+def _settle_market(built: Built, block, disagreement: np.ndarray, messages: list[str], operator_alone: float = float("nan"), executor: str = "serial") -> Settlement:
     """Stage 2 of one market at the solution in ``built`` (see the module docstring)."""
     from gridlang.decompose import nash
 
@@ -464,7 +466,7 @@ def _settle_market(built: Built, block, disagreement: np.ndarray, messages: list
         if surplus < 0:
             messages.append(f"the surplus of market '{mk.name}' is negative ({surplus:.4g}): trading costs more than it saves, so no agent can be made whole")
         elif mk.method == "cf_admm":
-            found, iterations, _ = nash.nash_admm(disagreement - cost, powers)
+            found, iterations, _ = nash.nash_admm(disagreement - cost, powers, executor=executor)
             if np.abs(found - payment).max() > nash.AGREE * max(1.0, abs(surplus)):
                 messages.append(f"CF-ADMM's payments in market '{mk.name}' differ from the closed form by {np.abs(found - payment).max():.3g} after {iterations} iterations")
             payment = found

@@ -13,9 +13,10 @@ a formula, not a solver call (``s_i`` is its gain, the positive root of
 ``pi_i`` and keeps ``u`` and the mean.  It converges to the closed form
 ``pi_i = g_i - alpha_i S`` with ``S = sum_i g_i`` (needs ``S > 0``).
 
-Each agent is a :class:`Bargainer` holding its ``g_i`` and ``alpha_i``; the
-coordinator (:func:`nash_admm`) sends it a target and receives only its
-payment, and logs every message.
+Each agent is a :class:`Bargainer` holding its ``g_i`` and ``alpha_i``, here
+or in its own process (:class:`ProcessBargainers`); the coordinator
+(:func:`nash_admm`) sends it a target and receives only its payment, and logs
+every message.
 
 **Pairwise payments.**  Only the net payments ``pi_i`` are unique: on a
 trade graph with a cycle, any circulation can be added to payments between
@@ -30,6 +31,8 @@ member i pays member j ``max(f_ij, 0)`` (:func:`pairwise`).
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,32 +58,92 @@ class Bargainer:
         return float(agent_update(self.g, self.alpha, target, rho))
 
 
-def nash_admm(g: np.ndarray, alpha: np.ndarray, rho: float | None = None, tol: float = 1e-10, max_iter: int = 10_000) -> tuple[np.ndarray, int, list[dict]]:
+class SerialBargainers:
+    """Every agent here, answered one after the other."""
+
+    def __init__(self, g: np.ndarray, alpha: np.ndarray) -> None:
+        self.agents = [Bargainer(float(gi), float(ai)) for gi, ai in zip(g, alpha)]
+
+    def answer_all(self, targets: np.ndarray, rho: float) -> np.ndarray:
+        return np.array([a.answer(float(v), rho) for a, v in zip(self.agents, targets)])
+
+    def close(self) -> None:
+        pass
+
+
+def _serve(conn, g: float, alpha: float) -> None:
+    """One agent's process: its saving and power arrive once; then targets in, payments out."""
+    agent = Bargainer(g, alpha)
+    conn.send(os.getpid())
+    while (message := conn.recv()) is not None:
+        conn.send(agent.answer(*message))
+
+
+class ProcessBargainers:
+    """Every agent in its own process (``multiprocessing``, spawned): the
+    coordinator sends each its target and ``rho`` and receives only its payment."""
+
+    def __init__(self, g: np.ndarray, alpha: np.ndarray) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipes, self.procs = [], []
+        for gi, ai in zip(g, alpha):
+            mine, theirs = context.Pipe()
+            proc = context.Process(target=_serve, args=(theirs, float(gi), float(ai)), daemon=True)
+            proc.start()
+            theirs.close()
+            self.pipes.append(mine)
+            self.procs.append(proc)
+        self.pids = [pipe.recv() for pipe in self.pipes]
+
+    def answer_all(self, targets: np.ndarray, rho: float) -> np.ndarray:
+        for pipe, v in zip(self.pipes, targets):  # every agent first, so they answer in parallel
+            pipe.send((float(v), rho))
+        return np.array([pipe.recv() for pipe in self.pipes])
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            pipe.send(None)
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+
+
+#: where CF-ADMM's agents run: here, or each in its own process
+EXECUTORS = {"serial": SerialBargainers, "processes": ProcessBargainers}
+
+
+def nash_admm(g: np.ndarray, alpha: np.ndarray, rho: float | None = None, tol: float = 1e-10, max_iter: int = 10_000, executor: str = "serial") -> tuple[np.ndarray, int, list[dict]]:
     """Payments by exchange ADMM; returns (payments, iterations, message log).
 
     ``rho`` defaults to ``1 / S^2`` from the surplus the agents report in
     aggregate, which makes the gains' scale one; ``tol`` is relative to ``S``.
     An agent with no power (``alpha_i = 0``) pays ``g_i``: its update has no
-    interior optimum, so it is the limit of the formula."""
-    agents = [Bargainer(float(gi), float(ai)) for gi, ai in zip(g, alpha)]
-    n = len(agents)
+    interior optimum, so it is the limit of the formula.  ``executor``:
+    ``serial`` (every agent here) or ``processes`` (each in its own process);
+    only targets and payments cross (the log holds them)."""
+    agents = EXECUTORS.get(executor, ProcessBargainers)(g, alpha)
+    n = len(g)
     scale = max(abs(float(np.sum(g))), 1e-9)
     rho = 1.0 / scale**2 if rho is None else rho
     tol = tol * scale
     pi = np.zeros(n)
     mean, u = 0.0, 0.0
     log: list[dict] = []
-    for k in range(1, max_iter + 1):
-        targets = pi - mean - u
-        new = np.array([a.answer(targets[i], rho) for i, a in enumerate(agents)])  # each at its own agent
-        log.extend({"agent": i, "iteration": k, "target": float(targets[i]), "payment": float(new[i])} for i in range(n))
-        change = float(np.linalg.norm(new - pi))
-        pi = new
-        mean = float(pi.mean())
-        u += mean
-        if abs(pi.sum()) <= tol and rho * change <= tol:
-            return pi, k, log
-    return pi, max_iter, log
+    try:
+        for k in range(1, max_iter + 1):
+            targets = pi - mean - u
+            new = agents.answer_all(targets, rho)  # each at its own agent
+            log.extend({"agent": i, "iteration": k, "target": float(targets[i]), "payment": float(new[i])} for i in range(n))
+            change = float(np.linalg.norm(new - pi))
+            pi = new
+            mean = float(pi.mean())
+            u += mean
+            if abs(pi.sum()) <= tol and rho * change <= tol:
+                return pi, k, log
+        return pi, max_iter, log
+    finally:
+        agents.close()
 
 
 def pairwise(payment: np.ndarray) -> np.ndarray:
