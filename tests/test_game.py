@@ -8,6 +8,7 @@ import pytest
 
 import gridlang
 from conftest import CASES
+from gridlang.errors import GridError
 
 # Two prosumers and an operator, one hour on a copper plate.  a has a 1 MW
 # load; b a 2 MW generator at 20 $/MWh; the operator buys upstream at 50 and
@@ -96,3 +97,79 @@ def test_prosumers_gain_each_and_the_prices_stay_within_the_tariffs() -> None:
     np.testing.assert_allclose(r["local-price"].sel(agent=list(g.prosumers)).values, g.price)
     np.testing.assert_allclose(r["local-gain"].sel(agent=[*g.prosumers, "dso"]).values, np.append(g.gain, g.operator_gain), rtol=1e-12)
     assert r["local-net_import"].dropna("agent", how="all").sizes["agent"] == len(g.prosumers)
+
+
+# ---------------------------------------------------------------- the price by exchange
+
+
+def _prosumers(setting: str):
+    text = (CASES / "prosumers.grid").read_text().replace("payments = nash\n", f"payments = nash; {setting}\n")
+    return gridlang.load(text.replace('include "', f'include "{CASES}/').replace('csv("data', f'csv("{CASES}/data'), allow_outside=True)
+
+
+@pytest.fixture(scope="module")
+def central():
+    (g,) = gridlang.load(CASES / "prosumers.grid").solve().games
+    return g
+
+
+def test_the_exchange_reaches_the_central_settlement(central) -> None:
+    r = _prosumers("price = exchange").solve()
+    assert not r.doubts() and not r.warnings
+    (g,) = r.games
+    x = g.exchange
+    assert x.converged and 1 < x.iterations < 1000 and not g.messages
+    tol = 1e-4 * central.surplus
+    # the same dispatch cost and the same gains, agent by agent
+    assert g.cost.sum() + g.operator_cost == pytest.approx(central.cost.sum() + central.operator_cost, abs=tol)
+    assert g.surplus == pytest.approx(central.surplus, abs=tol)
+    np.testing.assert_allclose(np.append(g.gain, g.operator_gain), np.append(central.gain, central.operator_gain), atol=tol, rtol=0)
+    assert (g.gain >= -1e-9).all() and g.rational
+    tou = np.array([45] * 7 + [75] * 10 + [120] * 4 + [75] * 3)
+    assert (g.price >= 30 - 1e-9).all() and (g.price <= tou + 60 + 1e-9).all()
+    # the trace and the residuals are in the results, per iteration
+    price = r["local-exchange_price"].sel(agent=list(g.prosumers))
+    assert price.sizes == {"exchange_iteration": x.iterations, "agent": 22, "time": 24} and not price.isnull().any()
+    assert r["local-exchange_primal"].values[-1] <= 1e-9 * 10  # 1e-9 p.u. at 10 MVA, in MW
+    assert x.primal[0] > 100 * x.primal[-1]
+
+
+def test_only_prices_and_powers_cross() -> None:
+    r = _prosumers("price = exchange(max_iter = 5)").solve()
+    (g,) = r.games
+    x = g.exchange
+    assert not x.converged and any("did not converge in 5 iterations" in m for m in g.messages)
+    assert len(x.log) == 5 * 3 * 22  # per iteration and prosumer: a price and a target down, a power up
+    assert {m.kind for m in x.log} == {"price", "power"}
+    for m in x.log:
+        assert (m.sender == "dso") != (m.receiver == "dso") and {m.sender, m.receiver} <= {"dso", *g.prosumers}
+        assert m.kind == "power" or m.sender == "dso"  # the cloud posts prices, the edge answers powers
+        assert isinstance(m.values, np.ndarray) and m.values.dtype == float and m.values.shape == (24,)  # one value per step of its bus's balance
+
+
+def test_two_prosumers_by_exchange_in_closed_form() -> None:
+    """The dispatch of the two-prosumer case is unique: the exchange finds the
+    prices and gains of the closed form (see TWO)."""
+    _, g = _two(settings="payments = nash; price = exchange")
+    assert g.exchange.converged
+    np.testing.assert_allclose(g.gain, [2.5, 2.5], atol=1e-5)
+    assert g.operator_gain == pytest.approx(5, abs=1e-5)
+    np.testing.assert_allclose(g.price[:, 0], [77.5, 42.5], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "setting, match",
+    [
+        ("price = exchange(rho = -1)", r"'rho' of exchange is a positive plain number"),
+        ("price = exchange(tolerance = 1e-6)", r"unknown exchange setting 'tolerance'"),
+        ("price = exchange(max_iter = 2.5)", r"'max_iter' of exchange is a whole number"),
+        ("price = bid", r"a game's price is 'nash' or 'exchange'"),
+    ],
+    ids=["negative-rho", "unknown-setting", "fractional-max-iter", "unknown-price"],
+)
+def test_bad_exchange_input(setting: str, match: str) -> None:
+    text = TWO.format(extra="", agents="", prosumers="a, b", settings=f"payments = nash; {setting}")
+    with pytest.raises(GridError, match=match) as info:
+        gridlang.load(text)
+    line = next(k for k, row in enumerate(text.splitlines(), 1) if row.startswith("game "))
+    assert f"<string>:{line}:" in str(info.value) and "^" in str(info.value)

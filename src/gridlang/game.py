@@ -205,6 +205,12 @@ def _alone_game(built: Built, g: ir.GameIR) -> AloneGame:
 def _settle_game(built: Built, block, a: AloneGame) -> GameSettlement:
     """Stage 2 of one prosumer-operator game at the solution in ``built`` (see :class:`GameSettlement`)."""
     case, g = built.case, block.game
+    if g.price == "exchange":
+        from gridlang.decompose.exchange import Settings
+
+        if built.integer:
+            raise GridError(g.price_span or g.span, f"the price of game '{g.name}' cannot be found by exchange in a mixed-integer case", "each side's model must be convex: use 'price = nash', or make the integer decisions continuous")
+        return by_exchange(built, block, a, Settings(**{k: int(v) if k == "max_iter" else v for k, v in g.exchange}))
     m = -np.asarray(block.exported.solution.transpose("agent", ...).values, dtype=float)  # net import per prosumer and step, p.u.
     costs = agent_costs(built, (*g.prosumers, g.operator))
     return settlement(case, g, a, costs[:-1], float(costs[-1]), m)
@@ -286,3 +292,29 @@ def _group(kind: str, names, buses: tuple[str, ...], params: dict, case: ir.Case
         raise GridError(case.system.span, f"internal: no value for {sorted(missing)} of '{kind}'")
     names = (names,) if isinstance(names, str) else names
     return ir.Group(model, tuple(names), buses, params, tuple(case.system.span for _ in names))
+
+
+def by_exchange(built: Built, block, a: AloneGame, settings) -> GameSettlement:
+    """The game settled on the dispatch reached by exchange (:mod:`gridlang.decompose.exchange`):
+    each agent's cost and each prosumer's net import at the exchange's point,
+    bargained as at the central point (:func:`settlement`).  ``built``'s
+    solution (the central settlement point) is put back afterwards."""
+    from gridlang.compiler.expressions import as_linopy
+    from gridlang.decompose.exchange import exchange
+    from gridlang.settle import _cost_exprs, _over_agents, _put
+    from gridlang.solvers.result import store_solution
+
+    case, g, m = built.case, block.game, built.model
+    agents = (*g.prosumers, g.operator)
+    targets = [_cost_exprs(built, agents) - _over_agents(agents, np.append(a.cost, a.operator)), as_linopy(block.exported) * _step_value(case, g)]
+    x = exchange(built, g.operator, targets, settings)
+    saved = {name: var.solution.copy() for name, var in m.variables.items()}
+    try:
+        store_solution(m, x.x_by_label)
+        net = -np.asarray(as_linopy(block.exported).solution.transpose("agent", ...).values, dtype=float)
+        cost = agent_costs(built, agents)
+    finally:
+        _put(m, saved)
+    messages = () if x.converged else (f"the exchange of game '{g.name}' did not converge in {x.iterations} iterations (imbalance {x.primal[-1]:.3g} MW, move of the targets {x.dual[-1]:.3g} MW)",)
+    out = settlement(case, g, a, cost[:-1], float(cost[-1]), net, x)
+    return replace(out, messages=out.messages + messages)

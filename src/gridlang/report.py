@@ -178,7 +178,7 @@ def game_dataset(games) -> xr.Dataset:
     every agent's money (``{game}-tariff_cost``, ``-final_cost``, ``-gain``,
     ``-share``: the Nash share without the tariffs' bounds; ``-theta``), as
     ``{game}-...`` arrays; with the exchange method also its price trace
-    (``{game}-exchange_price[iteration, agent, time]``) and residuals."""
+    (``{game}-exchange_price[exchange_iteration, agent, time]``) and residuals."""
     data = {}
     for g in games:
         agents = [*g.prosumers, g.operator]
@@ -194,10 +194,10 @@ def game_dataset(games) -> xr.Dataset:
             data[f"{g.game}-theta"] = xr.DataArray(np.asarray(g.thetas), coords=prosumers, dims="agent", attrs={"units": ""})
         x = g.exchange
         if x is not None:
-            it = {"iteration": np.arange(1, len(x.primal) + 1)}
-            data[f"{g.game}-exchange_price"] = xr.DataArray(np.asarray(x.prices), coords={**it, **prosumers}, dims=("iteration", "agent", "time"), attrs={"units": "currency/MWh"})
-            data[f"{g.game}-exchange_primal"] = xr.DataArray(np.asarray(x.primal), coords=it, dims="iteration", attrs={"units": "MW"})
-            data[f"{g.game}-exchange_dual"] = xr.DataArray(np.asarray(x.dual), coords=it, dims="iteration", attrs={"units": "MW"})
+            it = {"exchange_iteration": np.arange(1, len(x.primal) + 1)}
+            data[f"{g.game}-exchange_price"] = xr.DataArray(np.asarray(x.prices), coords={**it, **prosumers}, dims=("exchange_iteration", "agent", "time"), attrs={"units": "currency/MWh"})
+            data[f"{g.game}-exchange_primal"] = xr.DataArray(np.asarray(x.primal), coords=it, dims="exchange_iteration", attrs={"units": "MW"})
+            data[f"{g.game}-exchange_dual"] = xr.DataArray(np.asarray(x.dual), coords=it, dims="exchange_iteration", attrs={"units": "MW"})
     return xr.Dataset(data)
 
 

@@ -131,9 +131,10 @@ class MarketIR:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class GameIR:
-    """Prosumers and an operator trading at an interactive price per step,
-    between the feed-in tariff and the retail tariff, set by Nash bargaining
-    between the prosumer side and the operator."""
+    """Prosumers and an operator trading at an interactive price per prosumer
+    and step, between the feed-in tariff and the retail tariff, set by
+    generalized Nash bargaining among all of them (gridlang.game), at the
+    central point or by exchange between the operator and the prosumers."""
 
     name: str
     prosumers: tuple[str, ...]
@@ -142,6 +143,9 @@ class GameIR:
     feed_in: np.ndarray  # (T,)
     powers: np.ndarray  # (prosumer side, operator), sum 1
     span: Span
+    price: str = "nash"  # how the interactive price is found: 'nash' (at the central point) or 'exchange'
+    exchange: tuple[tuple[str, float], ...] = ()  # the exchange's settings (gridlang.decompose.exchange.Settings)
+    price_span: Span | None = None  # the 'price = ...' setting
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -868,7 +868,10 @@ def _market(node, agents: set[str], scope: _Scope, distance=None) -> ir.MarketIR
 
 
 def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
-    """``game NAME between p1, ..., pn and operator { retail = ...; feed_in = ...; payments = ... }``."""
+    """``game NAME between p1, ..., pn and operator { retail = ...; feed_in = ...; payments = ...; price = ... }``;
+    ``price`` is ``nash`` (bargained at the central point, the default) or
+    ``exchange`` / ``exchange(rho = 20, tol = 1e-9, dual_tol = 1e-7, max_iter = 1000, eps = 1e-4)``
+    (gridlang.decompose.exchange)."""
     _define(node.name, scope, "game")
     prosumers: list[str] = []
     for a in (*node.prosumers, node.operator):
@@ -881,6 +884,7 @@ def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
     price = parse_unit("$/MWh")[1]
     tariffs: dict[str, np.ndarray] = {}
     powers = np.array([0.5, 0.5])
+    method, settings, method_span = "nash", {}, None
     for a in node.attrs:
         key = a.name.name
         try:
@@ -890,8 +894,10 @@ def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
                     tariffs[key] = np.broadcast_to(np.asarray(q.value, dtype=float), (scope.steps,)).copy()
                 case "payments":
                     powers = _bargaining_powers(a.value, 2, scope)
+                case "price":
+                    method, settings, method_span = (*_game_price(a.value, scope), a.value.span)
                 case _:
-                    scope.errors.add(a.name.span, f"unknown game setting '{key}'", did_you_mean(key, ["retail", "feed_in", "payments"]) or "settings: retail, feed_in, payments")
+                    scope.errors.add(a.name.span, f"unknown game setting '{key}'", did_you_mean(key, ["retail", "feed_in", "payments", "price"]) or "settings: retail, feed_in, payments, price")
         except GridError as exc:
             scope.errors.extend(exc)
     for key in ("retail", "feed_in"):
@@ -900,7 +906,30 @@ def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
             tariffs[key] = np.zeros(scope.steps)
     if (tariffs["feed_in"] > tariffs["retail"]).any():
         scope.errors.add(node.name.span, "the feed-in tariff is above the retail tariff at some step", "the interactive price lies between them; check the tariffs")
-    return ir.GameIR(node.name.name, tuple(prosumers), node.operator.name, tariffs["retail"], tariffs["feed_in"], powers, node.span)
+    return ir.GameIR(node.name.name, tuple(prosumers), node.operator.name, tariffs["retail"], tariffs["feed_in"], powers, node.span, method, tuple(settings.items()), method_span)
+
+
+def _game_price(e: ast.Expr, scope: _Scope) -> tuple[str, dict[str, float]]:
+    """A game's ``price = nash``, ``exchange`` or ``exchange(rho = 20, tol = 1e-9, dual_tol = 1e-7, max_iter = 1000, eps = 1e-4)``."""
+    from gridlang.decompose.exchange import Settings
+
+    match e:
+        case ast.Name("nash" | "exchange" as name):
+            return name, {}
+        case ast.Call(ast.Ident("exchange"), (), kwargs):
+            settings = {}
+            for key, value in kwargs:
+                if key.name not in Settings.NAMES:
+                    scope.errors.add(key.span, f"unknown exchange setting '{key.name}'", did_you_mean(key.name, Settings.NAMES) or f"settings: {', '.join(Settings.NAMES)}")
+                elif not isinstance(value, ast.Number) or value.unit is not None or not value.value > 0:
+                    scope.errors.add(value.span, f"'{key.name}' of exchange is a positive plain number", f"e.g. exchange({key.name} = {getattr(Settings(), key.name):g})")
+                elif key.name == "max_iter" and value.value != int(value.value):
+                    scope.errors.add(value.span, "'max_iter' of exchange is a whole number", "e.g. exchange(max_iter = 1000)")
+                else:
+                    settings[key.name] = float(value.value)
+            return "exchange", settings
+    scope.errors.add(e.span, "a game's price is 'nash' or 'exchange'", "e.g. price = exchange, or price = exchange(rho = 20, tol = 1e-9)")
+    return "nash", {}
 
 
 def _bargaining_powers(e: ast.Expr, n: int, scope: _Scope) -> np.ndarray:
