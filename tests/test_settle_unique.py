@@ -117,3 +117,14 @@ def test_three_microgrids_operator_as_member_settles_the_same(solve) -> None:
     ref = _market("lindistflow", solver="highs")
     s = _market("lindistflow", **solve)
     np.testing.assert_allclose(_money(s), _money(ref), atol=1e-6 * ref.surplus, rtol=0)
+
+
+def test_microgrid_market_with_cones_settles_the_same_central_and_decomposed() -> None:
+    """DistFlow with rotated cones (an SOCP): central Clarabel, ADMM and ATC give the
+    same settlement -- stage 2's point is found again centrally by the default solver."""
+    first, *others = [gridlang.load(CASES / "microgrid_market.grid", formulation="distflow_soc").solve(**s) for s in ({"solver": "clarabel"}, {"method": "admm"}, {"method": "atc"})]
+    for r in (first, *others):
+        assert not r.doubts() and not r.warnings, (r.doubts(), r.warnings)
+    ref = first.settlements[0]
+    for r in others:
+        np.testing.assert_allclose(_money(r.settlements[0]), _money(ref), atol=1e-6 * ref.surplus, rtol=0)
