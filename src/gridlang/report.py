@@ -343,6 +343,7 @@ def plot_markets(settlements: tuple[Settlement, ...], dataset: xr.Dataset, folde
         colors = ["tab:red" if p > 0 else "tab:green" for p in np.nan_to_num(s.payment)]
         bottom.bar(list(s.agents), s.payment, color=colors)
         bottom.axhline(0, color="black", linewidth=0.6)
-        bottom.set(title=f"payments (positive: pays); surplus {s.surplus:,.0f} split by bargaining power", ylabel="currency")
+        collector = f"; {s.operator} collects fees {s.fees_collected:,.0f} and gains {s.operator_gain:,.0f}" if s.operator else ""
+        bottom.set(title=f"payments (positive: pays); surplus {s.surplus:,.0f} split by bargaining power{collector}", ylabel="currency")
         paths.append(_save(plt, fig, folder / f"market_{s.market}.png"))
     return paths
