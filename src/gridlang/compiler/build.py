@@ -325,6 +325,8 @@ def _summed(parts: list[_Injection], by: str, index: pd.Index, state: _State):
         if total is None:
             total = grouped
         else:
+            if is_expr(grouped) and is_expr(total) and not (isinstance(grouped, Lin) and isinstance(total, Lin)):
+                total, grouped = as_linopy(total), as_linopy(grouped)  # a group too uneven for Lin came back from linopy
             total = grouped + total if is_expr(grouped) and not is_expr(total) else total + grouped
     return total
 

@@ -324,6 +324,10 @@ def group_sum(value, group: xr.DataArray, index: pd.Index):
         np.add.at(out, codes[codes >= 0], moved.values[codes >= 0])  # members outside index drop out
         coords = {index.name: index, **{d: moved.coords[d] for d in moved.dims[1:] if d in moved.coords}}
         return xr.DataArray(out, coords=coords, dims=(index.name, *moved.dims[1:]))
+    if isinstance(value, Lin):
+        summed = value.group_sum(dim, index.get_indexer(group.values), index)
+        if summed is not None:
+            return summed
     summed = as_linopy(value).groupby(group.to_pandas().rename(index.name)).sum()
     return summed.reindex({index.name: index}).fillna(0)
 

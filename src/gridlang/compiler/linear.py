@@ -142,6 +142,45 @@ class Lin:
         const = self.const.sum(dim) if dim in _dims(self.const) else self.const * size
         return Lin(self.model, tuple(terms), const)
 
+    def group_sum(self, dim: str, codes: np.ndarray, index: pd.Index) -> Lin | None:
+        """``out[g] = sum_{i: codes[i] == g} self[i]`` over ``dim``, on ``index``
+        (``codes``: each entry's position in ``index``, -1 to drop it).
+
+        A group's entries become extra terms of its row, padded with absent
+        terms to the largest group; None when that padding would more than
+        double the terms (a few groups much larger than the rest)."""
+        keep = codes >= 0
+        counts = np.bincount(codes[keep], minlength=len(index))
+        width = int(counts.max(initial=0))
+        if width * len(index) > 2 * int(keep.sum()) + len(index):
+            return None
+        order = np.argsort(np.where(keep, codes, len(index)), kind="stable")[: int(keep.sum())]
+        slot = np.arange(len(order)) - (np.cumsum(counts) - counts)[codes[order]]  # rank within the group
+        private = f"{_SUM}{next(_counter)}"
+
+        def scatter(a: xr.DataArray, fill) -> xr.DataArray:
+            a = a.transpose(dim, ...)
+            out = np.full((len(index), max(width, 1), *a.shape[1:]), fill, dtype=a.dtype)
+            out[codes[order], slot] = a.values[order]
+            return xr.DataArray(out, coords={index.name: index, **{d: a.coords[d] for d in a.dims[1:] if d in a.coords}}, dims=(index.name, private, *a.dims[1:]))
+
+        per_group = xr.DataArray(counts.astype(float), coords={index.name: index}, dims=index.name)
+        terms = []
+        for labels, c in self.terms:
+            if dim not in labels.dims and dim not in _dims(c):
+                terms.append((labels, c * per_group))  # the same term for every entry: counted once per member
+                continue
+            if isinstance(c, xr.DataArray):
+                labels, c = xr.broadcast(labels, c)
+                c = scatter(c, 0.0)
+            terms.append((scatter(labels, -1), c))
+        const = self.const
+        if dim in _dims(const):
+            const = scatter(const, 0.0).sum(private)
+        elif not _is_zero(const):
+            const = const * per_group
+        return Lin(self.model, tuple(terms), const)
+
     # ------------------------------------------------------------ to linopy
     def to_linopy(self) -> linopy.LinearExpression:
         """One ``LinearExpression`` with every term laid out along ``_term``."""

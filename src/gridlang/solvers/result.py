@@ -130,26 +130,37 @@ def unsolved(built: Built, status: tuple[str, str, str], elapsed: float, solver:
 
 
 def primal_residual(built: Built) -> float:
-    """max over rows of the violation of A x (sense) b, and of the variable bounds."""
+    """max over rows of the violation of A x (sense) b, and of the variable bounds.
+
+    Read from linopy's own arrays (a frozen constraint's CSR rows over
+    variable labels), without assembling the model's matrices."""
     m = built.model
-    if not len(m.constraints) and not len(m.variables):
-        return 0.0
-    mat = m.matrices
-    x_by_label = np.zeros(m._xCounter)
+    x = np.zeros(m._xCounter)
+    worst = 0.0
     for _, var in m.variables.items():
         labels = var.labels.values.ravel()
-        sol = var.solution.values.ravel()
         keep = labels >= 0
-        x_by_label[labels[keep]] = np.nan_to_num(sol[keep])
-    x = x_by_label[mat.vlabels]
-    worst = float(np.max(np.maximum(mat.lb - x, 0), initial=0) + 0)
-    worst = max(worst, float(np.max(np.maximum(x - mat.ub, 0), initial=0)))
-    if len(m.constraints):
-        ax = mat.A @ x
-        b, sense = mat.b, mat.sense
-        gap = np.where(sense == "=", np.abs(ax - b), np.where(sense == "<", np.maximum(ax - b, 0), np.maximum(b - ax, 0)))
+        sol = np.nan_to_num(var.solution.values.ravel()[keep])
+        x[labels[keep]] = sol
+        worst = max(worst, float(np.max(var.lower.values.ravel()[keep] - sol, initial=0)), float(np.max(sol - var.upper.values.ravel()[keep], initial=0)))
+    for _, con in m.constraints.items():
+        csr = getattr(con, "_csr", None)
+        if csr is None:  # a constraint linopy keeps as a dataset: the matrices hold it
+            return max(worst, _matrix_residual(m, x))
+        gap = csr @ x[: csr.shape[1]] - con._rhs
+        sign = np.broadcast_to(np.asarray(con._sign), gap.shape)
+        gap = np.where(sign == "=", np.abs(gap), np.where(sign == "<=", gap, -gap))
         worst = max(worst, float(np.max(gap, initial=0)))
     return worst
+
+
+def _matrix_residual(m, x_by_label: np.ndarray) -> float:
+    """The rows' violation computed on the matrices linopy hands the solvers."""
+    mat = m.matrices
+    ax = mat.A @ x_by_label[mat.vlabels]
+    b, sense = mat.b, mat.sense
+    gap = np.where(sense == "=", np.abs(ax - b), np.where(sense == "<", np.maximum(ax - b, 0), np.maximum(b - ax, 0)))
+    return float(np.max(gap, initial=0))
 
 
 def collect(built: Built) -> xr.Dataset:
