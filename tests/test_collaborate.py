@@ -1,6 +1,9 @@
 """Collaborative planning: the alternation against the central plan and the
 closed-form generalized Nash split, privacy of the decomposed upper level,
-and every investor better off than planning alone."""
+every investor better off than planning alone; on a case where the first
+move is not the last, rounds that improve one after the other, the gap to
+the joint MILP optimum and the Nash check (which holds at the end and fails
+on a plan that is not an equilibrium)."""
 
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ import pytest
 
 import gridlang
 from conftest import CASES
-from gridlang.collaborate import collaborate, decisions
+from gridlang import solvers
+from gridlang.collaborate import collaborate, decisions, equilibrium
+from gridlang.compiler.build import build
 from gridlang.errors import GridError
 from gridlang.settle import nash_payments
 
 CASE = CASES / "collaborative_planning.grid"
+SHARED = CASES / "collaborative_planning_shared.grid"
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +86,88 @@ def test_needs_a_market_and_a_plan(write_case) -> None:
         (path.parent / f).write_text((CASES / f).read_text())
     with pytest.raises(GridError, match="needs a plan study and a market"):
         collaborate(gridlang.load(path))
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """The case whose alternation needs several rounds, and its alternation."""
+    case = gridlang.load(SHARED)
+    return case, collaborate(case)
+
+
+def _joint(case, plan: dict, free: str | None = None) -> float:
+    """The joint planning MILP with every decision fixed at ``plan`` except investor
+    ``free``'s, solved here independently of gridlang.collaborate."""
+    built = build(case.ir)
+    for name, values in plan.items():
+        var = built.model.variables[name]
+        kind = var.dims[0]
+        own = np.array([case.ir.owners.get(str(i)) == free for i in var.labels.coords[kind].values])
+        var.update(lower=var.lower.copy(data=np.where(own, var.lower.values, values)), upper=var.upper.copy(data=np.where(own, var.upper.values, values)))
+    result = solvers.solve(built, None, {"mip_rel_gap": 1e-9})
+    assert not result.doubts()
+    return result.objective
+
+
+def test_the_alternation_improves_round_by_round(shared) -> None:
+    _, done = shared
+    start, *rounds = done.rounds
+    assert start.kind == "start" and not start.kept and not any(start.plans.values())
+    moves = [r for r in rounds if r.kept]
+    totals = [start.total_cost, *(r.total_cost for r in moves)]
+    assert all(b < a - 1e-6 * abs(a) for a, b in zip(totals, totals[1:]))  # strictly lower, round by round
+    assert len(moves) >= 2
+    # the investors' own problems (the lower level) improve in two rounds at least, one after the other
+    own = [r.iteration for r in moves if r.kind == "own"]
+    assert len(own) >= 2 and own[1] == own[0] + 1
+    # the first move is not already the end
+    assert moves[0].total_cost > moves[-1].total_cost + 1e-6 * abs(moves[-1].total_cost)
+    assert done.status == "converged" and not rounds[-1].kept
+    for r in done.rounds:
+        assert set(r.plans) == set(r.own_cost) == {"dso", "mg1", "mg2"}
+        # own costs after settlement (payments balance) add up to the total
+        assert sum(r.own_cost.values()) == pytest.approx(r.total_cost, rel=1e-9)
+
+
+def test_the_gap_to_the_joint_optimum_is_reported(shared) -> None:
+    case, done = shared
+    central = case.solve(compare_plans=False)
+    assert done.reference == pytest.approx(central.objective, rel=1e-6)
+    for r in done.rounds:
+        assert r.gap == pytest.approx((r.total_cost - done.reference) / abs(done.reference), rel=1e-9)
+        assert r.gap >= -1e-6  # no plan beats the joint optimum (within the MILP's tolerance)
+    assert done.gap == pytest.approx(done.rounds[-1].gap, rel=1e-9, abs=1e-12)
+    assert done.result.objective == pytest.approx(done.rounds[-1].total_cost, rel=1e-6)
+
+
+def test_the_end_is_a_nash_equilibrium(shared) -> None:
+    """No investor lowers its own cost after settlement by changing its own decisions
+    alone; checked again here by the joint MILP with the others' plans fixed and the
+    closed form of the split: k_i = d_i - alpha_i (sum d - C)."""
+    case, done = shared
+    check = done.equilibrium
+    assert check.holds and [d.investor for d in check.deviations] == ["dso", "mg1", "mg2"]
+    assert all(d.improvement <= check.tolerance for d in check.deviations)
+    total = done.rounds[-1].total_cost
+    powers = dict(zip(done.result.settlements[0].agents, done.result.settlements[0].powers))
+    for d in check.deviations:
+        best = _joint(case, done.plan, d.investor)
+        assert powers[d.investor] * (total - best) <= check.tolerance
+        assert d.cost == pytest.approx(done.rounds[-1].own_cost[d.investor], rel=1e-9)
+
+
+def test_the_check_finds_a_plan_that_is_not_an_equilibrium(shared) -> None:
+    """With nothing built, some investor gains by building alone; its improvement is its
+    share of the drop in the joint cost."""
+    case, done = shared
+    nothing = {n: np.zeros_like(v) for n, v in done.plan.items()}
+    check = equilibrium(case, nothing)
+    assert not check.holds
+    base = _joint(case, nothing)
+    powers = dict(zip(done.result.settlements[0].agents, done.result.settlements[0].powers))
+    gaining = [d for d in check.deviations if d.improvement > check.tolerance]
+    assert gaining
+    for d in check.deviations:
+        expected = powers[d.investor] * (base - _joint(case, nothing, d.investor))
+        assert d.improvement == pytest.approx(expected, rel=1e-5, abs=check.tolerance)
+    assert any(d.plan for d in gaining)  # the better plan is reported
