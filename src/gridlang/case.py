@@ -90,7 +90,7 @@ class Case:
         if self.measurement_flags is not None:
             result = replace(result, dataset=result.dataset.assign(measurement_flag=self.measurement_flags))
         if self.built.markets or self.built.games:  # stage 2, on the settlement point (gridlang.settle.settle_all)
-            result = settle_all(self.built, result)
+            result = settle_all(self.built, result, executor)
         agents = tuple(dict.fromkeys(self.ir.owners.values()))
         if agents:  # each agent's own cost terms (fees and payments are in the market's arrays)
             costs = xr.DataArray(agent_costs(self.built, agents), coords={"agent": list(agents)}, dims="agent", attrs={"units": "currency"})

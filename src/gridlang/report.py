@@ -135,10 +135,7 @@ def summary_dict(result, doubts: Sequence[str] = ()) -> dict:
         "solve_time_s": result.solve_time,
         "solver": result.solver,
         "warnings": list(result.warnings),
-        "markets": [
-            {"market": s.market, "surplus": _finite(s.surplus), "fees_collected": _finite(s.fees_collected), "budget_balance": _finite(s.budget_balance), "individually_rational": s.rational, "messages": list(s.messages)}
-            for s in result.settlements
-        ],
+        "markets": [_market_summary(s) for s in result.settlements],
         "games": [
             {"game": g.game, "surplus": _finite(g.surplus), "theta": _finite(g.theta), "transfer": _finite(g.transfer), "prosumer_gain": _finite(float(g.gain.sum())), "operator_gain": _finite(g.operator_gain), "messages": list(g.messages)}
             for g in result.games
@@ -147,6 +144,30 @@ def summary_dict(result, doubts: Sequence[str] = ()) -> dict:
     if result.plan is not None:
         summary["plan"] = planning.summary(result.plan)
     return summary
+
+
+def _market_summary(s: Settlement) -> dict:
+    """One market's entry in ``summary.json``: its money, how stage 2 was found, and the fee collector's."""
+    entry = {
+        "market": s.market,
+        "surplus": _finite(s.surplus),
+        "fees_collected": _finite(s.fees_collected),
+        "budget_balance": _finite(s.budget_balance),
+        "individually_rational": s.rational,
+        "method": s.method,
+        "iterations": s.iterations,
+        "messages": list(s.messages),
+    }
+    if s.operator:
+        entry["operator"] = {
+            "agent": s.operator,
+            "cost": _finite(s.operator_cost),
+            "cost_alone": _finite(s.operator_alone),
+            "gain": _finite(s.operator_gain),
+            "tariffs_received": _finite(float(s.tariff_paid.sum())) if s.tariff_paid is not None else None,
+            "money_balance": _finite(s.money_balance),
+        }
+    return entry
 
 
 def settlement_dataset(settlements: tuple[Settlement, ...]) -> xr.Dataset:
