@@ -239,7 +239,7 @@ def _progress(console: Console, what: str):
     import time
 
     def line(step) -> str:
-        return f"ADMM iteration {step.iteration}: primal {step.primal:.2e}, dual {step.dual:.2e}, rho {step.rho:.3g}"
+        return f"iteration {step.iteration}: primal {step.primal:.2e}, dual {step.dual:.2e}, rho {step.rho:.3g}"
 
     if console.is_terminal:
         with Progress(TextColumn("{task.description}"), transient=True, console=console) as bar:
