@@ -45,11 +45,15 @@ comes back.
 
 **Ties.** Among an investor's plans within ``1e-9 * max(1, |z|)`` of the best
 ``z``, the chosen one minimises ``sum_k w_k v_k`` over its decision values
-``v_k`` (builds, sizes, units) with weights ``w_k = 1 + k / (n + 1)`` in
-the order of the model's variables (fewest and smallest builds, earlier
-candidates first), so the plans do not depend on which optimum a solver
-returns.  The start is the plan where nothing is built; the joint MILP is
-solved once for reference and each round reports ``(C - C*) / max(1, |C*|)``.
+``v_k`` (builds, sizes, units; one per candidate and variable) with weights
+``w_k = 1 + k / (n + 1)`` in the model's order (fewest and smallest builds,
+earlier candidates first); integer decisions are read rounded.  The trades
+the lower level is given are the least-squares point of the upper level's
+optimal face (:func:`gridlang.settle.select`).  So the plans do not depend
+on which optimum a solver returns.  Investors move in the model's order;
+the deviation taken is the largest (the first of equal ones).  The start
+is the plan where nothing is built; the joint MILP is solved once for
+reference and each round reports ``(C - C*) / max(1, |C*|)``.
 """
 
 from __future__ import annotations
@@ -84,10 +88,10 @@ class Round:
     investor: str  # the investors whose plan changed, comma-separated ("" if none)
     total_cost: float  # C(x): the upper level's optimum at the plan
     kept: bool  # whether a plan changed in this round
-    kind: str = "own"  # start, own (the lower level) or deviation (from the equilibrium check)
-    plans: Mapping[str, Mapping[str, float]] = None  # investor -> built candidate -> size [MW]
-    own_cost: Mapping[str, float] = None  # investor -> own annual cost after settlement
-    gap: float = float("nan")  # (C - C*) / max(1, |C*|), C* the joint MILP optimum
+    kind: str  # start, own (the lower level) or deviation (from the equilibrium check)
+    plans: Mapping[str, Mapping[str, float]]  # investor -> built candidate -> size [MW]
+    own_cost: Mapping[str, float]  # investor -> own annual cost after settlement
+    gap: float  # (C - C*) / max(1, |C*|), C* the joint MILP optimum
 
 
 @dataclass(frozen=True)
@@ -204,8 +208,9 @@ def _integer(built: Built, s: _Setting, integer: bool) -> None:
         attrs["binary"], attrs["integer"] = kind if integer else (False, False)
 
 
-def _values(built: Built, names) -> dict[str, np.ndarray]:
-    return {n: np.round(built.model.variables[n].solution.values, 9) for n in names}
+def _values(built: Built, s: _Setting, names) -> dict[str, np.ndarray]:
+    """The decisions ``names`` at ``built``'s solution: integers rounded to integers, sizes to 1e-9."""
+    return {n: np.round(built.model.variables[n].solution.values, 0 if any(s.integral[n]) else 9) for n in names}
 
 
 def _own_costs(built: Built, s: _Setting) -> dict[str, float]:
@@ -265,8 +270,9 @@ def _own_problem(s: _Setting, investor: str, plan: Mapping[str, np.ndarray], poi
     m = own.model
     values = np.zeros(m._xCounter)
     for name, var in m.variables.items():
-        at = point.solution[name].sel({d: var.labels.coords[d] for d in var.dims})
-        values[var.labels.values.ravel()] = at.transpose(*var.dims).values.ravel()
+        at = point.solution[name].sel({d: var.labels.coords[d] for d in var.dims}).transpose(*var.dims).values.ravel()
+        labels = var.labels.values.ravel()
+        values[labels[labels >= 0]] = at[labels >= 0]
     for name in own.balances:  # the exchanges with the others, fixed where the upper level put them
         con = m.constraints[name].mutable()
         labels = con.vars.values
@@ -287,7 +293,7 @@ def _own_problem(s: _Setting, investor: str, plan: Mapping[str, np.ndarray], poi
     if best >= now - tol:
         return None
     _tie_break(own, list(mine.values()), best, s.solver, options)
-    return {n: np.round(v.solution.values, 9) for n, v in mine.items()}
+    return _values(own, s, mine)
 
 
 def _tie_break(built: Built, variables, best: float, solver: str | None, options) -> None:
@@ -296,7 +302,9 @@ def _tie_break(built: Built, variables, best: float, solver: str | None, options
     m = built.model
     saved = m.objective
     m.add_constraints(m.objective.expression <= best - built.offset + TIE * max(1.0, abs(best)), name="collaborate-tie")
-    terms = [v.sum() * (1 + k / (len(variables) + 1)) for k, v in enumerate(variables)]
+    sizes = np.cumsum([0] + [v.labels.size for v in variables])
+    weight = 1 + np.arange(sizes[-1]) / (sizes[-1] + 1)  # one per instance, in the model's order
+    terms = [(v * v.labels.copy(data=weight[a:b].reshape(v.labels.shape))).sum() for v, a, b in zip(variables, sizes, sizes[1:])]
     m.objective = sum(terms[1:], terms[0])
     try:
         _solved(replace(built, offset=0.0), solver, "the tie-break among an investor's equally good plans", options)
@@ -337,7 +345,7 @@ def _check(s: _Setting, plan: Mapping[str, np.ndarray], point: _Point, tol: floa
         best = _own_costs(s.joint, s)[investor]
         if point.own[investor] - best > tol:  # it pays: make the deviating plan unique by the tie rule
             _tie_break(s.joint, [s.joint.model.variables[n] for n in s.names], z, s.solver, options)
-        found = _values(s.joint, s.names)
+        found = _values(s.joint, s, s.names)
         plans[investor] = found
         deviations.append(Deviation(investor, point.own[investor], best, _built_plan(s, found, investor)))
     holds = all(d.improvement <= tol for d in deviations)
