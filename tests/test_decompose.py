@@ -71,11 +71,22 @@ def test_process_executor_gives_the_serial_numbers_and_survives_a_killed_worker(
 
     ProcessExecutor.solve_all = solve_all
     try:
-        processes, run = decompose.solve(gridlang.load(THREE).built, executor="processes")
+        processes, run = decompose.solve(gridlang.load(THREE).built, executor="processes", workers=2)  # a small case: workers only when asked for
     finally:
         ProcessExecutor.solve_all = original
-    assert run.converged
+    assert run.converged and killed["done"] and processes.solver == "admm/processes"
     assert processes.objective == pytest.approx(serial.objective, rel=1e-9)
+
+
+def test_a_small_case_is_solved_serially_unless_workers_are_asked_for() -> None:
+    """Without a number of workers, a case of fewer than SMALL variables runs serially and says so."""
+    from gridlang.decompose.run import SMALL
+
+    built = gridlang.load(THREE).built
+    assert built.model._xCounter < SMALL
+    result, run = decompose.solve(built, executor="processes")
+    assert result.solver == "admm/serial" and run.converged
+    assert any(w.startswith("executor processes: the case is small") and "workers=N" in w for w in result.warnings)
 
 
 def test_closed_form_admm_payments_equal_the_nash_solution() -> None:
@@ -134,7 +145,7 @@ def test_ray_executor_gives_the_serial_numbers_and_survives_a_killed_actor() -> 
 
     RayExecutor.solve_all = solve_all
     try:
-        on_ray, run = decompose.solve(gridlang.load(THREE).built, executor="ray")
+        on_ray, run = decompose.solve(gridlang.load(THREE).built, executor="ray", workers=2)
     finally:
         RayExecutor.solve_all = original
     assert run.converged

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -86,15 +87,22 @@ class _Worker:
         self.outbox = Connection(down_w, readable=False)
         self.inbox = Connection(up_r, writable=False)
         self.sent = False
+        self._pending: threading.Thread | None = None
 
     def send_agents(self, payload: dict[str, tuple[Subproblem, Form]] | None = None) -> None:
-        """Give the worker its agents (after every worker was started, so they import in parallel)."""
+        """Give the worker its agents, from a thread: a pipe holds 64 KiB, so a larger
+        payload would keep the caller waiting until the worker has finished starting."""
         self.payload = payload or self.payload
         if not self.sent:
             self.sent = True
-            self.send(("agents", self.payload))
+            self._pending = threading.Thread(target=self.send, args=(("agents", self.payload),), daemon=True)
+            self._pending.start()
 
     def send(self, request: tuple) -> bool:
+        pending = self._pending
+        if pending is not None and pending is not threading.current_thread():
+            pending.join()  # the agents first: messages reach the worker in order
+            self._pending = None
         try:
             self.outbox.send(request)
             return True
@@ -107,6 +115,9 @@ class _Worker:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait()
+        if self._pending is not None:
+            self._pending.join()  # the send fails at once now that the worker is gone
+            self._pending = None
 
     def close(self) -> None:
         self.send(("stop",))
@@ -118,24 +129,40 @@ class _Worker:
         self.inbox.close()
 
 
-class ProcessExecutor:
-    """Persistent worker processes, each holding a batch of agents (:func:`batches`)."""
+def spawn(count: int) -> list[_Worker]:
+    """``count`` worker processes started now, without agents yet (they import while the
+    caller splits the case and assembles the agents' rows; :class:`ProcessExecutor` takes them)."""
+    return [_Worker() for _ in range(count)]
 
-    def __init__(self, subproblems: tuple[Subproblem, ...], workers: int | None = None) -> None:
+
+class ProcessExecutor:
+    """Persistent worker processes, each holding a batch of agents (:func:`batches`).
+    Per iteration a worker gets one flat array of its agents' targets and answers one
+    flat array of their contributions and their costs (kept here, so that ``costs()``
+    costs no exchange)."""
+
+    def __init__(self, subproblems: tuple[Subproblem, ...], workers: int | None = None, started: list[_Worker] | None = None) -> None:
         self.subs = {s.agent: s for s in subproblems}
         grouped = batches(subproblems, workers)
-        self.workers = [_Worker() for _ in grouped]  # started first: they import while the rows are assembled here
-        self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in grouped]
+        started = list(started or ())
+        self.workers = (started + [_Worker() for _ in range(len(grouped) - len(started))])[: len(grouped)]  # started first: they import while the rows are assembled here
+        for extra in started[len(grouped) :]:
+            extra.close()
+        self.groups = []
+        for w, group in zip(self.workers, grouped):  # each batch sent as soon as its rows are assembled
+            self.groups.append({s.agent: (s, prepare(s)) for s in group})
+            w.send_agents(self.groups[-1])
         self.home = {a: g for g, group in enumerate(self.groups) for a in group}
+        self.sizes = {a: len(s.rows) for a, s in self.subs.items()}
         self.restarts: dict[str, int] = dict.fromkeys(self.subs, 0)
-        for w, group in zip(self.workers, self.groups):
-            w.send_agents(group)
+        self._costs: dict[str, float] = {}
 
     def _restart(self, g: int) -> None:
         self.workers[g].kill()
         self.workers[g].close()
         for a in self.groups[g]:
             self.restarts[a] += 1
+            self._costs.pop(a, None)  # a fresh model is at zero until it solves again
         self.workers[g] = _Worker(self.groups[g])  # fresh models; the next solve warm-starts nothing but loses nothing
         self.workers[g].send_agents()
 
@@ -161,13 +188,21 @@ class ProcessExecutor:
         return reply
 
     def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
-        asked: dict[int, dict[str, np.ndarray]] = {}
-        for agent, v in targets.items():
-            asked.setdefault(self.home[agent], {})[agent] = v
-        sent = {g: self.workers[g].send(("solve", vs, rho)) for g, vs in asked.items()}  # every worker first, so they solve in parallel
+        asked: dict[int, list[str]] = {}
+        for agent in targets:
+            asked.setdefault(self.home[agent], []).append(agent)
+        requests = {}
+        for g, names in asked.items():
+            everyone = len(names) == len(self.groups[g])
+            names = list(self.groups[g]) if everyone else names  # the worker's own order
+            flat = np.concatenate([np.asarray(targets[a], dtype=float) for a in names]) if names else np.zeros(0)
+            requests[g] = (names, ("solve", flat, rho, None if everyone else names))
+        sent = {g: self.workers[g].send(req) for g, (_, req) in requests.items()}  # every worker first, so they solve in parallel
         out: dict[str, np.ndarray] = {}
-        for g, vs in asked.items():
-            out.update(self._reply(g, ("solve", vs, rho), sent[g])[1])
+        for g, (names, req) in requests.items():
+            _, y, costs = self._reply(g, req, sent[g])
+            out.update(zip(names, np.split(y, np.cumsum([self.sizes[a] for a in names])[:-1])))
+            self._costs.update(zip(names, costs.tolist()))
         return {a: out[a] for a in targets}
 
     def _states(self) -> dict[str, tuple[float, np.ndarray]]:
@@ -177,11 +212,11 @@ class ProcessExecutor:
         return out
 
     def costs(self) -> dict[str, float]:
-        """Every agent's own cost at its point (ATC asks at every pass: no points travel)."""
-        out: dict[str, float] = {}
-        for g in range(len(self.workers)):
-            out.update(self._reply(g, ("costs",), False)[1])
-        return {a: out[a] for a in self.subs}
+        """Every agent's own cost at its point (ATC asks at every pass: kept from the last answers)."""
+        if len(self._costs) < len(self.subs):
+            for g in range(len(self.workers)):
+                self._costs.update(self._reply(g, ("costs",), False)[1])
+        return {a: self._costs[a] for a in self.subs}
 
     def points(self) -> dict[str, np.ndarray]:
         states = self._states()
@@ -205,8 +240,9 @@ class _RayBatch:
     def __init__(self, payload: dict[str, tuple[Subproblem, Form]]) -> None:
         self.local = {a: LocalSolver(sub, form) for a, (sub, form) in payload.items()}
 
-    def solve(self, targets: dict[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
-        return {a: self.local[a].solve(v, rho) for a, v in targets.items()}
+    def solve(self, targets: dict[str, np.ndarray], rho: float) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        y = {a: self.local[a].solve(v, rho) for a, v in targets.items()}
+        return y, {a: self.local[a].cost() for a in targets}
 
     def state(self) -> dict[str, tuple[float, np.ndarray]]:
         return {a: (s.cost(), s.x) for a, s in self.local.items()}
@@ -236,6 +272,7 @@ class RayExecutor:
         self.home = {a: g for g, group in enumerate(self.groups) for a in group}
         self.actors = [actor.remote(group) for group in self.groups]
         self.order = [s.agent for s in subproblems]  # answers in the subproblems' order, as serial gives them (sums stay the same)
+        self._costs: dict[str, float] = {}  # every agent's cost at its last answer (ATC asks at every pass)
 
     def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
         asked: dict[int, dict[str, np.ndarray]] = {}
@@ -243,13 +280,15 @@ class RayExecutor:
             asked.setdefault(self.home[agent], {})[agent] = v
         refs = [self.actors[g].solve.remote(vs, rho) for g, vs in asked.items()]
         out: dict[str, np.ndarray] = {}
-        for part in self.ray.get(refs):
+        for part, costs in self.ray.get(refs):
             out.update(part)
+            self._costs.update(costs)
         return {a: out[a] for a in targets}
 
     def kill(self, agent: str) -> None:
         """Kill the actor holding ``agent`` abruptly (fault injection); Ray restarts it."""
         self.ray.kill(self.actors[self.home[agent]], no_restart=False)
+        self._costs.clear()  # the restarted actor's models are fresh
 
     def _states(self) -> dict[str, tuple[float, np.ndarray]]:
         out: dict[str, tuple[float, np.ndarray]] = {}
@@ -258,8 +297,9 @@ class RayExecutor:
         return out
 
     def costs(self) -> dict[str, float]:
-        states = self._states()
-        return {a: states[a][0] for a in self.order}
+        if len(self._costs) < len(self.order):
+            self._costs.update({a: c for a, (c, _) in self._states().items()})
+        return {a: self._costs[a] for a in self.order}
 
     def points(self) -> dict[str, np.ndarray]:
         states = self._states()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -11,13 +12,19 @@ import xarray as xr
 from gridlang.compiler.build import Built
 from gridlang.decompose import atc
 from gridlang.decompose.admm import CHECKS, Run, Settings, admm, penalties, problems
-from gridlang.decompose.executors import EXECUTORS
+from gridlang.decompose.executors import EXECUTORS, spawn
 from gridlang.decompose.split import Split, split
 from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
 from gridlang.solvers.conic import cone_violation
 from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_residual, store_solution
 
 
+
+
+#: a case with fewer variables is solved serially when ``processes`` or ``ray`` is asked
+#: for without a number of workers (the run says so): a worker's start-up, about 0.3 s,
+#: is more than it saves (prosumers.grid, 5,300 variables: processes 2.3x serial end to end)
+SMALL = 10_000
 
 
 def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Settings:
@@ -47,27 +54,43 @@ def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Se
 
 def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, workers: int | None = None, **settings) -> tuple[Result, Run]:
     """Decompose (see the package doc); ``workers`` bounds the processes or Ray actors
-    the agents are batched into (default: the number of cores)."""
+    the agents are batched into (default: the number of cores, and none for a case of
+    fewer than :data:`SMALL` variables, solved serially with a warning that says so)."""
     if method not in ("admm", "atc", "auto"):
         raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}'", "methods: central, admm, atc, auto")
     if executor not in EXECUTORS:
         raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
-    parts = split(built)
-    picked = ()
-    if method == "auto":
-        method, why = choose(built, parts)
-        picked = (f"method auto picked {method.upper()}: {why}",)
-    config = settings_for(built, method, settings)
-    if method == "admm" and config.row_scaling:
-        parts = penalties(parts)
-    upper = built.case.network_owner
-    subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
-    if executor == "serial":
-        pool = EXECUTORS[executor](subs)
-    elif executor == "ray":
-        pool = EXECUTORS[executor](subs, address, workers)
-    else:
-        pool = EXECUTORS[executor](subs, workers)
+    small = ()
+    columns = int(built.model._xCounter)
+    if executor in ("processes", "ray") and workers is None and columns < SMALL:
+        small = (f"executor {executor}: the case is small ({columns:,} variables, under {SMALL:,}), so its agents were solved here, one after the other: "
+                 f"starting workers (about 0.3 s each) would cost more than they save; give workers=N to use them anyway",)
+        executor = "serial"
+    early = []
+    if executor == "processes":  # started first: the interpreters load numpy and Clarabel while the case is split here
+        agents = len(set(built.case.owners.values()))
+        early = spawn(max(1, min(agents, workers or os.cpu_count() or 1)))
+    try:
+        parts = split(built)
+        picked = ()
+        if method == "auto":
+            method, why = choose(built, parts)
+            picked = (f"method auto picked {method.upper()}: {why}",)
+        config = settings_for(built, method, settings)
+        if method == "admm" and config.row_scaling:
+            parts = penalties(parts)
+        upper = built.case.network_owner
+        subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
+        if executor == "serial":
+            pool = EXECUTORS[executor](subs)
+        elif executor == "ray":
+            pool = EXECUTORS[executor](subs, address, workers)
+        else:
+            pool = EXECUTORS[executor](subs, workers, started=early)
+    except BaseException:
+        for w in early:
+            w.close()
+        raise
     try:
         if method == "admm":
             run = admm(parts, pool, config, progress)
@@ -85,7 +108,7 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     store_solution(built.model, x_by_label, termination="optimal" if run.converged else "other")
     residual, warnings = check(built, parts, run, x_by_label, method)
     run.stopped_by = stop_reason(run, method, residual, config.max_iter)
-    warnings = picked + warnings
+    warnings = picked + small + warnings
     stale = sorted({a for step in run.trace for a in step.stale})  # fault injection
     if stale:
         limit = f" (at most {config.max_staleness} in a row)" if method == "admm" else ""

@@ -6,8 +6,13 @@ and answers, over two pipes of pickled messages:
 
     ("agents", {agent: (subproblem, form)})  ->  nothing (the agents it holds from now on)
     ("ping",)                                ->  ("pong",)
-    ("solve", {agent: v}, rho)               ->  ("y", {agent: y}) solved one after the other,
+    ("solve", v, rho, agents)                ->  ("y", y, costs) solved one after the other,
                                                  or ("error", message)
+
+In a solve, ``agents`` names the agents asked (None: all it holds, in the order
+they were given), ``v`` is their targets and ``y`` their contributions, each
+one flat float array (the agents' rows one after the other), and ``costs``
+their own costs at the new points: no per-agent objects travel per iteration.
     ("costs",)                               ->  ("costs", {agent: cost})
     ("state",)                               ->  ("state", {agent: (cost, x)})
     ("stop",) or the parent's end closed     ->  exits
@@ -25,12 +30,15 @@ import signal
 import sys
 from multiprocessing.connection import Connection
 
+import numpy as np
+
 from gridlang.decompose.local import LocalSolver
 from gridlang.errors import GridError
 
 
 def serve(inbox: Connection, outbox: Connection) -> None:
     local: dict[str, LocalSolver] = {}
+    sizes: dict[str, int] = {}
     while True:
         try:
             request = inbox.recv()
@@ -39,11 +47,16 @@ def serve(inbox: Connection, outbox: Connection) -> None:
         kind = request[0]
         if kind == "agents":
             local.update({a: LocalSolver(sub, form) for a, (sub, form) in request[1].items()})
+            sizes.update({a: len(sub.rows) for a, (sub, _) in request[1].items()})
         elif kind == "ping":
             outbox.send(("pong",))
         elif kind == "solve":
+            _, flat, rho, names = request
+            names = list(local) if names is None else names
             try:
-                outbox.send(("y", {a: local[a].solve(v, request[2]) for a, v in request[1].items()}))
+                parts = np.split(flat, np.cumsum([sizes[a] for a in names])[:-1]) if names else []
+                y = [local[a].solve(v, rho) for a, v in zip(names, parts)]
+                outbox.send(("y", np.concatenate(y) if y else np.zeros(0), np.array([local[a].cost() for a in names])))
             except GridError as exc:
                 outbox.send(("error", str(exc)))
         elif kind == "costs":
