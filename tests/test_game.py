@@ -118,13 +118,16 @@ def test_the_exchange_reaches_the_central_settlement(central) -> None:
     assert not r.doubts() and not r.warnings
     (g,) = r.games
     x = g.exchange
-    assert x.converged and 1 < x.iterations < 1000 and not g.messages
+    assert x.converged and 1 < x.dispatch_iterations < x.iterations < 2000 and not g.messages
     tol = 1e-4 * central.surplus
     # the same dispatch cost and the same gains, agent by agent
     assert g.cost.sum() + g.operator_cost == pytest.approx(central.cost.sum() + central.operator_cost, abs=tol)
     assert g.surplus == pytest.approx(central.surplus, abs=tol)
     np.testing.assert_allclose(np.append(g.gain, g.operator_gain), np.append(central.gain, central.operator_gain), atol=tol, rtol=0)
     assert (g.gain >= -1e-9).all() and g.rational
+    # ... on the central settlement point: the same net imports and interactive prices
+    np.testing.assert_allclose(g.net_import, central.net_import, atol=1e-4, rtol=0)  # MW
+    np.testing.assert_allclose(g.price, central.price, atol=1e-2, rtol=0)  # $/MWh
     tou = np.array([45] * 7 + [75] * 10 + [120] * 4 + [75] * 3)
     assert (g.price >= 30 - 1e-9).all() and (g.price <= tou + 60 + 1e-9).all()
     # the trace and the residuals are in the results, per iteration
@@ -132,6 +135,9 @@ def test_the_exchange_reaches_the_central_settlement(central) -> None:
     assert price.sizes == {"exchange_iteration": x.iterations, "agent": 22, "time": 24} and not price.isnull().any()
     assert r["local-exchange_primal"].values[-1] <= 1e-9 * 10  # 1e-9 p.u. at 10 MVA, in MW
     assert x.primal[0] > 100 * x.primal[-1]
+    # the prices posted at the end of phase 1 are the value of power at each prosumer's bus (its nodal price)
+    nodal = r["ieee33-price_p"].sel(bus=[f"b{p[1:]}" for p in g.prosumers]).values
+    np.testing.assert_allclose(x.prices[-1], nodal, atol=1e-3, rtol=0)
 
 
 def test_only_prices_and_powers_cross() -> None:
@@ -139,7 +145,7 @@ def test_only_prices_and_powers_cross() -> None:
     (g,) = r.games
     x = g.exchange
     assert not x.converged and any("did not converge in 5 iterations" in m for m in g.messages)
-    assert len(x.log) == 5 * 3 * 22  # per iteration and prosumer: a price and a target down, a power up
+    assert x.iterations == 5 and len(x.log) == 5 * 3 * 22  # phase 1 unfinished: no phase 2; per iteration and prosumer a price and a target down, a power up
     assert {m.kind for m in x.log} == {"price", "power"}
     for m in x.log:
         assert (m.sender == "dso") != (m.receiver == "dso") and {m.sender, m.receiver} <= {"dso", *g.prosumers}

@@ -870,7 +870,7 @@ def _market(node, agents: set[str], scope: _Scope, distance=None) -> ir.MarketIR
 def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
     """``game NAME between p1, ..., pn and operator { retail = ...; feed_in = ...; payments = ...; price = ... }``;
     ``price`` is ``nash`` (bargained at the central point, the default) or
-    ``exchange`` / ``exchange(rho = 20, tol = 1e-9, dual_tol = 1e-7, max_iter = 1000, eps = 1e-4)``
+    ``exchange`` / ``exchange(rho = 20, tol = 1e-9, dual_tol = 1e-7, max_iter = 1000, face_tol = 1e-4)``
     (gridlang.decompose.exchange)."""
     _define(node.name, scope, "game")
     prosumers: list[str] = []
@@ -910,7 +910,7 @@ def _game(node, agents: set[str], scope: _Scope) -> ir.GameIR:
 
 
 def _game_price(e: ast.Expr, scope: _Scope) -> tuple[str, dict[str, float]]:
-    """A game's ``price = nash``, ``exchange`` or ``exchange(rho = 20, tol = 1e-9, dual_tol = 1e-7, max_iter = 1000, eps = 1e-4)``."""
+    """A game's ``price = nash``, ``exchange`` or ``exchange(rho = 20, tol = 1e-9, dual_tol = 1e-7, max_iter = 1000, face_tol = 1e-4)``."""
     from gridlang.decompose.exchange import Settings
 
     match e:
