@@ -185,3 +185,14 @@ def test_the_rounds_do_not_depend_on_the_solver(shared) -> None:
             assert set(a.plans[investor]) == set(plan)
             np.testing.assert_allclose([a.plans[investor][k] for k in plan], list(plan.values()), atol=1e-5)
     assert again.equilibrium.holds
+
+
+def test_a_run_stopped_early_says_so(shared) -> None:
+    """Two rounds are not enough on the shared case: the status says so and the check,
+    reported all the same, finds the deviation that was left."""
+    case, done = shared
+    early = collaborate(case, max_iter=2)
+    assert early.status == "max_iter" and len(early.rounds) == 3
+    assert [r.total_cost for r in early.rounds] == pytest.approx([r.total_cost for r in done.rounds[:3]], rel=1e-9)
+    assert not early.equilibrium.holds
+    assert early.gap > done.gap

@@ -5,7 +5,9 @@ a kind without a time index: ``build``, ``size``, ``units`` of the
 candidates); ``x = (x_1, ..., x_n)`` is a plan, ``x_i`` investor i's part.
 
 **Upper level** (convex): the plan fixed, the joint operation and the trades
-of the case's market (``s_ij[t]``, least squares among optimal trades, see
+``s_ij[t]`` of the case's market (with transferable utility the bargaining
+product is largest where the surplus is, so the bargained trades are the
+joint optimum's; the least-squares one among several, see
 :func:`gridlang.settle.select`), then the generalized Nash bargaining over
 the payments against every member planning alone (``d_i``,
 :func:`gridlang.settle.alone`):
