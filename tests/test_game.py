@@ -179,3 +179,14 @@ def test_bad_exchange_input(setting: str, match: str) -> None:
         gridlang.load(text)
     line = next(k for k, row in enumerate(text.splitlines(), 1) if row.startswith("game "))
     assert f"<string>:{line}:" in str(info.value) and "^" in str(info.value)
+
+
+def test_exchange_needs_a_linear_case() -> None:
+    """Each agent's optimal face is found for a linear model: a conic network is an error at the setting."""
+    text = (CASES / "prosumers.grid").read_text().replace("payments = nash\n", "payments = nash; price = exchange\n")
+    text = text.replace('include "', f'include "{CASES}/').replace('csv("data', f'csv("{CASES}/data').replace("{ solver = highs }", "{ solver = clarabel }")
+    case = gridlang.load(text, allow_outside=True, formulation="distflow_soc")
+    with pytest.raises(GridError, match=r"cannot be found by exchange in a conic case") as info:
+        case.solve()
+    line = next(k for k, row in enumerate(text.splitlines(), 1) if "price = exchange" in row)
+    assert f":{line}:" in str(info.value) and "lindistflow" in str(info.value)

@@ -208,8 +208,13 @@ def _settle_game(built: Built, block, a: AloneGame) -> GameSettlement:
     if g.price == "exchange":
         from gridlang.decompose.exchange import Settings
 
-        if built.integer:
-            raise GridError(g.price_span or g.span, f"the price of game '{g.name}' cannot be found by exchange in a mixed-integer case", "each side's model must be convex: use 'price = nash', or make the integer decisions continuous")
+        if built.integer or built.cones or built.quadratic:
+            what = "a mixed-integer" if built.integer else "a conic" if built.cones else "a quadratic-cost"
+            raise GridError(
+                g.price_span or g.span,
+                f"the price of game '{g.name}' cannot be found by exchange in {what} case: each agent's optimal face (phase 2) is found for a linear model",
+                "use 'price = nash', or a linear formulation (e.g. 'uses lindistflow' or copper_plate) and linear costs",
+            )
         return by_exchange(built, block, a, Settings(**{k: int(v) if k == "max_iter" else v for k, v in g.exchange}))
     m = -np.asarray(block.exported.solution.transpose("agent", ...).values, dtype=float)  # net import per prosumer and step, p.u.
     costs = agent_costs(built, (*g.prosumers, g.operator))
