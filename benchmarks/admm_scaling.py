@@ -53,8 +53,8 @@ largest size that missed it, models already built, and prints the top
 
 Usage::
 
-    python benchmarks/admm_scaling.py                      # 10, 100, 1,000 agents x 24 steps, copper plate then LinDistFlow
-    python benchmarks/admm_scaling.py --quick              # 10 and 50 agents
+    python benchmarks/admm_scaling.py                      # 10, 100, 1,000, 10,000 agents x 24 steps, copper plate then LinDistFlow
+    python benchmarks/admm_scaling.py --quick              # 10 and 50 agents, no replay (a smoke test)
     python benchmarks/admm_scaling.py --sizes 200 --max-iter 300 --json admm.json
     python benchmarks/admm_scaling.py --case 20            # print the 20-agent case and exit
     python benchmarks/admm_scaling.py --sizes 50 --workers 2   # also the processes executor, agents in two workers
@@ -208,6 +208,8 @@ class Probe:
             out = solve_all(executor, targets, rho)
             probe.cur["executor"] = time.perf_counter() - t0
             probe.iterations.append(probe.cur)
+            if len(probe.iterations) == 1:
+                probe.rss_after_first = rss_now()  # every agent's model built and solved once
             probe._open()
             return out
 
@@ -282,6 +284,7 @@ def decomposed(text: str, settings: dict[str, Any], record: int) -> tuple[dict[s
 
     built = gridlang.load(text).built
     PROBE.reset(record_first=record + 1)
+    rss_before = rss_now()
     t0 = time.perf_counter()
     result, run = decompose.solve(built, "admm", "serial", **settings)
     wall = time.perf_counter() - t0
@@ -299,9 +302,11 @@ def decomposed(text: str, settings: dict[str, Any], record: int) -> tuple[dict[s
         raise RuntimeError("not every agent's subproblem was solved by a timed Clarabel model in every iteration")
     W = float(it_wall[steady].sum())
     parts = {"clarabel_solve": solve, "clarabel_update": update, "local_gridlang": local, "coordinator": coord}
+    agents = len(PROBE.subs)
     out = {
         "status": run.status,
         "iterations": run.iterations,
+        "state_bytes_per_agent": (PROBE.rss_after_first - rss_before) / max(agents, 1),  # split, penalties, every agent's model
         "objective": float(result.objective),
         "residual": float(result.residual),
         "rho_final": float(run.rho),
@@ -428,6 +433,14 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     return {"agents": n, "steps": args.steps, "network": args.network, "central": c, "admm": d, "replay": r, "processes": w, "peak_rss": peak_rss()}
 
 
+def rss_now() -> int:
+    """This process's resident memory now, in bytes (``/proc/self/statm``; the peak where it is missing)."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return peak_rss()
+
+
 def peak_rss() -> int:
     """This process's peak resident memory so far, in bytes (``ru_maxrss`` is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -524,16 +537,17 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
     print("   speed-up if updating cost nothing else; new LS: a new LocalSolver per solve; max |dy|: largest difference between the answers.")
     print()
     print(f"3. Convergence against the central solve (iterations: target <= {TARGET_ITERATIONS}, growing no faster than log N)")
-    print(f"{'agents':>6} {'status':>15} {'iters':>5} {'':4} {'log N':>5} {'gap':>9} {'residual':>9} {'central':>9} {'decomposed':>11} {'(ADMM loop)':>11} {'ratio':>7} {'peak RSS':>9}")
+    print(f"{'agents':>6} {'status':>15} {'iters':>5} {'':4} {'log N':>5} {'gap':>9} {'residual':>9} {'central':>9} {'decomposed':>11} {'(ADMM loop)':>11} {'ratio':>7} {'peak RSS':>9} {'':4} {'state/agent':>11}")
     for row, slow in zip(rows, log_growth(rows)):
         a, c = row["admm"], row["central"]
         ok = a["iterations"] <= TARGET_ITERATIONS and a["status"] == "converged"
         print(
-            f"{row['agents']:>6} {a['status']:>15} {a['iterations']:>5} {mark(ok):4} {mark(slow):>5} {a['gap']:>9.2e} {a['residual']:>9.1e} {c['solve_s']:>8.2f}s {a['wall_s']:>10.2f}s {a['admm_loop_s']:>10.2f}s {a['wall_s'] / c['solve_s']:>6.1f}x {row['peak_rss'] / 2**20:>7.0f}MiB"
+            f"{row['agents']:>6} {a['status']:>15} {a['iterations']:>5} {mark(ok):4} {mark(slow):>5} {a['gap']:>9.2e} {a['residual']:>9.1e} {c['solve_s']:>8.2f}s {a['wall_s']:>10.2f}s {a['admm_loop_s']:>10.2f}s {a['wall_s'] / c['solve_s']:>6.1f}x {row['peak_rss'] / 2**20:>7.0f}MiB {mark(row['peak_rss'] <= MEMORY_BUDGET):4} {a['state_bytes_per_agent'] / 2**10:>8.0f}KiB"
         )
         if not (ok and slow) and row["agents"] not in missed:
             missed.append(row["agents"])
-    print("   log N: iterations within the smallest size's x ln N / ln N0 (+5); ratio: decomposed / central wall time; peak RSS: the process so far.")
+    print(f"   log N: iterations within the smallest size's x ln N / ln N0 (+5); ratio: decomposed / central wall time; peak RSS: the process so far (target <= {MEMORY_BUDGET / 2**30:.0f} GiB);")
+    print("   state/agent: resident memory added from before the split to after the first iteration (every agent's model built), per agent.")
     print("   gap = |f_admm - f_central| / |f_central|; residual: the whole model's primal residual at the decomposed point (p.u.);")
     print(f"   central = case.solve() on a compiled case ({rows[0]['central']['solver'] if rows else ''}); decomposed = decompose.solve (split, models, ADMM, results).")
     if args.workers:
@@ -555,8 +569,9 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Usage::")[-1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="10,100,1000", help="comma-separated agent counts (default: 10,100,1000; 10000 is run when its estimated peak memory fits in 8 GiB)")
-    p.add_argument("--quick", action="store_true", help="10 and 50 agents")
+    p.add_argument("--sizes", default="10,100,1000,10000", help="comma-separated agent counts (default: 10,100,1000,10000; a size is run only when its estimated peak memory fits in 8 GiB and its estimated time in --time-budget, else extrapolated)")
+    p.add_argument("--time-budget", type=float, default=900.0, metavar="S", help="skip (and extrapolate) a size whose estimated measurement time exceeds S seconds (default 900)")
+    p.add_argument("--quick", action="store_true", help="10 and 50 agents, no replay: a smoke test")
     p.add_argument("--steps", type=int, default=24, help="steps of one hour (default 24)")
     p.add_argument("--network", choices=("lindistflow", "copper_plate", "both"), default="both", help="network of the communities (default both, one after the other)")
     p.add_argument("--replay-max", type=int, default=200, metavar="N", help="replay (measurement 2) only up to N agents (default 200)")
@@ -587,14 +602,34 @@ def main(argv: list[str] | None = None) -> int:
 def fits(n: int, rows: list[dict[str, Any]]) -> str | None:
     """Why ``n`` agents would not fit in :data:`MEMORY_BUDGET` (None if they would): the
     peak grows about linearly in the agents, estimated from the two largest sizes run."""
-    if len(rows) < 2:
-        return None
-    (n1, m1), (n2, m2) = [(r["agents"], r["peak_rss"]) for r in rows[-2:]]
-    per = max((m2 - m1) / max(n2 - n1, 1), 0.0)
-    estimate = m2 + per * (n - n2)
+    estimate, per = memory_estimate(n, rows)
     if estimate > MEMORY_BUDGET:
         return f"{n} agents skipped: estimated peak {estimate / 2**30:.1f} GiB ({per / 2**20:.2f} MiB per agent) exceeds {MEMORY_BUDGET / 2**30:.0f} GiB"
     return None
+
+
+def memory_estimate(n: int, rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """The peak RSS at ``n`` agents and its growth per agent, linear through the two largest sizes run."""
+    if len(rows) < 2:
+        return (rows[-1]["peak_rss"] if rows else 0.0), 0.0
+    (n1, m1), (n2, m2) = [(r["agents"], r["peak_rss"]) for r in rows[-2:]]
+    per = max((m2 - m1) / max(n2 - n1, 1), 0.0)
+    return m2 + per * (n - n2), per
+
+
+def extrapolate(n: int, rows: list[dict[str, Any]]) -> str:
+    """What ``n`` agents would give, from the sizes run: iterations by a least-squares fit
+    ``a + b ln N``, times and memory linear in N from the largest size.  Labelled as an estimate."""
+    last = rows[-1]
+    scale = n / last["agents"]
+    ns = np.array([r["agents"] for r in rows], dtype=float)
+    its = np.array([r["admm"]["iterations"] for r in rows], dtype=float)
+    fit = np.polyfit(np.log(ns), its, 1) if len(rows) >= 2 else np.array([0.0, its[-1]])
+    memory, _ = memory_estimate(n, rows)
+    return (f"{n} agents NOT RUN (estimated {last['seconds'] * scale:.0f} s, over --time-budget {{budget:.0f}} s); EXTRAPOLATED from {', '.join(str(r['agents']) for r in rows)} agents: "
+            f"about {np.polyval(fit, np.log(n)):.0f} iterations (fit {fit[1]:.1f} + {fit[0]:.1f} ln N), central {last['central']['solve_s'] * scale:.0f} s, "
+            f"decomposed {last['admm']['wall_s'] * scale:.0f} s (ADMM loop {last['admm']['admm_loop_s'] * scale:.0f} s, if iterations stayed at {last['admm']['iterations']}), "
+            f"peak {memory / 2**30:.2f} GiB, state {last['admm']['state_bytes_per_agent'] / 2**10:.0f} KiB per agent")
 
 
 def main_one(args: argparse.Namespace) -> int:
@@ -602,6 +637,8 @@ def main_one(args: argparse.Namespace) -> int:
         sys.stdout.write(make_case(args.case, args.steps, args.seed, args.network))
         return 0
     sizes = [10, 50] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    if args.quick:
+        args.replay, args.profile = 0, 0
     import clarabel
     import highspy  # noqa: F401
 
@@ -620,8 +657,12 @@ def main_one(args: argparse.Namespace) -> int:
         if reason:
             print("  " + reason)
             continue
+        if rows and rows[-1]["seconds"] * n / rows[-1]["agents"] > args.time_budget:
+            print("  " + extrapolate(n, rows).replace("{budget:.0f}", f"{args.time_budget:.0f}"), flush=True)
+            continue
         t0 = time.perf_counter()
         row = measure(n, args)
+        row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         a, c = row["admm"], row["central"]
         print(f"  {n} agents: {c['variables']} variables, central {c['solve_s']:.2f} s, ADMM {a['status']} after {a['iterations']} iterations "

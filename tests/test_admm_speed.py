@@ -96,3 +96,19 @@ def test_a_copper_plate_community_converges_fast_with_a_penalty_per_row() -> Non
     assert result.objective == pytest.approx(central.objective, rel=1e-4)
     _, flat = decompose.solve(gridlang.load(text).built, "admm", row_scaling=0, max_iter=3 * run.iterations)
     assert not flat.converged or flat.iterations >= 2 * run.iterations
+
+
+def test_the_scaling_benchmark_runs_quick() -> None:
+    """``benchmarks/admm_scaling.py --quick`` (10 and 50 agents, a few seconds) runs, and ADMM
+    converges at both sizes within 100 iterations (its timings are reported, not tested)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "admm_scaling.py"), "--quick", "--network", "copper_plate"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    table = out.stdout.split("3. Convergence")[1].splitlines()[2:4]
+    for line, agents in zip(table, ("10", "50")):
+        cells = line.split()
+        assert cells[0] == agents and cells[1] == "converged" and int(cells[2]) <= 100, line
