@@ -238,7 +238,7 @@ def game_tables(g) -> list[Table]:
     tables = [price, money]
     x = g.exchange
     if x is not None:
-        trace = Table("iteration", "primal residual, MW", "dual residual, MW", "mean price", title=f"game {g.game}: the price by exchange ({len(x.primal)} iterations, {len(x.log)} messages)")
+        trace = Table("iteration", "primal residual, MW", "dual residual, MW", "mean price", title=f"game {g.game}: the price by exchange ({x.dispatch_iterations} + {len(x.primal) - x.dispatch_iterations} iterations: dispatch + settlement point; {len(x.log)} messages)")
         for k in sorted({*range(0, len(x.primal), max(1, len(x.primal) // 10)), len(x.primal) - 1}):
             trace.add_row(str(k + 1), f"{x.primal[k]:.2e}", f"{x.dual[k]:.2e}", f"{np.mean(x.prices[k]):,.2f}")
         tables.append(trace)
@@ -324,8 +324,11 @@ def plot_games(games, folder: Path) -> list[Path]:
             top.set(title=f"game {g.game}: prices posted by {g.operator} per step (mean over prosumers), by iteration", ylabel="currency/MWh")
             bottom.semilogy(it, np.maximum(x.primal, 1e-16), label="primal residual (powers disagree)")
             bottom.semilogy(it, np.maximum(x.dual, 1e-16), label="dual residual (targets move)")
+            for ax in (top, bottom):
+                ax.axvline(x.dispatch_iterations + 0.5, color="grey", linestyle=":", linewidth=1)
+            bottom.text(x.dispatch_iterations + 1, bottom.get_ylim()[1], " phase 2: the settlement point", va="top", fontsize="small", color="grey")
             bottom.set(xlabel="iteration", ylabel="MW")
-            bottom.legend(fontsize="small")
+            bottom.legend(fontsize="small", loc="lower left")
             paths.append(_save(plt, fig, folder / f"game_{g.game}_exchange.png"))
     return paths
 
