@@ -233,6 +233,28 @@ class Agent:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentAt:
+    """``agent mg1 at b18, b19``: in a cloud file, an agent whose assets live in its
+    own file, and the buses where they may connect (:mod:`gridlang.parts`)."""
+
+    name: Ident
+    buses: tuple[Ident, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPart:
+    """``agent mg1 in "../cloud.grid" { horizon = 24 h; step = 1 h; market = energy }``:
+    the first statement of an agent's own file, naming the cloud file it joins and
+    what it expects of it (:mod:`gridlang.parts`)."""
+
+    name: Ident
+    cloud: Str
+    attrs: tuple[Attr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
 class Market:
     """``market energy among a, b, c { fee = 5 $/MWh; payments = nash }``."""
 
@@ -388,6 +410,7 @@ class FormulationDef:
 
 Statement = (
     System | Profile | Network | Asset | Table | Agent | Objective | Include | Study | KindDef | FormulationDef
+    | AgentAt | AgentPart
 )
 
 

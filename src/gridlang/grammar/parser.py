@@ -546,6 +546,16 @@ class _ToAst:
         a, b = c[0], c[-1]
         return ast.Agent(self._id(c[1]), tuple(self._id(t) for t in c[3::2]), self._span(a, b)), a, b
 
+    def agent_at(self, c):  # "agent" NAME "at" NAME ("," NAME)*
+        a, b = c[0], c[-1]
+        return ast.AgentAt(self._id(c[1]), tuple(self._id(t) for t in c[3::2]), self._span(a, b)), a, b
+
+    def agent_part(self, c):  # "agent" NAME "in" STRING attrs?
+        a, s = c[0], c[3]
+        attrs, b = (c[4][0], c[4][2]) if len(c) > 4 else ((), s)
+        cloud = ast.Str(s.value[1:-1], Span(self.path, s.line, s.column, len(s.value)))
+        return ast.AgentPart(self._id(c[1]), cloud, attrs, self._span(a, b)), a, b
+
     def market(self, c):  # "market" NAME "among" NAME ("," NAME)* attrs?
         a = c[0]
         attrs, b = (c[-1][0], c[-1][2]) if type(c[-1]) is tuple else ((), c[-1])

@@ -1,0 +1,357 @@
+"""Each side compiles its own part; coupling rows are named, not numbered.
+
+**The cloud** (:func:`compile_cloud`) resolves and builds the cloud view (the
+cloud file, a stand-in at each agent's points of connection; see
+:mod:`gridlang.parts.format`) and splits it by agent
+(:func:`gridlang.decompose.split.split`).  It keeps the network owner's
+subproblem and the coupling rows, each named by a :class:`RowKey` (the
+constraint and its coordinates), with the agents that may take part in each.
+
+**An agent** (:func:`compile_agent`) resolves its view (the public cloud file
+and its own file; the other agents as stand-ins) and keeps its own
+subproblem ``min f_a(x_a)`` over its rows, bounds and cones, with its
+contribution to the coupling rows it takes part in,
+
+    y_a = C_a x_a - d_a,     d_a = b_view(a) - b_cloud          (per named row),
+
+``d_a`` the part of each row's right-hand side its own data adds (a fixed
+load at its bus).  Where its data shifts a row it has no column in (a fixed
+reactive load when nothing of it makes reactive power), it sends that shift,
+``d_a``, as a constant.  It also checks what it expects of the cloud: the
+buses it connects at, the horizon and step, the markets and games it joins.
+
+**Joining** (:func:`join`), on the cloud's side, checks each agent's message
+(:class:`Join`: its name, time axis, the named rows it takes part in and its
+constants) against the cloud's rows, and numbers the rows: a row with two or
+more contributors is a coupling row, ``sum_a y_a = 0``; a row left with one
+contributor is that contributor's own row, ``C_a x_a = d_a + constants``.
+The result is a :class:`gridlang.decompose.split.Split` on which the
+existing ADMM and ATC coordinators run (:func:`solve_parts`); nothing in it
+is a position in a global model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from gridlang.compiler.build import Built, build
+from gridlang.decompose.split import Split, Subproblem, split
+from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
+from gridlang.grammar import ast
+from gridlang.parts.format import CloudFile, read_agent, read_cloud, view
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RowKey:
+    """A row of the model by name: its constraint and coordinates, e.g.
+    ``RowKey("ieee33-balance_p", (("bus", "b18"), ("time", "7")))``."""
+
+    constraint: str
+    coords: tuple[tuple[str, str], ...]
+
+    def __str__(self) -> str:
+        return f"{self.constraint}[{', '.join(f'{k}={v}' for k, v in self.coords)}]"
+
+
+def row_keys(built: Built, labels: np.ndarray) -> list[RowKey]:
+    """The :class:`RowKey` of each linopy constraint label."""
+    if not len(labels):
+        return []
+    found = built.model.constraints.get_label_position(np.asarray(labels, dtype=np.int64))
+    return [RowKey(name, tuple((k, str(v)) for k, v in coords.items())) for name, coords in found]
+
+
+def _rhs_shift(view: Built, base: Built) -> dict[RowKey, float]:
+    """``b_view - b_base`` on every row the two models share (by name) where it is not zero."""
+    out: dict[RowKey, float] = {}
+    for name in view.model.constraints:
+        if name not in base.model.constraints:
+            continue
+        a, b = view.model.constraints[name], base.model.constraints[name]
+        labels, rhs = a.labels, a.rhs
+        other = b.rhs.reindex_like(rhs) if set(rhs.dims) == set(b.rhs.dims) else None
+        if other is None:
+            continue
+        diff = (rhs - other.transpose(*rhs.dims)).values
+        lab = labels.transpose(*rhs.dims).values
+        where = (lab >= 0) & np.isfinite(diff) & (diff != 0)
+        if where.any():
+            for key, value in zip(row_keys(view, lab[where]), diff[where], strict=True):
+                out[key] = float(value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """What an agent sends the cloud when it joins: names and coordinates only, no model."""
+
+    agent: str
+    steps: int
+    dt: float  # hours per step
+    rows: tuple[RowKey, ...]  # the coupling rows it takes part in
+    constants: tuple[tuple[RowKey, float], ...]  # shifts of rows it has no column in
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AgentSide:
+    """An agent's compiled part: its subproblem (private: ``rows`` index ``join.rows``)
+    and the message it sends at joining."""
+
+    subproblem: Subproblem
+    join: Join
+    offset: float  # the constant part of its cost
+
+    @property
+    def agent(self) -> str:
+        return self.join.agent
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CloudSide:
+    """The cloud's compiled part: the network owner's subproblem (``rows`` index
+    ``rows``), every coupling row by name and which agents may take part in it."""
+
+    path: Path
+    owner: str
+    agents: tuple[str, ...]  # every agent, in the cloud file's order
+    subproblem: Subproblem
+    rows: tuple[RowKey, ...]
+    allowed: dict[str, frozenset[RowKey]]  # agent -> the rows it may take part in
+    steps: int
+    dt: float
+    offset: float
+    spans: dict[str, Span]  # where each agent is connected
+    system: Span
+
+
+@lru_cache(maxsize=8)
+def _cloud_built(path: Path, mtime: int, formulation: str | None) -> tuple[CloudFile, Built]:
+    cloud = read_cloud(path)
+    return cloud, build(view(cloud, (), formulation))
+
+
+def cloud_view(path: Path, formulation: str | None = None) -> tuple[CloudFile, Built]:
+    """The cloud file and its built cloud view (cached while the file is unchanged)."""
+    path = Path(path).resolve()
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise GridError(Span(str(path), 0, 0), f"cannot read {path}: {exc.strerror or exc}", "give the path of the cloud file") from None
+    return _cloud_built(path, mtime, formulation)
+
+
+def compile_cloud(path: Path, formulation: str | None = None) -> CloudSide:
+    """The cloud's side (see the module doc): no agent's file is read."""
+    cloud, built = cloud_view(path, formulation)
+    case = built.case
+    owner = case.network_owner
+    if owner is None or owner in cloud.points:
+        raise GridError(case.system.span, "the cloud file has no network owner of its own", "declare it: 'agent dso owns NETWORK, ...'")
+    parts = split(built)
+    keys = row_keys(built, parts.labels)
+    subs = {s.agent: s for s in parts.subproblems}
+    allowed = {a: frozenset(keys[i] for i in subs[a].rows) for a in cloud.points if a in subs}
+    return CloudSide(cloud.path, owner, parts.agents, subs[owner], tuple(keys), allowed, case.system.steps, case.system.dt, built.offset,
+                     dict(cloud.spans), case.system.span)
+
+
+def compile_agent(path: Path, formulation: str | None = None) -> AgentSide:
+    """An agent's side (see the module doc): its own file and the public cloud file only."""
+    mine = read_agent(path)
+    cloud, base = cloud_view(mine.cloud, formulation)
+    _check_header(mine, cloud, base)
+    built = build(view(cloud, (mine,), formulation))
+    parts = split(built)
+    sub = next(s for s in parts.subproblems if s.agent == mine.name)
+    keys = row_keys(built, parts.labels[sub.rows])
+    shift = _rhs_shift(built, base)
+    d = np.array([shift.get(k, 0.0) for k in keys])
+    constants = tuple(sorted((k, v) for k, v in shift.items() if k not in set(keys)))
+    local = replace(sub, rows=np.arange(len(keys)), d=d)
+    message = Join(mine.name, built.case.system.steps, built.case.system.dt, tuple(keys), constants)
+    return AgentSide(local, message, built.offset - base.offset)
+
+
+def _check_header(mine, cloud: CloudFile, base: Built) -> None:
+    """What the agent's file expects of the cloud, checked on the agent's side."""
+    from gridlang.compiler.units import parse_unit
+
+    errors = Collector()
+    name = mine.name
+    if name not in cloud.points:
+        raise GridError(mine.header.name.span, f"the cloud file {cloud.path.name} connects no agent '{name}'",
+                        did_you_mean(name, cloud.points) or f"it connects {', '.join(cloud.points) or 'no agent'}; ask for 'agent {name} at BUS' there")
+    system = base.case.system
+    markets = {s.name.name: s for s in cloud.module.statements if isinstance(s, ast.Market)}
+    games = {s.name.name: s for s in cloud.module.statements if isinstance(s, ast.Game)}
+    for a in mine.header.attrs:
+        key, value = a.name.name, a.value
+        if key in ("horizon", "step"):
+            hours = _hours(value, parse_unit)
+            if hours is None:
+                errors.add(a.span, f"{key} is a duration, e.g. {key} = 1 h", f"write the {key} with a unit of time")
+                continue
+            theirs = system.steps * system.dt if key == "horizon" else system.dt
+            if abs(hours - theirs) > 1e-9 * max(1.0, theirs):
+                errors.add(value.span, f"this file's {key} is {hours:g} h but the cloud's is {theirs:g} h ({cloud.path.name}, {system.span})",
+                           f"give the agent's data for the cloud's time axis ({system.steps} steps of {system.dt:g} h), or ask the cloud to change it")
+        else:
+            table = markets if key == "market" else games
+            if not isinstance(value, ast.Name):
+                errors.add(a.span, f"write '{key} = NAME' with the name of a {key} of the cloud", f"{key}s of the cloud: {', '.join(table) or 'none'}")
+            elif value.id not in table:
+                errors.add(value.span, f"the cloud file {cloud.path.name} declares no {key} '{value.id}'",
+                           did_you_mean(value.id, table) or f"{key}s of the cloud: {', '.join(table) or 'none'}")
+            else:
+                node = table[value.id]
+                members = {m.name for m in node.members} if key == "market" else {*(p.name for p in node.prosumers), node.operator.name}
+                if name not in members:
+                    errors.add(value.span, f"'{name}' is not a member of {key} '{value.id}' in the cloud file ({node.span})",
+                               f"ask the cloud to add '{name}' to it, or leave '{key} = {value.id}' out")
+    points = {b.name for b in cloud.points[name]}
+    for asset, bus in mine.buses:
+        if bus.name not in points:
+            errors.add(bus.span, f"'{asset}' is at bus {bus.name}, where the cloud does not connect '{name}' (it connects it at {', '.join(sorted(points))})",
+                       f"connect it at {' or '.join(sorted(points))}, or ask the cloud for 'agent {name} at {', '.join([*sorted(points), bus.name])}'")
+    errors.raise_if_any()
+
+
+def _hours(e, parse_unit) -> float | None:
+    if not isinstance(e, ast.Number) or e.unit is None:
+        return None
+    try:
+        si, dim = parse_unit(e.unit)
+    except Exception:  # an unknown unit: not a duration
+        return None
+    return e.value * si / 3600.0 if str(dim) == str(parse_unit("h")[1]) else None
+
+
+def _own_rows(sub: Subproblem, moved: np.ndarray, rhs: np.ndarray) -> Subproblem:
+    """``sub`` with the coupling rows ``moved`` (its local positions) as its own rows ``C x = rhs``."""
+    if not len(moved):
+        return sub
+    C = sp.csr_matrix(sub.C)
+    return replace(sub, A=sp.vstack([sub.A, C[moved]]).tocsr(), b=np.concatenate([sub.b, rhs]), sense=np.concatenate([sub.sense, np.full(len(moved), "=")]))
+
+
+def join(cloud: CloudSide, sides: Sequence[AgentSide]) -> Split:
+    """The cloud's side of joining (see the module doc): every agent's message checked
+    against the cloud's rows, and the rows numbered.  Only the :class:`Join` messages are
+    read here; the subproblems are passed through to the executor."""
+    errors = Collector()
+    by_agent = {s.agent: s for s in sides}
+    for s in sides:
+        m = s.join
+        if m.agent not in cloud.spans:
+            errors.add(cloud.system, f"agent '{m.agent}' joined, but the cloud connects no agent '{m.agent}'",
+                       did_you_mean(m.agent, cloud.spans) or f"connect it in {cloud.path.name}: 'agent {m.agent} at BUS'")
+            continue
+        if (m.steps, m.dt) != (cloud.steps, cloud.dt):
+            errors.add(cloud.spans[m.agent], f"agent '{m.agent}' joined with {m.steps} steps of {m.dt:g} h, the cloud has {cloud.steps} steps of {cloud.dt:g} h",
+                       "compile both sides against the same cloud file")
+            continue
+        allowed = cloud.allowed.get(m.agent, frozenset())
+        stray = [k for k in (*m.rows, *(k for k, _ in m.constants)) if k not in allowed]
+        if stray:
+            errors.add(cloud.spans[m.agent], f"agent '{m.agent}' takes part in {len(stray)} row(s) the cloud does not share with it, e.g. {stray[0]}",
+                       "the agent compiled against another cloud file, or connects at a bus the cloud does not give it")
+    for a, span in cloud.spans.items():
+        if a not in by_agent:
+            errors.add(span, f"no part joined for agent '{a}'", f"give the file of '{a}' (e.g. {a}/{a}.grid)")
+    errors.raise_if_any()
+
+    index = {k: i for i, k in enumerate(cloud.rows)}
+    order = [a for a in cloud.agents if a == cloud.owner or a in by_agent]
+    subs = {cloud.owner: cloud.subproblem, **{a: by_agent[a].subproblem for a in order if a != cloud.owner}}
+    ids = {cloud.owner: np.asarray(cloud.subproblem.rows, dtype=np.int64)}
+    for a in order:
+        if a != cloud.owner:
+            ids[a] = np.array([index[k] for k in by_agent[a].join.rows], dtype=np.int64)
+    counts = np.zeros(len(cloud.rows), dtype=np.int64)
+    for a in order:
+        np.add.at(counts, ids[a], 1)
+    shift = np.zeros(len(cloud.rows))  # the agents' constants, moved to a contributor's d
+    for a in order:
+        if a != cloud.owner:
+            for k, v in by_agent[a].join.constants:
+                shift[index[k]] += v
+    taker = np.full(len(cloud.rows), -1)  # who takes each row's constants: the owner if it takes part
+    for n, a in reversed(list(enumerate(order))):
+        taker[ids[a]] = n
+    taker[ids[cloud.owner]] = order.index(cloud.owner)
+    lost = np.flatnonzero((taker < 0) & (shift != 0))
+    if len(lost):
+        k = cloud.rows[lost[0]]
+        raise GridError(cloud.system, f"{k} is shifted by an agent's fixed data but nothing can balance it", "connect something with a variable at that bus")
+    coupled = counts >= 2
+    new_id = np.cumsum(coupled) - 1
+    out = []
+    for n, a in enumerate(order):
+        sub = subs[a]
+        d = np.asarray(sub.d, dtype=float) + np.where(taker[ids[a]] == n, shift[ids[a]], 0.0)
+        keep = coupled[ids[a]]
+        sub = _own_rows(replace(sub, d=d), np.flatnonzero(~keep), d[~keep])
+        C = sp.csr_matrix(sub.C)[np.flatnonzero(keep)]
+        penalty = None if sub.penalty is None else np.asarray(sub.penalty)[keep]
+        out.append(replace(sub, rows=new_id[ids[a][keep]], C=C, d=d[keep], penalty=penalty))
+    n_rows = int(coupled.sum())
+    offset = cloud.offset + sum(by_agent[a].offset for a in order if a != cloud.owner)
+    return Split(tuple(order), tuple(out), n_rows, counts[coupled], offset, np.arange(n_rows), np.flatnonzero(coupled))
+
+
+def coupling_names(cloud: CloudSide, parts: Split) -> list[RowKey]:
+    """The name of each coupling row of a joined :class:`Split` (its ``labels`` are positions among the cloud's rows)."""
+    return [cloud.rows[i] for i in parts.labels]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PartsResult:
+    objective: float
+    status: str
+    iterations: int
+    costs: dict[str, float]
+    run: object  # gridlang.decompose.admm.Run: the trace and the message log
+    rows: tuple[RowKey, ...]  # the coupling rows by name
+
+
+def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None, **settings) -> PartsResult:
+    """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
+    process): the objective is the sum of the agents' costs at the point they reach."""
+    from gridlang.decompose import atc as atc_mod
+    from gridlang.decompose.admm import CHECKS, Settings, admm, penalties, problems
+    from gridlang.decompose.executors import SerialExecutor
+
+    if method not in ("admm", "atc"):
+        raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}' for a case in parts", "methods: admm, atc")
+    cloud = compile_cloud(cloud_path, formulation)
+    sides = [compile_agent(p, formulation) for p in agent_paths]
+    parts = join(cloud, sides)
+    defaults, checks = (Settings(), CHECKS) if method == "admm" else (atc_mod.Settings(), atc_mod.CHECKS)
+    unknown = sorted(set(settings) - set(type(defaults).__dataclass_fields__))
+    if unknown:
+        raise GridError(COMMAND_LINE, f"unknown {method} setting '{unknown[0]}'", did_you_mean(unknown[0], type(defaults).__dataclass_fields__))
+    config = replace(defaults, **settings)
+    for name, message, hint in problems(config, checks):
+        raise GridError(COMMAND_LINE, f"{method}: {name}: {message}", hint)
+    if method == "admm" and config.row_scaling:
+        parts = penalties(parts)
+    subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != cloud.owner)
+    pool = SerialExecutor(subs)
+    try:
+        if method == "admm":
+            run = admm(parts, pool, config)
+            costs = pool.costs()
+        else:
+            run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config)
+            costs = pool.costs()
+            up = next(s for s in parts.subproblems if s.agent == cloud.owner)
+            costs[cloud.owner] = float(up.c @ x_upper + 0.5 * x_upper @ (up.Q @ x_upper))
+    finally:
+        pool.close()
+    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)))
