@@ -1189,3 +1189,33 @@ def _failures(tables: Sequence[ast.Table], networks: Sequence[ir.NetworkIR], sco
             repairs.append(repair)
             spans.append(span)
     return ir.ReliabilityIR(net.name, tuple(lines), np.array(rates), np.array(repairs), tuple(spans))
+
+
+# ---------------------------------------------------------------- a case in parts
+
+
+def connections(points: Sequence[ast.AgentAt], agents: Sequence[ast.Agent]) -> dict[str, tuple[ast.Ident, ...]]:
+    """The agents a cloud file connects, ``agent NAME at BUS, ...`` (:mod:`gridlang.parts`),
+    and the buses each may connect at.  An agent is connected once, is not also one of
+    the cloud's own agents (``agent NAME owns ...``) and lists each bus once; whether a
+    bus exists is checked when the cloud's network is resolved (each connected agent
+    has a stand-in at each of its buses there)."""
+    errors = Collector()
+    own = {a.name.name: a.span for a in agents}
+    out: dict[str, tuple[ast.Ident, ...]] = {}
+    first: dict[str, Span] = {}
+    for p in points:
+        name = p.name.name
+        if name in own:
+            errors.add(p.name.span, f"agent '{name}' is the cloud's own (at {own[name]}) and connected from its own file too", f"keep one: 'agent {name} owns ...' in the cloud file, or 'agent {name} at BUS' with its assets in its own file")
+        elif name in out:
+            errors.add(p.name.span, f"agent '{name}' is connected twice (first at {first[name]})", f"list all its buses once: 'agent {name} at {', '.join(b.name for b in (*out[name], *p.buses))}'")
+        buses: dict[str, ast.Ident] = {}
+        for b in p.buses:
+            if b.name in buses:
+                errors.add(b.span, f"bus '{b.name}' is listed twice for agent '{name}'", "list each bus once")
+            buses.setdefault(b.name, b)
+        first.setdefault(name, p.span)
+        out.setdefault(name, tuple(buses.values()))
+    errors.raise_if_any()
+    return out
