@@ -428,6 +428,23 @@ def lsp() -> None:
     serve()
 
 
+@app.command(name="split")
+def split_(
+    case: CaseArg,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="the folder to write the parts into: cloud.grid, data/, and AGENT/AGENT.grid per agent")],
+    allow_outside: AllowOutside = False,
+    debug: Debug = False,
+) -> None:
+    """Write a case with agents in parts: a public cloud file (network, markets, the agents'
+    points of connection) and one private file per agent (its assets, profiles, costs)."""
+    from gridlang.parts.split import split_case
+
+    with _reporting(debug):
+        written = split_case(case, out_dir, allow_outside)
+        shown = ", ".join(p.relative_to(out_dir).as_posix() for p in written)
+        out.print(f"wrote {len(written)} files to {out_dir}/: {shown}", markup=False, highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m gridlang`
     app()
 
