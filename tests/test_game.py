@@ -144,7 +144,8 @@ def test_only_prices_and_powers_cross() -> None:
     r = _prosumers("price = exchange(max_iter = 5)").solve()
     (g,) = r.games
     x = g.exchange
-    assert not x.converged and any("did not converge in 5 iterations" in m for m in g.messages)
+    assert not x.converged and any("did not reach the dispatch (phase 1) in 5 iterations" in m for m in g.messages)
+    assert np.isnan(g.price).all() and any("price" in d for d in r.doubts())  # no price agreed: not a solution (exit 3)
     assert x.iterations == 5 and len(x.log) == 5 * 3 * 22  # phase 1 unfinished: no phase 2; per iteration and prosumer a price and a target down, a power up
     assert {m.kind for m in x.log} == {"price", "power"}
     for m in x.log:

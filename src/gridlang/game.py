@@ -204,7 +204,7 @@ def _alone_game(built: Built, g: ir.GameIR) -> AloneGame:
 
 def _settle_game(built: Built, block, a: AloneGame) -> GameSettlement:
     """Stage 2 of one prosumer-operator game at the solution in ``built`` (see :class:`GameSettlement`)."""
-    case, g = built.case, block.game
+    g = block.game
     if g.price == "exchange":
         from gridlang.decompose.exchange import Settings
 
@@ -216,6 +216,12 @@ def _settle_game(built: Built, block, a: AloneGame) -> GameSettlement:
                 "use 'price = nash', or a linear formulation (e.g. 'uses lindistflow' or copper_plate) and linear costs",
             )
         return by_exchange(built, block, a, Settings(**{k: int(v) if k == "max_iter" else v for k, v in g.exchange}))
+    return _settle_central(built, block, a)
+
+
+def _settle_central(built: Built, block, a: AloneGame) -> GameSettlement:
+    """The game settled on the central settlement point in ``built``."""
+    case, g = built.case, block.game
     m = -np.asarray(block.exported.solution.transpose("agent", ...).values, dtype=float)  # net import per prosumer and step, p.u.
     costs = agent_costs(built, (*g.prosumers, g.operator))
     return settlement(case, g, a, costs[:-1], float(costs[-1]), m)
@@ -300,10 +306,13 @@ def _group(kind: str, names, buses: tuple[str, ...], params: dict, case: ir.Case
 
 
 def by_exchange(built: Built, block, a: AloneGame, settings) -> GameSettlement:
-    """The game settled on the dispatch reached by exchange (:mod:`gridlang.decompose.exchange`):
+    """The game settled on the point reached by exchange (:mod:`gridlang.decompose.exchange`):
     each agent's cost and each prosumer's net import at the exchange's point,
     bargained as at the central point (:func:`settlement`).  ``built``'s
-    solution (the central settlement point) is put back afterwards."""
+    solution (the central settlement point) is put back afterwards.  If the
+    exchange does not converge (or an agent's model fails), no price was
+    agreed: the prices are NaN, so the result is not reported as a solution
+    (:meth:`gridlang.solvers.result.Result.doubts`), and a message says why."""
     from gridlang.compiler.expressions import as_linopy
     from gridlang.decompose.exchange import exchange
     from gridlang.settle import _cost_exprs, _over_agents, _put
@@ -312,7 +321,11 @@ def by_exchange(built: Built, block, a: AloneGame, settings) -> GameSettlement:
     case, g, m = built.case, block.game, built.model
     agents = (*g.prosumers, g.operator)
     targets = [_cost_exprs(built, agents) - _over_agents(agents, np.append(a.cost, a.operator)), as_linopy(block.exported) * _step_value(case, g)]
-    x = exchange(built, g.operator, targets, settings)
+    try:
+        x = exchange(built, g.operator, targets, settings)
+    except (GridError, RuntimeError) as exc:  # an agent's own model failed: no bargain by exchange
+        out = _settle_central(built, block, a)
+        return replace(out, price=np.full_like(out.price, np.nan), messages=(*out.messages, f"the exchange of game '{g.name}' stopped: {getattr(exc, 'message', str(exc))}; no price was agreed"))
     saved = {name: var.solution.copy() for name, var in m.variables.items()}
     try:
         store_solution(m, x.x_by_label)
@@ -320,6 +333,9 @@ def by_exchange(built: Built, block, a: AloneGame, settings) -> GameSettlement:
         cost = agent_costs(built, agents)
     finally:
         _put(m, saved)
-    messages = () if x.converged else (f"the exchange of game '{g.name}' did not converge in {x.iterations} iterations (imbalance {x.primal[-1]:.3g} MW, move of the targets {x.dual[-1]:.3g} MW)",)
     out = settlement(case, g, a, cost[:-1], float(cost[-1]), net, x)
-    return replace(out, messages=out.messages + messages)
+    if x.converged:
+        return out
+    phase = "the dispatch (phase 1)" if x.iterations == x.dispatch_iterations else "the settlement point (phase 2)"
+    why = f"the exchange of game '{g.name}' did not reach {phase} in {x.iterations} iterations (imbalance {x.primal[-1]:.3g} MW, move of the targets {x.dual[-1]:.3g} MW): no price was agreed; raise max_iter or rho"
+    return replace(out, price=np.full_like(out.price, np.nan), messages=(*out.messages, why))
