@@ -338,4 +338,4 @@ def by_exchange(built: Built, block, a: AloneGame, settings) -> GameSettlement:
         return out
     phase = "the dispatch (phase 1)" if x.iterations == x.dispatch_iterations else "the settlement point (phase 2)"
     why = f"the exchange of game '{g.name}' did not reach {phase} in {x.iterations} iterations (imbalance {x.primal[-1]:.3g} MW, move of the targets {x.dual[-1]:.3g} MW): no price was agreed; raise max_iter or rho"
-    return replace(out, price=np.full_like(out.price, np.nan), messages=(*out.messages, why))
+    return replace(out, price=np.full_like(out.price, np.nan), messages=(*a.messages, why))  # the bargain's own messages mean nothing at a point not reached
