@@ -1,0 +1,291 @@
+"""A case in parts (gridlang.parts): every shipped multi-agent case splits into a cloud
+file and one file per agent, the parts re-assembled are the same case, each side
+compiles its own part without opening the other side's files, mismatches are
+positioned errors on the side that finds them, and ADMM/ATC on the separately
+compiled sides reach the central objective."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import CASES
+import gridlang
+from gridlang.case import Case
+from gridlang.cli import app
+from gridlang.errors import GridError
+from gridlang.grammar import ast
+from gridlang.grammar.parser import parse
+from gridlang.parts import compile as parts_compile
+from gridlang.parts.compile import Join, RowKey, compile_agent, compile_cloud, join, solve_parts
+from gridlang.parts.format import read_agent, read_cloud, view
+from gridlang.parts.split import split_case
+
+MULTI_AGENT = ["three_microgrids", "prosumers", "microgrid_market", "community4", "collaborative_planning", "collaborative_planning_shared"]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def parts_dir(tmp_path_factory):
+    """Each shipped multi-agent case split once, by name."""
+    root = tmp_path_factory.mktemp("parts")
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            split_case(CASES / f"{name}.grid", root / name)
+            cache[name] = root / name
+        return cache[name]
+
+    return get
+
+
+def _agents(folder: Path) -> list[Path]:
+    cloud = read_cloud(folder / "cloud.grid")
+    return [folder / a / f"{a}.grid" for a in cloud.agents]
+
+
+# ------------------------------------------------------------------ the format
+
+
+def test_grammar_of_the_two_new_agent_statements():
+    at, part = parse('agent mg1 at b18, b19\nagent mg1 in "../cloud.grid" { horizon = 24 h; market = energy }\n', "t.grid").statements
+    assert isinstance(at, ast.AgentAt) and [b.name for b in at.buses] == ["b18", "b19"] and (at.buses[1].span.line, at.buses[1].span.col) == (1, 19)
+    assert isinstance(part, ast.AgentPart) and part.cloud.value == "../cloud.grid" and (part.cloud.span.line, part.cloud.span.col) == (2, 14)
+    assert [a.name.name for a in part.attrs] == ["horizon", "market"]
+    with pytest.raises(GridError) as info:
+        parse("agent mg1 at\n", "t.grid")
+    assert info.value.span.line == 1
+
+
+@pytest.mark.parametrize("name", MULTI_AGENT)
+def test_every_multi_agent_case_splits_and_reassembles_to_the_same_objective(name, parts_dir):
+    folder = parts_dir(name)
+    original = gridlang.load(CASES / f"{name}.grid")
+    cloud = read_cloud(folder / "cloud.grid")
+    agents = [read_agent(p) for p in _agents(folder)]
+    others = [a for a in dict.fromkeys(original.ir.owners.values()) if a != original.ir.network_owner]
+    assert list(cloud.agents) == others and [a.name for a in agents] == others
+    for a in agents:  # each agent's file names the cloud and holds what it owns, nothing else
+        assert a.cloud == cloud.path
+        assert {i.name for i in a.items} == {item for item, owner in original.ir.owners.items() if owner == a.name}
+    whole = Case(view(cloud, agents))
+    assert whole.ir.owners == original.ir.owners and whole.ir.network_owner == original.ir.network_owner
+    expected = original.solve(compare_plans=False).objective
+    got = whole.solve(compare_plans=False).objective
+    assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_private_profiles_and_their_csv_files_go_beside_the_agent(parts_dir):
+    folder = parts_dir("three_microgrids")
+    mg2 = (folder / "mg2" / "mg2.grid").read_text()
+    cloud = (folder / "cloud.grid").read_text()
+    # 'breeze' and 'commercial' are used by mg2 alone; 'sun' and 'demand' by several parts
+    assert re.search(r'^profile breeze = csv\("data/day_profiles.csv"', mg2, re.M) and "profile breeze" not in cloud
+    assert "profile sun" in cloud and "profile sun" not in mg2 and "profile demand" in cloud
+    assert (folder / "mg2" / "data" / "day_profiles.csv").read_bytes() == (CASES / "data" / "day_profiles.csv").read_bytes()
+    assert not (folder / "mg1" / "data").exists()  # mg1 uses shared profiles only
+    assert mg2.splitlines()[2] == 'agent mg2 in "../cloud.grid" { horizon = 24 h; step = 1 h; market = energy }'
+    assert "agent mg2 at b25" in cloud and "wind mg2_wt" not in cloud
+
+
+def test_tables_shared_by_agents_are_written_row_by_row(parts_dir):
+    folder = parts_dir("prosumers")
+    p7 = (folder / "p7" / "p7.grid").read_text()
+    assert "pv table (name, at, capacity [kW], availability) {\n  pv7 b7 20 sun\n}" in p7
+    assert "pv8" not in p7 and "home7 b7 20 2 demand 20 300" in p7
+    assert "pv table" not in (folder / "cloud.grid").read_text()
+
+
+def test_split_command_writes_refuses_foreign_files_and_single_agent_cases(tmp_path):
+    out = tmp_path / "parts"
+    r = runner.invoke(app, ["split", str(CASES / "community4.grid"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "cloud.grid" in r.output and (out / "house3" / "house3.grid").is_file()
+    again = runner.invoke(app, ["split", str(CASES / "community4.grid"), "-o", str(out)])
+    assert again.exit_code == 0, again.output  # its own files are replaced
+    mine = out / "house1" / "house1.grid"
+    mine.write_text("my notes\n")
+    r = runner.invoke(app, ["split", str(CASES / "community4.grid"), "-o", str(out)])
+    assert r.exit_code == 1 and "gridlang did not write it" in r.output
+    assert mine.read_text() == "my notes\n"  # left as it was
+    r = runner.invoke(app, ["split", str(CASES / "ieee33_dispatch.grid"), "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "fewer than two agents" in r.output and not (tmp_path / "x").exists()
+
+
+# ------------------------------------------------------------------ each side compiles its own part
+
+
+class _Opened:
+    """Every file opened while active (a Python audit hook; hooks cannot be removed)."""
+
+    active = False
+    paths: list[str] = []
+
+    @classmethod
+    def hook(cls, event: str, args) -> None:
+        if cls.active and event == "open" and isinstance(args[0], str | Path):
+            cls.paths.append(str(Path(args[0]).resolve()))
+
+
+sys.addaudithook(_Opened.hook)
+
+
+def _opened(call):
+    _Opened.paths, _Opened.active = [], True
+    try:
+        out = call()
+    finally:
+        _Opened.active = False
+    return out, list(_Opened.paths)
+
+
+def test_an_agent_compiles_its_file_alone_and_never_opens_another_agents_files(parts_dir):
+    folder = parts_dir("three_microgrids").resolve()
+    parts_compile._cloud_built.cache_clear()
+    side, opened = _opened(lambda: compile_agent(folder / "mg2" / "mg2.grid"))
+    assert str(folder / "mg2" / "mg2.grid") in opened and str(folder / "cloud.grid") in opened
+    assert str(folder / "mg2" / "data" / "day_profiles.csv") in opened  # its own profile
+    assert not [p for p in opened if p.startswith((str(folder / "mg1"), str(folder / "mg3")))]
+    assert side.agent == "mg2" and side.subproblem.agent == "mg2"
+    # its rows are named: the balances at its bus and the market rows its sales enter
+    assert RowKey("ieee33-balance_p", (("bus", "b25"), ("time", "7"))) in side.join.rows
+    assert RowKey("energy-balance", (("agent", "mg2"), ("time", "7"))) in side.join.rows
+    assert {k.constraint for k in side.join.rows} <= {"ieee33-balance_p", "ieee33-balance_q", "energy-balance"}
+
+
+def test_the_cloud_compiles_alone_and_never_opens_an_agent_file(parts_dir):
+    folder = parts_dir("prosumers").resolve()
+    parts_compile._cloud_built.cache_clear()
+    cloud, opened = _opened(lambda: compile_cloud(folder / "cloud.grid"))
+    agent_folders = [str(folder / a) for a in read_cloud(folder / "cloud.grid").agents]
+    assert str(folder / "cloud.grid") in opened
+    assert not [p for p in opened if p.startswith(tuple(agent_folders))]
+    assert cloud.owner == "dso" and len(cloud.agents) == 23
+    assert RowKey("ieee33-balance_p", (("bus", "b7"), ("time", "0"))) in cloud.allowed["p7"]
+
+
+def test_the_message_an_agent_sends_at_joining_holds_names_and_numbers_only(parts_dir):
+    side = compile_agent(parts_dir("prosumers") / "p7" / "p7.grid")
+    message = side.join
+    assert isinstance(message, Join) and set(Join.__dataclass_fields__) == {"agent", "steps", "dt", "rows", "constants"}
+    assert all(isinstance(k, RowKey) for k in message.rows)
+    # the home's reactive load shifts the reactive balance at b7, where nothing of p7 makes reactive power
+    assert {k.constraint for k, _ in message.constants} == {"ieee33-balance_q"} and all(isinstance(v, float) for _, v in message.constants)
+
+
+# ------------------------------------------------------------------ mismatches
+
+
+def _copy(parts_dir, name: str, tmp_path: Path) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(parts_dir(name), folder)
+    return folder
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def _where(path: Path, needle: str, nth: int = 0) -> tuple[int, int]:
+    lines = path.read_text().splitlines()
+    hits = [(i + 1, line.index(needle) + 1) for i, line in enumerate(lines) if needle in line]
+    return hits[nth]
+
+
+def test_an_agent_at_a_bus_the_cloud_does_not_connect_it_at_is_an_error_in_its_file(parts_dir, tmp_path):
+    folder = _copy(parts_dir, "three_microgrids", tmp_path)
+    mg1 = folder / "mg1" / "mg1.grid"
+    _edit(mg1, "pv mg1_pv at b18", "pv mg1_pv at b19")
+    _edit(mg1, "generator mg1_gen at b18", "generator mg1_gen at b99")
+    with pytest.raises(GridError, match="'mg1_pv' is at bus b19, where the cloud does not connect 'mg1'") as info:
+        compile_agent(mg1)
+    errors = list(getattr(info.value, "errors", [info.value]))
+    assert [(e.span.file, e.span.line, e.span.col) for e in errors] == [(str(mg1), *_where(mg1, "b19")), (str(mg1), *_where(mg1, "b99"))]
+    assert "agent mg1 at b18, b19" in errors[0].hint
+
+
+@pytest.mark.parametrize(("old", "new", "message", "needle"), [
+    ("horizon = 24 h", "horizon = 48 h", "this file's horizon is 48 h but the cloud's is 24 h", "48 h"),
+    ("step = 1 h", "step = 30 min", "this file's step is 0.5 h but the cloud's is 1 h", "30 min"),
+    ("market = energy", "market = energie", "the cloud file cloud.grid declares no market 'energie'", "energie"),
+    ("step = 1 h", "step = 1 h; colour = blue", "'colour' is not something an agent's file states", "colour"),
+])
+def test_what_an_agent_expects_of_the_cloud_is_checked_on_its_side(parts_dir, tmp_path, old, new, message, needle):
+    folder = _copy(parts_dir, "three_microgrids", tmp_path)
+    mg3 = folder / "mg3" / "mg3.grid"
+    _edit(mg3, old, new)
+    with pytest.raises(GridError, match=re.escape(message)) as info:
+        compile_agent(mg3)
+    assert (info.value.span.file, info.value.span.line, info.value.span.col) == (str(mg3), *_where(mg3, needle))
+    assert info.value.hint
+
+
+def test_an_agent_the_cloud_does_not_connect_and_a_member_of_no_market(parts_dir, tmp_path):
+    folder = _copy(parts_dir, "microgrid_market", tmp_path)
+    cloud = folder / "cloud.grid"
+    _edit(cloud, "market energy among mg1, mg2, mg3", "market energy among mg1, mg2")
+    with pytest.raises(GridError, match="'mg3' is not a member of market 'energy'"):
+        compile_agent(folder / "mg3" / "mg3.grid")
+    _edit(folder / "mg2" / "mg2.grid", "agent mg2 in", "agent mg7 in")
+    with pytest.raises(GridError, match="connects no agent 'mg7'") as info:
+        compile_agent(folder / "mg2" / "mg2.grid")
+    assert info.value.span.line == 3 and info.value.span.col == 7
+
+
+def test_a_cloud_connecting_an_agent_at_an_unknown_bus_is_an_error_in_the_cloud_file(parts_dir, tmp_path):
+    folder = _copy(parts_dir, "three_microgrids", tmp_path)
+    cloud = folder / "cloud.grid"
+    _edit(cloud, "agent mg2 at b25", "agent mg2 at b250")
+    with pytest.raises(GridError, match="b250") as info:
+        compile_cloud(cloud)
+    assert (info.value.span.file, info.value.span.line, info.value.span.col) == (str(cloud.resolve()), *_where(cloud, "b250"))
+
+
+def test_joining_checks_each_agent_against_the_cloud_on_the_clouds_side(parts_dir, tmp_path):
+    folder = _copy(parts_dir, "three_microgrids", tmp_path)
+    cloud_file = folder / "cloud.grid"
+    cloud = compile_cloud(cloud_file)
+    sides = [compile_agent(p) for p in _agents(folder)]
+    # an agent missing
+    with pytest.raises(GridError, match="no part joined for agent 'mg3'") as info:
+        join(cloud, sides[:2])
+    assert (info.value.span.line, info.value.span.col) == _where(cloud_file, "agent mg3 at")
+    # an agent compiled against another cloud, where it connects at b19 and the day has 12 steps
+    other = tmp_path / "other"
+    shutil.copytree(folder, other)
+    _edit(other / "cloud.grid", "agent mg1 at b18", "agent mg1 at b19")
+    for stmt in ("pv mg1_pv at b18", "storage mg1_es at b18", "load mg1_ld at b18", "generator mg1_gen at b18"):
+        _edit(other / "mg1" / "mg1.grid", stmt, stmt.replace("b18", "b19"))
+    moved = compile_agent(other / "mg1" / "mg1.grid")
+    with pytest.raises(GridError, match=r"agent 'mg1' takes part in \d+ row\(s\) the cloud does not share with it, e\.g\. ieee33-balance_p\[bus=b19") as info:
+        join(cloud, [moved, *sides[1:]])
+    assert (info.value.span.line, info.value.span.col) == _where(cloud_file, "agent mg1 at")
+    short = Join("mg2", 12, 2.0, sides[1].join.rows, ())
+    with pytest.raises(GridError, match="joined with 12 steps of 2 h, the cloud has 24 steps of 1 h"):
+        join(cloud, [sides[0], type(sides[1])(sides[1].subproblem, short, 0.0), sides[2]])
+
+
+# ------------------------------------------------------------------ ADMM and ATC on the parts
+
+
+@pytest.mark.parametrize(("name", "method", "rel"), [
+    ("three_microgrids", "atc", 1e-6),
+    ("three_microgrids", "admm", 1e-4),
+    ("prosumers", "atc", 1e-6),
+    ("prosumers", "admm", 1e-4),
+])
+def test_decomposition_on_separately_compiled_parts_reaches_the_central_objective(parts_dir, name, method, rel):
+    folder = parts_dir(name)
+    central = gridlang.load(CASES / f"{name}.grid").solve().objective
+    result = solve_parts(folder / "cloud.grid", _agents(folder), method)
+    assert result.status == "converged"
+    assert result.objective == pytest.approx(central, rel=rel)
+    assert all(isinstance(k, RowKey) for k in result.rows) and len(result.rows) > 0
