@@ -240,14 +240,45 @@ def _own_rows(sub: Subproblem, moved: np.ndarray, rhs: np.ndarray) -> Subproblem
     return replace(sub, A=sp.vstack([sub.A, C[moved]]).tocsr(), b=np.concatenate([sub.b, rhs]), sense=np.concatenate([sub.sense, np.full(len(moved), "=")]))
 
 
-def join(cloud: CloudSide, sides: Sequence[AgentSide]) -> Split:
-    """The cloud's side of joining (see the module doc): every agent's message checked
-    against the cloud's rows, and the rows numbered.  Only the :class:`Join` messages are
-    read here; the subproblems are passed through to the executor."""
+@dataclass(frozen=True, slots=True, eq=False)
+class Numbering:
+    """The cloud's answer to an agent's :class:`Join`: for each row the agent named,
+    its coupling row (-1: the agent's own row, ``C x = d + shift``) and the constant
+    the agent adds to its ``d`` there (other agents' constants it takes on)."""
+
+    ids: np.ndarray
+    shift: np.ndarray
+
+
+def place(sub: Subproblem, numbering: Numbering) -> Subproblem:
+    """An agent's subproblem with the cloud's numbering applied (on the agent's side):
+    rows it alone is left in become its own rows, the others take their coupling ids."""
+    d = np.asarray(sub.d, dtype=float) + numbering.shift
+    keep = numbering.ids >= 0
+    sub = _own_rows(replace(sub, d=d), np.flatnonzero(~keep), d[~keep])
+    penalty = None if sub.penalty is None else np.asarray(sub.penalty)[keep]
+    return replace(sub, rows=numbering.ids[keep], C=sp.csr_matrix(sub.C)[np.flatnonzero(keep)], d=d[keep], penalty=penalty)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Plan:
+    """The cloud's numbering of the coupling rows for the agents that joined."""
+
+    agents: tuple[str, ...]  # the owner and the agents that joined, in the cloud file's order
+    numbering: dict[str, Numbering]
+    counts: np.ndarray  # contributors per coupling row
+    rows: np.ndarray  # each coupling row's position among the cloud's rows
+    offset: float  # the constant part of the total cost
+
+    def names(self, cloud: CloudSide) -> list[RowKey]:
+        return [cloud.rows[i] for i in self.rows]
+
+
+def check_joins(cloud: CloudSide, joins: Sequence[Join]) -> None:
+    """Every agent's message against the cloud's rows; every connected agent present."""
     errors = Collector()
-    by_agent = {s.agent: s for s in sides}
-    for s in sides:
-        m = s.join
+    by_agent = {m.agent: m for m in joins}
+    for m in joins:
         if m.agent not in cloud.spans:
             errors.add(cloud.system, f"agent '{m.agent}' joined, but the cloud connects no agent '{m.agent}'",
                        did_you_mean(m.agent, cloud.spans) or f"connect it in {cloud.path.name}: 'agent {m.agent} at BUS'")
@@ -266,20 +297,26 @@ def join(cloud: CloudSide, sides: Sequence[AgentSide]) -> Split:
             errors.add(span, f"no part joined for agent '{a}'", f"give the file of '{a}' (e.g. {a}/{a}.grid)")
     errors.raise_if_any()
 
+
+def plan(cloud: CloudSide, joins: Sequence[Join], offsets: dict[str, float] | None = None) -> Plan:
+    """The cloud's side of joining (see the module doc), from the agents' messages alone:
+    checked (:func:`check_joins`), then the rows numbered.  ``offsets``: the constant
+    part of each agent's cost, if it sent it (it only shifts the reported total)."""
+    check_joins(cloud, joins)
+    by_agent = {m.agent: m for m in joins}
     index = {k: i for i, k in enumerate(cloud.rows)}
     order = [a for a in cloud.agents if a == cloud.owner or a in by_agent]
-    subs = {cloud.owner: cloud.subproblem, **{a: by_agent[a].subproblem for a in order if a != cloud.owner}}
     ids = {cloud.owner: np.asarray(cloud.subproblem.rows, dtype=np.int64)}
     for a in order:
         if a != cloud.owner:
-            ids[a] = np.array([index[k] for k in by_agent[a].join.rows], dtype=np.int64)
+            ids[a] = np.array([index[k] for k in by_agent[a].rows], dtype=np.int64)
     counts = np.zeros(len(cloud.rows), dtype=np.int64)
     for a in order:
         np.add.at(counts, ids[a], 1)
     shift = np.zeros(len(cloud.rows))  # the agents' constants, moved to a contributor's d
     for a in order:
         if a != cloud.owner:
-            for k, v in by_agent[a].join.constants:
+            for k, v in by_agent[a].constants:
                 shift[index[k]] += v
     taker = np.full(len(cloud.rows), -1)  # who takes each row's constants: the owner if it takes part
     for n, a in reversed(list(enumerate(order))):
@@ -287,22 +324,28 @@ def join(cloud: CloudSide, sides: Sequence[AgentSide]) -> Split:
     taker[ids[cloud.owner]] = order.index(cloud.owner)
     lost = np.flatnonzero((taker < 0) & (shift != 0))
     if len(lost):
-        k = cloud.rows[lost[0]]
-        raise GridError(cloud.system, f"{k} is shifted by an agent's fixed data but nothing can balance it", "connect something with a variable at that bus")
+        raise GridError(cloud.system, f"{cloud.rows[lost[0]]} is shifted by an agent's fixed data but nothing can balance it", "connect something with a variable at that bus")
     coupled = counts >= 2
-    new_id = np.cumsum(coupled) - 1
-    out = []
-    for n, a in enumerate(order):
-        sub = subs[a]
-        d = np.asarray(sub.d, dtype=float) + np.where(taker[ids[a]] == n, shift[ids[a]], 0.0)
-        keep = coupled[ids[a]]
-        sub = _own_rows(replace(sub, d=d), np.flatnonzero(~keep), d[~keep])
-        C = sp.csr_matrix(sub.C)[np.flatnonzero(keep)]
-        penalty = None if sub.penalty is None else np.asarray(sub.penalty)[keep]
-        out.append(replace(sub, rows=new_id[ids[a][keep]], C=C, d=d[keep], penalty=penalty))
-    n_rows = int(coupled.sum())
-    offset = cloud.offset + sum(by_agent[a].offset for a in order if a != cloud.owner)
-    return Split(tuple(order), tuple(out), n_rows, counts[coupled], offset, np.arange(n_rows), np.flatnonzero(coupled))
+    new_id = np.where(coupled, np.cumsum(coupled) - 1, -1)
+    numbering = {a: Numbering(new_id[ids[a]], np.where(taker[ids[a]] == n, shift[ids[a]], 0.0)) for n, a in enumerate(order)}
+    offset = cloud.offset + sum((offsets or {}).get(a, 0.0) for a in order)
+    return Plan(tuple(order), numbering, counts[coupled], np.flatnonzero(coupled), offset)
+
+
+def stub(agent: str, numbering: Numbering) -> Subproblem:
+    """What the cloud holds of an agent's subproblem: its name and coupling rows, no model."""
+    empty = sp.csr_matrix((0, 0))
+    none = np.zeros(0)
+    return Subproblem(agent, np.zeros(0, dtype=np.int64), empty, none, np.zeros(0, dtype="<U1"), none, none, none, empty, (), numbering.ids[numbering.ids >= 0], sp.csr_matrix((int((numbering.ids >= 0).sum()), 0)), np.zeros(int((numbering.ids >= 0).sum())))
+
+
+def join(cloud: CloudSide, sides: Sequence[AgentSide]) -> Split:
+    """Joining in one process: :func:`plan` from the agents' messages, then each agent's
+    subproblem :func:`place`-d as the agent would do it on its side."""
+    p = plan(cloud, [s.join for s in sides], {s.agent: s.offset for s in sides})
+    subs = {cloud.owner: cloud.subproblem, **{s.agent: s.subproblem for s in sides}}
+    out = tuple(place(subs[a], p.numbering[a]) for a in p.agents)
+    return Split(p.agents, out, len(p.rows), p.counts, p.offset, np.arange(len(p.rows)), p.rows)
 
 
 def coupling_names(cloud: CloudSide, parts: Split) -> list[RowKey]:
