@@ -445,6 +445,46 @@ def split_(
         out.print(f"wrote {len(written)} files to {out_dir}/: {shown}", markup=False, highlight=False)
 
 
+@app.command()
+def edge(
+    agent_file: Annotated[Path, typer.Argument(help="the agent's own .grid file (its first line names the cloud file)", show_default=False)],
+    join: Annotated[str, typer.Option("--join", help="the Ray cluster to join, e.g. HEAD:6379; this machine's node carries the resource agent:<agent>")],
+    formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
+    debug: Debug = False,
+) -> None:
+    """Check an agent's file here and start its actor on this machine's node of the cluster (needs the ray extra)."""
+    from gridlang.parts.edge import join_edge
+
+    with _reporting(debug):
+        agent, rows = join_edge(agent_file, join, formulation)
+        out.print(f"{agent} joined {join}: its actor keeps its subproblem on the node carrying 'agent:{agent}' and takes part in {rows} named coupling rows", markup=False, highlight=False)
+
+
+@app.command()
+def cloud(
+    cloud_file: Annotated[Path, typer.Argument(help="the cloud's .grid file", show_default=False)],
+    address: Annotated[Optional[str], typer.Option("--address", help="the Ray cluster the edges joined (default: --local)")] = None,
+    local: Annotated[bool, typer.Option("--local", help="start a local cluster with one node per agent, each agent read from <folder>/<agent>/<agent>.grid")] = False,
+    method: Annotated[str, typer.Option("--method", help="atc or admm")] = "atc",
+    formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
+    debug: Debug = False,
+) -> None:
+    """Run the coordinator of a case in parts with the edges' actors (needs the ray extra).
+
+    Exit 0 when the decomposition converged, 3 when it did not."""
+    from gridlang.parts.edge import run_cloud, run_local
+
+    with _reporting(debug):
+        if (address is None) == (not local):
+            raise GridError(COMMAND_LINE, "give the cluster with --address, or --local to start one here", "e.g. gridlang cloud cloud.grid --local")
+        result = run_local(cloud_file, method, formulation) if local else run_cloud(cloud_file, method, address, formulation)
+        out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
+        for agent, cost in result.costs.items():
+            out.print(f"  {agent}: cost {cost:.6g}", markup=False, highlight=False)
+        if result.status != "converged":
+            raise typer.Exit(3)
+
+
 def main() -> None:  # pragma: no cover - console entry for `python -m gridlang`
     app()
 

@@ -1,0 +1,87 @@
+"""Edge and cloud on a local multi-node Ray cluster (gridlang.parts.edge): each agent's
+actor is placed on the node carrying its resource and compiles its own file there; the
+cloud's process never opens an agent file, receives only named rows and numbers, and
+reaches the central objective by ATC."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import CASES
+import gridlang
+from gridlang.cli import app
+from gridlang.parts import compile as parts_compile
+from gridlang.parts.compile import RowKey
+from gridlang.parts.split import split_case
+
+ray = pytest.importorskip("ray")
+runner = CliRunner()
+
+
+class _Opened:
+    active = False
+    paths: list[str] = []
+
+    @classmethod
+    def hook(cls, event: str, args) -> None:
+        if cls.active and event == "open" and isinstance(args[0], str | Path):
+            cls.paths.append(str(Path(args[0]).resolve()))
+
+
+sys.addaudithook(_Opened.hook)
+
+
+def test_three_microgrids_in_parts_on_a_cluster_with_one_node_per_agent(tmp_path):
+    from gridlang.parts.edge import NAMESPACE, actor_name, local_cluster, resource, run_cloud
+
+    folder = tmp_path / "parts"
+    split_case(CASES / "three_microgrids.grid", folder)
+    agents = ["mg1", "mg2", "mg3"]
+    central = gridlang.load(CASES / "three_microgrids.grid").solve().objective
+    cluster = local_cluster(agents)
+    try:
+        for a in agents:  # each edge as its machine would start it
+            r = runner.invoke(app, ["edge", str(folder / a / f"{a}.grid"), "--join", cluster.address])
+            assert r.exit_code == 0, r.output
+            assert f"{a} joined" in r.output
+        ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        actors = {a: ray.get_actor(actor_name(a), namespace=NAMESPACE) for a in agents}
+        carrying = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+        for a, actor in actors.items():  # placed by its resource, on its own node
+            node = ray.get(actor.node.remote())
+            assert carrying[node].get(resource(a)) == 1.0
+        assert len({ray.get(x.node.remote()) for x in actors.values()}) == 3
+
+        parts_compile._cloud_built.cache_clear()  # the edges above ran in this process: compile the cloud afresh
+        _Opened.paths, _Opened.active = [], True
+        try:
+            result = run_cloud(folder / "cloud.grid", "atc")
+        finally:
+            _Opened.active = False
+        opened = _Opened.paths
+        assert str((folder / "cloud.grid").resolve()) in opened
+        assert not [p for p in opened if p.startswith(tuple(str((folder / a).resolve()) for a in agents))]
+        assert result.status == "converged"
+        assert result.objective == pytest.approx(central, rel=1e-6)
+        # the message log: per agent and pass, the coupling rows it answered for and its y, nothing else
+        log = result.run.messages
+        assert log and all(set(m) == {"agent", "iteration", "rows", "y"} for m in log)
+        assert all(len(m["rows"]) == len(m["y"]) for m in log)
+        assert all(isinstance(k, RowKey) for k in result.rows)
+    finally:
+        for a in agents:
+            try:
+                ray.kill(ray.get_actor(actor_name(a), namespace=NAMESPACE), no_restart=True)
+            except Exception:
+                pass
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_cloud_command_needs_a_cluster_and_an_edge_needs_its_node(tmp_path):
+    r = runner.invoke(app, ["cloud", str(tmp_path / "cloud.grid")])
+    assert r.exit_code == 1 and "--address" in r.output
