@@ -289,3 +289,11 @@ def test_decomposition_on_separately_compiled_parts_reaches_the_central_objectiv
     assert result.status == "converged"
     assert result.objective == pytest.approx(central, rel=rel)
     assert all(isinstance(k, RowKey) for k in result.rows) and len(result.rows) > 0
+
+
+@pytest.mark.parametrize("name", ["three_microgrids", "prosumers"])
+def test_the_shipped_parts_are_what_gridlang_split_writes(parts_dir, name):
+    shipped, fresh = CASES / "parts" / name, parts_dir(name)
+    files = sorted(p.relative_to(shipped) for p in shipped.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(fresh) for p in fresh.rglob("*") if p.is_file())
+    assert all((shipped / f).read_bytes() == (fresh / f).read_bytes() for f in files)
