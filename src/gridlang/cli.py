@@ -465,19 +465,26 @@ def cloud(
     cloud_file: Annotated[Path, typer.Argument(help="the cloud's .grid file", show_default=False)],
     address: Annotated[Optional[str], typer.Option("--address", help="the Ray cluster the edges joined (default: --local)")] = None,
     local: Annotated[bool, typer.Option("--local", help="start a local cluster with one node per agent, each agent read from <folder>/<agent>/<agent>.grid")] = False,
+    serial: Annotated[bool, typer.Option("--serial", help="no Ray: compile every side in this process, each on its own, from <folder>/<agent>/<agent>.grid")] = False,
     method: Annotated[str, typer.Option("--method", help="atc or admm")] = "atc",
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     debug: Debug = False,
 ) -> None:
-    """Run the coordinator of a case in parts with the edges' actors (needs the ray extra).
+    """Run the coordinator of a case in parts with the edges' actors (needs the ray extra), or every side in this process (--serial).
 
     Exit 0 when the decomposition converged, 3 when it did not."""
     from gridlang.parts.edge import run_cloud, run_local
 
     with _reporting(debug):
-        if (address is None) == (not local):
-            raise GridError(COMMAND_LINE, "give the cluster with --address, or --local to start one here", "e.g. gridlang cloud cloud.grid --local")
-        result = run_local(cloud_file, method, formulation) if local else run_cloud(cloud_file, method, address, formulation)
+        if (address is not None) + local + serial != 1:
+            raise GridError(COMMAND_LINE, "give one of --address (the cluster the edges joined), --local (start one here) or --serial (no Ray)", "e.g. gridlang cloud cloud.grid --local")
+        if serial:
+            from gridlang.parts.compile import solve_parts
+            from gridlang.parts.format import agent_files, read_cloud
+
+            result = solve_parts(cloud_file, list(agent_files(read_cloud(cloud_file)).values()), method, formulation)
+        else:
+            result = run_local(cloud_file, method, formulation) if local else run_cloud(cloud_file, method, address, formulation)
         out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
         for agent, cost in result.costs.items():
             out.print(f"  {agent}: cost {cost:.6g}", markup=False, highlight=False)

@@ -219,13 +219,10 @@ def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = N
     them), and the cloud run here."""
     import ray
 
-    from gridlang.parts.format import read_cloud
+    from gridlang.parts.format import agent_files, read_cloud
 
     cloud = read_cloud(Path(cloud_path))
-    files = {a: cloud.path.parent / a / f"{a}.grid" for a in cloud.agents}
-    for a, f in files.items():
-        if not f.is_file():
-            raise GridError(cloud.spans[a], f"no file for agent '{a}' at {f}", "write the parts with gridlang split, or start the edges yourself (gridlang edge ... --join ADDRESS)")
+    files = agent_files(cloud)
     cluster = local_cluster(list(files))
     try:
         ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)

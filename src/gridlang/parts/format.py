@@ -207,3 +207,22 @@ def view(cloud: CloudFile, held: Sequence[AgentFile] = (), formulation: str | No
             raise GridError(a.header.name.span, f"the cloud file {cloud.path.name} connects no agent '{a.name}'",
                             did_you_mean(a.name, cloud.points) or f"it connects {', '.join(cloud.points) or 'no agent'}; add 'agent {a.name} at BUS' there")
     return resolve(assemble(cloud, held), root_of(cloud, held), allow_outside, formulation)
+
+
+def agent_files(cloud: CloudFile) -> dict[str, Path]:
+    """Where ``gridlang split`` puts each agent's file: ``<cloud folder>/<agent>/<agent>.grid``
+    (an error at the agent's connection if one is missing)."""
+    files = {a: cloud.path.parent / a / f"{a}.grid" for a in cloud.agents}
+    errors = Collector()
+    for a, f in files.items():
+        if not f.is_file():
+            errors.add(cloud.spans[a], f"no file for agent '{a}' at {f}", f"write the parts with gridlang split, or put the file of '{a}' there")
+    errors.raise_if_any()
+    return files
+
+
+def whole(path: Path, formulation: str | None = None, allow_outside: bool = False) -> ir.CaseIR:
+    """The whole case of a cloud file and its agents' files beside it (:func:`agent_files`):
+    the case the parts were split from, to solve centrally."""
+    cloud = read_cloud(Path(path))
+    return view(cloud, [read_agent(f) for f in agent_files(cloud).values()], formulation, allow_outside)
