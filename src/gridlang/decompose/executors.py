@@ -270,7 +270,8 @@ class RayExecutor:
         actor = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayBatch)
         self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in batches(subproblems, workers)]
         self.home = {a: g for g, group in enumerate(self.groups) for a in group}
-        self.actors = [actor.remote(group) for group in self.groups]
+        self.payloads = [ray.put(group) for group in self.groups]  # held here: a restarted actor is built again from them (ray issue 53727)
+        self.actors = [actor.remote(ref) for ref in self.payloads]
         self.order = [s.agent for s in subproblems]  # answers in the subproblems' order, as serial gives them (sums stay the same)
         self._costs: dict[str, float] = {}  # every agent's cost at its last answer (ATC asks at every pass)
 

@@ -127,55 +127,79 @@ def split(built: Built) -> Split:
     coupling_id[coupling_rows] = np.arange(len(coupling_rows))
     row_owner = np.where(coupling, -1, np.where(high >= 0, low, 0))  # empty rows go to the first agent
 
+    # which agents take part in each coupling row: its (row, agent) pairs, each once, sorted by row then agent
+    n_agents = len(agents)
+    in_coupling = coupling[coo.row]
+    c_row, c_col, c_val = coupling_id[coo.row[in_coupling]], coo.col[in_coupling], coo.data[in_coupling]
+    pair = np.unique(c_row * n_agents + col_owner[c_col])
+    pair_row, pair_agent = pair // n_agents, pair % n_agents
+    counts = np.bincount(pair_row, minlength=len(coupling_rows))
     # each coupling row's right-hand side goes to the network owner if it takes part, else its first agent
-    # which agents take part in each coupling row: a dense (rows, agents) table
-    contributes = (sp.csr_matrix((np.ones(coo.nnz), (coo.row, col_owner[coo.col])), shape=(n_rows, len(agents)))[coupling_rows] > 0).toarray()
-    holder = contributes.argmax(axis=1)
+    holder = low[coupling_rows]
     if case.network_owner in agents:
         owner_index = agents.index(case.network_owner)
-        holder = np.where(contributes[:, owner_index], owner_index, holder)
-    counts = contributes.sum(axis=1)
+        with_owner = np.zeros(len(coupling_rows), dtype=bool)
+        with_owner[pair_row[pair_agent == owner_index]] = True
+        holder = np.where(with_owner, owner_index, holder)
+
+    # every per-agent selection below is a slice of one sort by agent: O(nnz log nnz), not agents x columns
+    col_order, col_at = _groups(col_owner, n_agents)
+    local = np.empty(len(vlabels), dtype=np.int64)  # each column's position among its agent's columns
+    local[col_order] = np.arange(len(vlabels)) - np.repeat(col_at[:-1], np.diff(col_at))
+    row_order, row_at = _groups(np.where(coupling, n_agents, row_owner), n_agents)  # coupling rows last, in no agent's group
+    entry_order, entry_at = _groups(col_owner[c_col], n_agents)  # coupling entries by the agent of their column
+    pair_order, pair_at = _groups(pair_agent, n_agents)
 
     pos = m.variables.label_index.label_to_pos
-    cone_owner = []
+    agent_cones: list[list[tuple[str, np.ndarray]]] = [[] for _ in agents]
     for block in built.cones:
         cols = pos[block.rows()]
         who = col_owner[cols]
         if (who != who[:, :1]).any():
             raise GridError(block.span, "a cone couples the variables of several agents", "keep every cone within one agent's variables")
-        cone_owner.append((block.kind, cols, who[:, 0]))
+        order, at = _groups(who[:, 0], n_agents)
+        for i in np.flatnonzero(np.diff(at)):
+            agent_cones[i].append((block.kind, local[cols[order[at[i] : at[i + 1]]]]))
     Q = mat.Q.tocsr() if mat.Q is not None else sp.csr_matrix((len(vlabels), len(vlabels)))
-    if Q.nnz:
-        qc = Q.tocoo()
-        if (col_owner[qc.row] != col_owner[qc.col]).any():
-            raise GridError(case.system.span, "a quadratic cost couples agents", "give each cost term the variables of one agent")
+    qc = Q.tocoo()
+    if Q.nnz and (col_owner[qc.row] != col_owner[qc.col]).any():
+        raise GridError(case.system.span, "a quadratic cost couples agents", "give each cost term the variables of one agent")
+    q_order, q_at = _groups(col_owner[qc.row], n_agents)
     c = np.asarray(mat.c, dtype=float)
     lb, ub = np.asarray(mat.lb, dtype=float), np.asarray(mat.ub, dtype=float)
 
     subproblems = []
     for i, agent in enumerate(agents):
-        cols = np.flatnonzero(col_owner == i)
-        local = np.full(len(vlabels), -1)
-        local[cols] = np.arange(len(cols))
-        own = np.flatnonzero((row_owner == i) & ~coupling)
-        mine = coupling_rows[contributes[:, i]]
-        ids = coupling_id[mine]
-        cones = tuple((kind, local[cols_k[who == i]]) for kind, cols_k, who in cone_owner if (who == i).any())
+        cols = col_order[col_at[i] : col_at[i + 1]]
+        own = row_order[row_at[i] : row_at[i + 1]]
+        rows_i = A[own]  # its own rows hold its columns only: their indices renumbered
+        ids = pair_row[pair_order[pair_at[i] : pair_at[i + 1]]]
+        mine = coupling_rows[ids]
+        e = entry_order[entry_at[i] : entry_at[i + 1]]
+        q = q_order[q_at[i] : q_at[i + 1]]
+        shape = (len(cols), len(cols))
         subproblems.append(
             Subproblem(
                 agent=agent,
                 vlabels=vlabels[cols],
-                A=A[own][:, cols],
+                A=sp.csr_matrix((rows_i.data, local[rows_i.indices], rows_i.indptr), shape=(len(own), len(cols))),
                 b=b[own],
                 sense=sense[own],
                 lb=lb[cols],
                 ub=ub[cols],
                 c=c[cols],
-                Q=Q[cols][:, cols],
-                cones=cones,
+                Q=sp.csr_matrix((qc.data[q], (local[qc.row[q]], local[qc.col[q]])), shape=shape),
+                cones=tuple(agent_cones[i]),
                 rows=ids,
-                C=A[mine][:, cols],
+                C=sp.csr_matrix((c_val[e], (np.searchsorted(ids, c_row[e]), local[c_col[e]])), shape=(len(ids), len(cols))),
                 d=np.where(holder[ids] == i, b[mine], 0.0),
             )
         )
     return Split(agents, tuple(subproblems), len(coupling_rows), counts, built.offset, coupling_rows, clabels[coupling_rows])
+
+
+def _groups(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The indices of ``keys`` (whole numbers in [0, n], n meaning none) sorted by key, stably,
+    and where each key's run begins: key ``k``'s indices are ``order[at[k]:at[k + 1]]``, ascending."""
+    order = np.argsort(keys, kind="stable")
+    return order, np.searchsorted(keys[order], np.arange(n + 1))
