@@ -317,3 +317,17 @@ def test_bad_payments(payments: str, match: str) -> None:
     with pytest.raises(GridError, match=match) as info:
         gridlang.load(COLLECTOR.replace("EXTRA", "").replace("AGENTS", "").replace("MEMBERS", "a, b").replace("PAYMENTS", payments))
     assert "^" in str(info.value)
+
+
+def test_members_sharing_a_bus_are_alone_apart():
+    """Two members at the same bus, alone in one model (as a game's prosumers
+    are): each island holds its own assets only (its buses are its own), so
+    their costs alone are 5 and 50, as when they sit at different buses."""
+    from gridlang.compiler.build import build
+    from gridlang.settle import agent_costs, alone, solve
+
+    text = TWO.format(extra="", agents="", members="a, b", fee=0, payments="").replace(" at b2 {", " at b1 {")
+    case = gridlang.load(text)
+    island = build(alone(case.ir, "a", "b"))
+    assert not solve(island).doubts()
+    assert agent_costs(island, ("a", "b")) == pytest.approx([5.0, 50.0])

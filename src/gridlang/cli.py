@@ -12,6 +12,7 @@ write (:mod:`gridlang.io.results`).
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 import warnings
@@ -258,14 +259,14 @@ def _progress(console: Console, what: str):
     yield show
 
 
-def _write_trusted(result: gridlang.Result, folder: Path, partial: bool, doubts: tuple[str, ...]) -> list[Path]:
+def _write_trusted(result: gridlang.Result, folder: Path, partial: bool, doubts: tuple[str, ...], extra: dict | None = None) -> list[Path]:
     """Write the results if they may be reported; with doubts, only when ``partial``, else exit 3."""
     for doubt in doubts:
         err.print(f"not a trustworthy solution: {doubt}", markup=False, highlight=False)
     if doubts and not partial:
         err.print("no results were written (run again with --partial to write them, marked partial)", markup=False, highlight=False)
         raise typer.Exit(3)
-    files = write_results(result, folder, partial=bool(doubts), doubts=doubts)
+    files = write_results(result, folder, partial=bool(doubts), doubts=doubts, extra=extra)
     if doubts:
         err.print(f"PARTIAL results: {folder}/summary.json says \"partial\": true and lists the doubts above", markup=False, highlight=False)
     return files
@@ -372,7 +373,7 @@ def collaborate(
 ) -> None:
     """Plan several investors together: alternate their own build decisions (MILP) with the
     joint operation and Nash-bargained payments (convex), then report the plan and the split."""
-    from gridlang.collaborate import collaborate as run
+    from gridlang.collaborate import collaborate as run, summary
 
     with _reporting(debug):
         folder = out_dir or Path("results") / case.stem
@@ -380,18 +381,37 @@ def collaborate(
         c = gridlang.load(case, allow_outside)
         with _progress(out, "alternating build decisions and joint operation"):
             done = run(c, max_iter, method=method, executor=executor)
-        rounds = Table("round", "investor", "total cost", "move kept", title=f"alternation: {done.status} after {done.iterations} round(s)")
-        for r in done.rounds:
-            rounds.add_row(str(r.iteration), r.investor, f"{r.total_cost:,.2f}", "yes" if r.kept else "no")
-        out.print(rounds)
+        _collaboration_tables(done)
         _summary(case, c, done.result)
         doubts = done.result.doubts()
-        if done.status != "converged":  # no round left every plan unchanged: not shown to be an equilibrium
-            doubts += (f"the alternation ended '{done.status}' after {done.iterations} round(s), not with a round that changed no plan",)
-        files = _write_trusted(done.result, folder, partial, doubts)
+        if done.status != "converged":  # no round left every plan unchanged, or the Nash check failed
+            doubts += (f"the alternation ended '{done.status}' after {done.iterations} round(s): the plan is not shown to be an equilibrium",)
+        files = _write_trusted(done.result, folder, partial, doubts, extra={"collaboration": summary(done)})
         out.print(f"wrote {len(files)} files to {folder}/", markup=False, highlight=False)
         if doubts:
             raise typer.Exit(3)
+
+
+def _collaboration_tables(done) -> None:
+    """The rounds (kind, who moved, total, gap to the joint optimum), the final plan per
+    investor with its own cost, and the Nash check."""
+    gap = f"; joint optimum {done.reference:,.2f}, gap {100 * done.gap:.3g} %" if math.isfinite(done.reference) else ""
+    rounds = Table("round", "kind", "moved", "total cost", "gap to joint optimum", title=f"alternation: {done.status} after {done.iterations} round(s){gap}")
+    for r in done.rounds:
+        rounds.add_row(str(r.iteration), r.kind, r.investor or "-", f"{r.total_cost:,.2f}", f"{100 * r.gap:.3g} %" if math.isfinite(r.gap) else "")
+    out.print(rounds)
+    last = done.rounds[-1] if done.rounds else None
+    if last is not None and last.plans:
+        plans = Table("investor", "builds [MW]", "own cost after settlement", title="the plan")
+        for investor, built in last.plans.items():
+            plans.add_row(investor, ", ".join(f"{k} {v:.4g}" for k, v in built.items()) or "nothing", f"{last.own_cost.get(investor, float('nan')):,.2f}")
+        out.print(plans)
+    check = done.equilibrium
+    if check is not None:
+        table = Table("investor", "own cost", "best deviation", "improvement", "deviation builds [MW]", title=f"Nash check: {'holds' if check.holds else 'FAILS'} (an investor may gain at most {check.tolerance:.3g} by changing its own builds)")
+        for d in check.deviations:
+            table.add_row(d.investor, f"{d.cost:,.2f}", f"{d.best:,.2f}", f"{d.improvement:,.3g}", ", ".join(f"{k} {v:.4g}" for k, v in d.plan.items()) or "nothing")
+        out.print(table)
 
 
 @app.command()
@@ -447,17 +467,17 @@ def split_(
 
 @app.command()
 def edge(
-    agent_file: Annotated[Path, typer.Argument(help="the agent's own .grid file (its first line names the cloud file)", show_default=False)],
+    agent_files: Annotated[list[Path], typer.Argument(help="the .grid file of each agent this machine hosts (its first line names the cloud file)", show_default=False)],
     join: Annotated[str, typer.Option("--join", help="the Ray cluster to join, e.g. HEAD:6379; this machine's node carries the resource agent:<agent>")],
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     debug: Debug = False,
 ) -> None:
-    """Check an agent's file here and start its actor on this machine's node of the cluster (needs the ray extra)."""
+    """Check the agents' files here and start their actor on this machine's node of the cluster (needs the ray extra)."""
     from gridlang.parts.edge import join_edge
 
     with _reporting(debug):
-        agent, rows = join_edge(agent_file, join, formulation)
-        out.print(f"{agent} joined {join}: its actor keeps its subproblem on the node carrying 'agent:{agent}' and takes part in {rows} named coupling rows", markup=False, highlight=False)
+        agents, rows = join_edge(agent_files, join, formulation)
+        out.print(f"{', '.join(agents)} joined {join}: their actor keeps their subproblems on the node carrying {', '.join(f'agent:{a}' for a in agents)} and takes part in {rows} named coupling rows", markup=False, highlight=False)
 
 
 @app.command()
@@ -466,6 +486,7 @@ def cloud(
     address: Annotated[Optional[str], typer.Option("--address", help="the Ray cluster the edges joined (default: --local)")] = None,
     local: Annotated[bool, typer.Option("--local", help="start a local cluster with one node per agent, each agent read from <folder>/<agent>/<agent>.grid")] = False,
     serial: Annotated[bool, typer.Option("--serial", help="no Ray: compile every side in this process, each on its own, from <folder>/<agent>/<agent>.grid")] = False,
+    nodes: Annotated[Optional[int], typer.Option("--nodes", help="with --local: this many nodes, each hosting several agents (default: one node per agent)")] = None,
     method: Annotated[str, typer.Option("--method", help="atc or admm")] = "atc",
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     debug: Debug = False,
@@ -484,7 +505,7 @@ def cloud(
 
             result = solve_parts(cloud_file, list(agent_files(read_cloud(cloud_file)).values()), method, formulation)
         else:
-            result = run_local(cloud_file, method, formulation) if local else run_cloud(cloud_file, method, address, formulation)
+            result = run_local(cloud_file, method, formulation, nodes) if local else run_cloud(cloud_file, method, address, formulation)
         out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
         for agent, cost in result.costs.items():
             out.print(f"  {agent}: cost {cost:.6g}", markup=False, highlight=False)

@@ -133,6 +133,31 @@ class Collaboration:
     equilibrium: Equilibrium | None = None
 
 
+def summary(done: Collaboration) -> dict:
+    """The alternation in ``summary.json``: status, the joint optimum and gap, every round, the Nash check."""
+
+    def number(x: float) -> float | None:
+        return float(x) if np.isfinite(x) else None
+
+    check = done.equilibrium
+    return {
+        "status": done.status,
+        "rounds": [
+            {"round": r.iteration, "kind": r.kind, "moved": r.investor, "total_cost": number(r.total_cost), "gap": number(r.gap), "own_cost": {k: number(v) for k, v in r.own_cost.items()}, "plans": {k: dict(v) for k, v in r.plans.items()}}
+            for r in done.rounds
+        ],
+        "joint_optimum": number(done.reference),
+        "gap": number(done.gap),
+        "equilibrium": None
+        if check is None
+        else {
+            "holds": check.holds,
+            "tolerance": check.tolerance,
+            "deviations": [{"investor": d.investor, "cost": number(d.cost), "best": number(d.best), "improvement": number(d.improvement), "plan": dict(d.plan)} for d in check.deviations],
+        },
+    }
+
+
 def decisions(built: Built) -> dict[str, str]:
     """Investment decisions: each kind variable without a time index -> its kind."""
     out = {}

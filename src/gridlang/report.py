@@ -136,14 +136,29 @@ def summary_dict(result, doubts: Sequence[str] = ()) -> dict:
         "solver": result.solver,
         "warnings": list(result.warnings),
         "markets": [_market_summary(s) for s in result.settlements],
-        "games": [
-            {"game": g.game, "surplus": _finite(g.surplus), "theta": _finite(g.theta), "transfer": _finite(g.transfer), "prosumer_gain": _finite(float(g.gain.sum())), "operator_gain": _finite(g.operator_gain), "messages": list(g.messages)}
-            for g in result.games
-        ],
+        "games": [_game_summary(g) for g in result.games],
     }
     if result.plan is not None:
         summary["plan"] = planning.summary(result.plan)
     return summary
+
+
+def _game_summary(g) -> dict:
+    """One game's entry in ``summary.json``: the surplus, each agent's gain, how the price was found."""
+    entry = {
+        "game": g.game,
+        "surplus": _finite(g.surplus),
+        "theta": _finite(g.theta),
+        "transfer": _finite(g.transfer),
+        "prosumer_gain": _finite(float(g.gain.sum())),
+        "operator_gain": _finite(g.operator_gain),
+        "gains": {a: _finite(float(x)) for a, x in zip(g.prosumers, g.gain)},
+        "price": "exchange" if g.exchange is not None else "central",
+        "messages": list(g.messages),
+    }
+    if g.exchange is not None:
+        entry["exchange"] = {"converged": bool(g.exchange.converged), "iterations": int(g.exchange.iterations), "dispatch_iterations": int(g.exchange.dispatch_iterations), "messages": len(g.exchange.log)}
+    return entry
 
 
 def _market_summary(s: Settlement) -> dict:

@@ -214,7 +214,9 @@ def select(built: Built, targets) -> tuple[str, ...]:
       and, by complementary slackness with its duals (any optimal dual gives
       the same face), every column with a nonzero reduced cost is fixed at its
       bound and every row with a nonzero dual holds with equality
-      (nonzero: above :data:`DUAL_TOL` times the largest cost);
+      (nonzero: above :data:`DUAL_TOL` times the largest cost); should
+      Clarabel fail on that face (an interior point finds it too tight), the
+      points within ``SLACK`` of the optimum, as with cones;
     * with cones: ``cost(x) <= z* + SLACK * max(1, |z*|)``, ``z*`` the
       optimum found again centrally by :func:`solve`; the point is then as
       accurate as Clarabel's tolerances allow (about 1e-3 currency on
@@ -241,35 +243,24 @@ def select(built: Built, targets) -> tuple[str, ...]:
     if integer.any():
         lb[integer] = ub[integer] = np.round(_solution_by_label(m)[np.asarray(mat.vlabels)[integer]])
     cones = [(block.kind, pos[block.rows()]) for block in built.cones]
+    E, const = _target_rows(targets, pos, A.shape[1])
     if cones:
         saved = {name: var.solution.copy() for name, var in m.variables.items()} if m.status == "ok" else None
         found = solve(built)
         if found.doubts():
             _put(m, saved)
             return (f"the settlement point was not selected (the central optimum: {'; '.join(found.doubts())}); the settlement uses the answer as found",)
-        z = found.objective - built.offset
-        start = np.zeros(len(c))  # measured from 0: Clarabel stalls when the cost row's slack sets the scale
-        scale = max(1.0, abs(z))
-        A, b, sense = sp.vstack([A, sp.csr_matrix(c / scale)], format="csr"), np.append(b, z / scale + SLACK), np.append(sense, "<")
+        status, x = _least_squares(*_near_optimal(A, b, sense, c, found.objective - built.offset), lb, ub, np.zeros(len(c)), E, const, cones)
     else:
         face = _optimal_face(A, b, sense, lb, ub, c)
         if isinstance(face, str):
             return (f"the settlement point was not selected ({face}); the settlement uses the solver's optimum, which may not be the only one",)
-        sense, lb, ub, start = face
-    # the targets' change from the starting point: e(x) = a + p, p = E (x - start), so
-    # sum e^2 = const + 2 a'p + p'p -- the same minimiser, without the large constant
-    # that would set the scale of Clarabel's (relative) stopping test
-    E, const = _target_rows(targets, pos, A.shape[1])
-    n, k = A.shape[1], E.shape[0]
-    a = E @ start + const
-    A_all = sp.vstack([sp.hstack([A, sp.csr_matrix((A.shape[0], k))]), sp.hstack([E, -sp.identity(k)])], format="csr")
-    Q = sp.block_diag([sp.csr_matrix((n, n)), 2 * sp.identity(k)], format="csc")
-    form = conic.assemble(A_all, np.append(b, E @ start), np.append(sense, np.full(k, "=")), np.append(lb, np.full(k, -np.inf)), np.append(ub, np.full(k, np.inf)), Q, np.append(np.zeros(n), 2 * a), cones, np.arange(n + k), np.zeros(n + k, dtype=str))
-    sol = clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, clarabel_backend.cones(form), clarabel_backend.settings()).solve()
-    status = clarabel_backend.name(sol)
+        face_sense, face_lb, face_ub, start = face
+        status, x = _least_squares(A, b, face_sense, face_lb, face_ub, start, E, const, cones)
+        if status != "Solved":  # the exact face is numerically too tight for the interior point: within SLACK of the optimum
+            status, x = _least_squares(*_near_optimal(A, b, sense, c, float(c @ start)), lb, ub, np.zeros(len(c)), E, const, cones)
     if status != "Solved":
         return (f"the settlement point was not selected (Clarabel ended '{status}'); the settlement uses the solver's optimum, which may not be the only one",)
-    x = form.full(np.asarray(sol.x))[:n]
     saved = {name: var.solution.copy() for name, var in m.variables.items()} if m.status == "ok" else None
     chosen = np.full(m._xCounter, np.nan)
     chosen[np.asarray(mat.vlabels)] = x
@@ -279,6 +270,27 @@ def select(built: Built, targets) -> tuple[str, ...]:
         _put(m, saved)
         return (f"the settlement point was not selected (it violates the model by {worst:.3g} p.u.); the settlement uses the solver's optimum, which may not be the only one",)
     return ()
+
+
+def _near_optimal(A: sp.csr_matrix, b, sense, c, z: float) -> tuple:
+    """(A, b, sense) with the cost row ``c'x <= z + SLACK * max(1, |z|)`` added (scaled by max(1, |z|))."""
+    scale = max(1.0, abs(z))
+    return sp.vstack([A, sp.csr_matrix(c / scale)], format="csr"), np.append(b, z / scale + SLACK), np.append(sense, "<")
+
+
+def _least_squares(A: sp.csr_matrix, b, sense, lb, ub, start, E: sp.csr_matrix, const, cones) -> tuple[str, np.ndarray]:
+    """Clarabel's status and ``argmin sum_k (E x + const)_k^2`` over ``A x (sense) b``,
+    ``lb <= x <= ub`` and the cones, with every target an auxiliary column
+    measured from ``start``: ``e(x) = a + p``, ``p = E (x - start)``, so
+    ``sum e^2 = const + 2 a'p + p'p`` -- the same minimiser, without the large
+    constant that would set the scale of Clarabel's (relative) stopping test."""
+    n, k = A.shape[1], E.shape[0]
+    a = E @ start + const
+    A_all = sp.vstack([sp.hstack([A, sp.csr_matrix((A.shape[0], k))]), sp.hstack([E, -sp.identity(k)])], format="csr")
+    Q = sp.block_diag([sp.csr_matrix((n, n)), 2 * sp.identity(k)], format="csc")
+    form = conic.assemble(A_all, np.append(b, E @ start), np.append(sense, np.full(k, "=")), np.append(lb, np.full(k, -np.inf)), np.append(ub, np.full(k, np.inf)), Q, np.append(np.zeros(n), 2 * a), cones, np.arange(n + k), np.zeros(n + k, dtype=str))
+    sol = clarabel.DefaultSolver(form.P_solve, form.q_solve, form.A, form.b, clarabel_backend.cones(form), clarabel_backend.settings()).solve()
+    return clarabel_backend.name(sol), form.full(np.asarray(sol.x))[:n]
 
 
 #: a reduced cost or row dual is nonzero above this share of the largest cost coefficient
@@ -490,14 +502,22 @@ def alone(case: ir.CaseIR, *agents: str) -> ir.CaseIR:
     """The case reduced to some agents' assets, without markets or games.
 
     The network owner keeps its networks; any other agent's assets balance
-    among themselves on a copper plate of its own (an island).  Several
+    among themselves on a copper plate of its own (an island), whose buses
+    are named ``bus@agent`` so that agents sharing a bus stay apart.  Several
     agents alone are independent problems solved as one model."""
+
+    def island_bus(name: str, bus: str) -> str:
+        owner = case.owners.get(name)
+        return bus if owner == case.network_owner else f"{bus}@{owner}"
+
     groups = []
     for g in case.groups:
         pick = np.flatnonzero([case.owners.get(n) in agents for n in g.names])
         if len(pick):
             params = {k: v[pick] for k, v in g.params.items()}
-            groups.append(replace(g, names=tuple(np.asarray(g.names)[pick]), buses=tuple(np.asarray(g.buses)[pick]), params=params, spans=tuple(g.spans[i] for i in pick)))
+            names = tuple(np.asarray(g.names)[pick])
+            buses = tuple(island_bus(n, g.buses[i]) for n, i in zip(names, pick))
+            groups.append(replace(g, names=names, buses=buses, params=params, spans=tuple(g.spans[i] for i in pick)))
     networks = case.networks if case.network_owner in agents else ()
     for agent in agents:
         if agent != case.network_owner:

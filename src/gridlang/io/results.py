@@ -25,7 +25,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -339,7 +339,7 @@ def write_pictures(result, staging: Path) -> None:
     plot_trace(result.dataset, staging)
 
 
-def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str] | None = None, csv: bool = True, pictures: bool = True) -> list[Path]:
+def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str] | None = None, csv: bool = True, pictures: bool = True, extra: Mapping | None = None) -> list[Path]:
     """``results.nc``, one CSV per variable (unless ``csv`` is false), the
     pictures (unless ``pictures`` is false) and ``summary.json`` in folder ``out``.
 
@@ -347,7 +347,8 @@ def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str
     the CSVs (:func:`write_csv`) are for reading, and a variable that is blank
     everywhere (not applicable, e.g. the shed of fixed loads) gets none.  A result with doubts (``doubts``, by default ``result.doubts()``) is written
     only with ``partial``, and then marked: ``summary.json`` has ``"partial":
-    true`` and the doubts, and so has the manifest."""
+    true`` and the doubts, and so has the manifest.  ``extra`` adds entries to
+    ``summary.json`` (a command's own account, e.g. the rounds of ``collaborate``)."""
     from gridlang import planning
     from gridlang.report import summary_dict
 
@@ -361,7 +362,7 @@ def write_results(result, out: Path, partial: bool = False, doubts: Sequence[str
             for name, array in result.dataset.data_vars.items():
                 if array.size and not bool(array.isnull().all()):  # an all-blank table says nothing
                     write_csv(array, staging / f"{name}.csv")
-        summary = summary_dict(result, doubts)
+        summary = {**summary_dict(result, doubts), **(extra or {})}
         if result.plan is not None:
             (staging / "plan.md").write_text(planning.markdown(result.plan))
             planning.plot(result.plan, staging / "plan.png")

@@ -83,7 +83,9 @@ class Result:
             if not np.all(np.isfinite(np.concatenate([s.payment, s.gain, s.disagreement]))):
                 out.append(f"market '{s.market}': a payment, gain or disagreement cost is not a finite number")
         for g in self.games:
-            if not (np.all(np.isfinite(g.price)) and math.isfinite(g.transfer)):
+            if g.exchange is not None and not g.exchange.converged:
+                out.append(f"game '{g.game}': the price exchange did not converge in {g.exchange.iterations} iterations")
+            elif not (np.all(np.isfinite(g.price)) and math.isfinite(g.transfer)):
                 out.append(f"game '{g.game}': a price or the transfer is not a finite number")
         return tuple(out)
 
