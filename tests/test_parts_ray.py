@@ -35,26 +35,29 @@ class _Opened:
 sys.addaudithook(_Opened.hook)
 
 
-def test_three_microgrids_in_parts_on_a_cluster_with_one_node_per_agent(tmp_path):
-    from gridlang.parts.edge import NAMESPACE, actor_name, local_cluster, resource, run_cloud
+@pytest.mark.parametrize(("name", "nodes"), [("three_microgrids", None), ("prosumers", 3)])
+def test_a_case_in_parts_on_a_local_cluster_of_edge_nodes(tmp_path, name, nodes):
+    from gridlang.parts.edge import NAMESPACE, edges, hosting, local_cluster, resource, run_cloud
+    from gridlang.parts.format import read_cloud
 
     folder = tmp_path / "parts"
-    split_case(CASES / "three_microgrids.grid", folder)
-    agents = ["mg1", "mg2", "mg3"]
-    central = gridlang.load(CASES / "three_microgrids.grid").solve().objective
-    cluster = local_cluster(agents)
+    split_case(CASES / f"{name}.grid", folder)
+    agents = list(read_cloud(folder / "cloud.grid").agents)
+    groups = hosting(agents, nodes)  # three_microgrids: a node per agent; prosumers: 3 nodes of 7 or 8
+    central = gridlang.load(CASES / f"{name}.grid").solve().objective
+    cluster = local_cluster(groups)
     try:
-        for a in agents:  # each edge as its machine would start it
-            r = runner.invoke(app, ["edge", str(folder / a / f"{a}.grid"), "--join", cluster.address])
+        for group in groups:  # each edge as its machine would start it
+            r = runner.invoke(app, ["edge", *(str(folder / a / f"{a}.grid") for a in group), "--join", cluster.address])
             assert r.exit_code == 0, r.output
-            assert f"{a} joined" in r.output
+            assert f"{', '.join(group)} joined" in r.output
         ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        actors = {a: ray.get_actor(actor_name(a), namespace=NAMESPACE) for a in agents}
+        actors = edges()
+        assert set(actors) == set(agents)
         carrying = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
-        for a, actor in actors.items():  # placed by its resource, on its own node
-            node = ray.get(actor.node.remote())
-            assert carrying[node].get(resource(a)) == 1.0
-        assert len({ray.get(x.node.remote()) for x in actors.values()}) == 3
+        on = {a: ray.get(actor.node.remote()) for a, actor in actors.items()}
+        assert all(carrying[on[a]].get(resource(a)) == 1.0 for a in agents)  # placed by its resources, on its node
+        assert len(set(on.values())) == len(groups)
 
         parts_compile._cloud_built.cache_clear()  # the edges above ran in this process: compile the cloud afresh
         _Opened.paths, _Opened.active = [], True
@@ -73,11 +76,8 @@ def test_three_microgrids_in_parts_on_a_cluster_with_one_node_per_agent(tmp_path
         assert all(len(m["rows"]) == len(m["y"]) for m in log)
         assert all(isinstance(k, RowKey) for k in result.rows)
     finally:
-        for a in agents:
-            try:
-                ray.kill(ray.get_actor(actor_name(a), namespace=NAMESPACE), no_restart=True)
-            except Exception:
-                pass
+        for actor in set(edges().values()) if ray.is_initialized() else ():
+            ray.kill(actor, no_restart=True)
         ray.shutdown()
         cluster.shutdown()
 

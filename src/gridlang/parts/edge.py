@@ -1,6 +1,7 @@
 """Edge and cloud on Ray: each agent's part compiled and solved on a node of its own.
 
-On each agent's machine (its node carries a resource naming the agent)::
+On each agent's machine (its node carries a resource naming the agent, or one
+per agent it hosts)::
 
     ray start --address HEAD:6379 --resources '{"agent:mg1": 1}'
     gridlang edge mg1/mg1.grid --join HEAD:6379
@@ -9,11 +10,11 @@ and anywhere on the cluster::
 
     gridlang cloud cloud.grid --address HEAD:6379 --method atc
 
-``gridlang edge`` checks the agent's file on its own machine (as
-:func:`gridlang.parts.compile.compile_agent`), then starts the agent's actor,
-named ``gridlang-edge-<agent>``, *placed by the resource* ``agent:<agent>``
-and so on that node, where it compiles the file from that node's disk and
-keeps the subproblem.  ``gridlang cloud`` compiles the cloud's side, finds
+``gridlang edge`` checks the agents' files on its own machine (as
+:func:`gridlang.parts.compile.compile_agent`), then starts one actor for the
+agents it hosts, named ``gridlang-edge:<agent>,...``, *placed by the
+resources* ``agent:<agent>`` and so on that node, where it compiles the files
+from that node's disk and keeps the subproblems.  ``gridlang cloud`` compiles the cloud's side, finds
 the edges' actors by name, and runs ATC or ADMM with them.  What crosses:
 
     edge  -> cloud   once:    Join (its rows by name, steps, step, constants), its cost's constant
@@ -23,8 +24,9 @@ the edges' actors by name, and runs ATC or ADMM with them.  What crosses:
 
 The cloud holds, of an agent, only its name and coupling rows
 (:func:`gridlang.parts.compile.stub`); the subproblem never leaves the edge.
-For one machine, :func:`local_cluster` starts a head and one node per agent
-(each with its agent's resource), for tests and demonstrations.
+For one machine, :func:`local_cluster` starts a head and one node per agent,
+or a few nodes each hosting several agents (:func:`hosting`), for tests and
+demonstrations.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from gridlang.errors import COMMAND_LINE, GridError
 from gridlang.parts.compile import PartsResult, compile_cloud, place, plan, stub
 
 NAMESPACE = "gridlang"
+PREFIX = "gridlang-edge:"
 
 
 def resource(agent: str) -> str:
@@ -47,36 +50,38 @@ def resource(agent: str) -> str:
     return f"agent:{agent}"
 
 
-def actor_name(agent: str) -> str:
-    return f"gridlang-edge-{agent}"
+def actor_name(agents: Sequence[str]) -> str:
+    """The name of the actor hosting ``agents`` (the cloud reads who it hosts from it)."""
+    return PREFIX + ",".join(agents)
 
 
 class Edge:
-    """An agent's actor: its part compiled on its own node, its subproblem kept there."""
+    """The actor of one edge node: the parts of the agents it hosts, each compiled on
+    that node from its own file, and their subproblems kept there."""
 
-    def __init__(self, path: str, formulation: str | None = None) -> None:
+    def __init__(self, paths: dict[str, str], formulation: str | None = None) -> None:
         from gridlang.parts.compile import compile_agent
 
-        self.side = compile_agent(Path(path), formulation)
-        self.local = None
+        self.sides = {a: compile_agent(Path(p), formulation) for a, p in paths.items()}
+        self.local: dict = {}
 
-    def hello(self):
-        """The :class:`~gridlang.parts.compile.Join` message and the constant of its cost."""
-        return self.side.join, self.side.offset
+    def hello(self) -> dict:
+        """Each hosted agent's :class:`~gridlang.parts.compile.Join` and the constant of its cost."""
+        return {a: (s.join, s.offset) for a, s in self.sides.items()}
 
-    def place(self, numbering) -> int:
-        """Apply the cloud's numbering to its subproblem (:func:`place`); build its solver."""
+    def place(self, numbering: dict) -> int:
+        """Apply the cloud's numbering to each hosted subproblem (:func:`place`); build their solvers."""
         from gridlang.decompose.local import LocalSolver
 
-        self.local = LocalSolver(place(self.side.subproblem, numbering))
-        return len(self.local.sub.rows)
+        self.local = {a: LocalSolver(place(self.sides[a].subproblem, n)) for a, n in numbering.items()}
+        return len(self.local)
 
-    def solve(self, v: np.ndarray, rho: float) -> tuple[np.ndarray, float]:
-        y = self.local.solve(v, rho)
-        return y, self.local.cost()
+    def solve(self, targets: dict[str, np.ndarray], rho: float) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        y = {a: self.local[a].solve(v, rho) for a, v in targets.items()}
+        return y, {a: self.local[a].cost() for a in targets}
 
-    def cost(self) -> float:
-        return self.local.cost()
+    def costs(self) -> dict[str, float]:
+        return {a: s.cost() for a, s in self.local.items()}
 
     def node(self) -> str:
         import ray
@@ -84,20 +89,35 @@ class Edge:
         return ray.get_runtime_context().get_node_id()
 
 
-def start_edge(path: Path, agent: str, formulation: str | None = None):
-    """Start the agent's actor on the node carrying its resource (Ray must be initialised);
-    raise a GridError if no node carries it.  The actor outlives this process."""
+def start_edge(paths: Mapping[str, Path], formulation: str | None = None):
+    """Start the actor hosting the agents of ``paths`` on the node carrying all their
+    resources (Ray must be initialised); raise a GridError if no node carries one of
+    them.  The actor outlives this process."""
     import ray
 
-    if resource(agent) not in ray.cluster_resources():
-        raise GridError(COMMAND_LINE, f"no node of the cluster carries the resource '{resource(agent)}'",
-                        f"start this machine's node with it first: ray start --address ADDRESS --resources '{{\"{resource(agent)}\": 1}}'")
-    try:  # an edge started again replaces the old actor
-        ray.kill(ray.get_actor(actor_name(agent), namespace=NAMESPACE), no_restart=True)
-    except ValueError:
-        pass
-    actor = ray.remote(Edge).options(name=actor_name(agent), namespace=NAMESPACE, lifetime="detached", resources={resource(agent): 1}, num_cpus=0, max_restarts=0)
-    return actor.remote(str(Path(path).resolve()), formulation)
+    there = ray.cluster_resources()
+    missing = [resource(a) for a in paths if resource(a) not in there]
+    if missing:
+        wanted = ", ".join(f'"{resource(a)}": 1' for a in paths)
+        raise GridError(COMMAND_LINE, f"no node of the cluster carries the resource '{missing[0]}'",
+                        f"start this machine's node with the resources of the agents it hosts first: ray start --address ADDRESS --resources '{{{wanted}}}'")
+    for name in ray.util.list_named_actors(all_namespaces=True):  # an agent started again replaces its old actor
+        if isinstance(name, dict) and name.get("namespace") == NAMESPACE and name["name"].startswith(PREFIX) and set(name["name"][len(PREFIX):].split(",")) & set(paths):
+            ray.kill(ray.get_actor(name["name"], namespace=NAMESPACE), no_restart=True)
+    actor = ray.remote(Edge).options(name=actor_name(list(paths)), namespace=NAMESPACE, lifetime="detached", resources={resource(a): 1 for a in paths}, num_cpus=0, max_restarts=0)
+    return actor.remote({a: str(Path(p).resolve()) for a, p in paths.items()}, formulation)
+
+
+def edges() -> dict[str, object]:
+    """The edges' actors on the cluster, by the agents they host."""
+    import ray
+
+    out = {}
+    for name in ray.util.list_named_actors(all_namespaces=True):
+        if isinstance(name, dict) and name.get("namespace") == NAMESPACE and name["name"].startswith(PREFIX):
+            actor = ray.get_actor(name["name"], namespace=NAMESPACE)
+            out.update(dict.fromkeys(name["name"][len(PREFIX):].split(","), actor))
+    return out
 
 
 class EdgeExecutor:
@@ -114,25 +134,27 @@ class EdgeExecutor:
         self._costs: dict[str, float] = {}
 
     def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
-        refs = {a: self.actors[a].solve.remote(np.asarray(v), rho) for a, v in targets.items() if a in self.actors}
+        asked: dict[object, dict[str, np.ndarray]] = {}
+        for a, v in targets.items():
+            if a in self.actors:
+                asked.setdefault(self.actors[a], {})[a] = np.asarray(v)
+        refs = [actor.solve.remote(vs, rho) for actor, vs in asked.items()]
         out = {a: self.local[a].solve(v, rho) for a, v in targets.items() if a in self.local}
         self._costs.update({a: self.local[a].cost() for a in out})
-        for a, (y, cost) in zip(refs, self.ray.get(list(refs.values())), strict=True):
-            out[a], self._costs[a] = y, cost
+        for y, costs in self.ray.get(refs):
+            out.update(y)
+            self._costs.update(costs)
         return {a: out[a] for a in targets}
 
     def costs(self) -> dict[str, float]:
-        missing = [a for a in self.actors if a not in self._costs]
-        if missing:
-            self._costs.update(zip(missing, self.ray.get([self.actors[a].cost.remote() for a in missing]), strict=True))
+        if any(a not in self._costs for a in self.actors):
+            for part in self.ray.get([x.costs.remote() for x in set(self.actors.values())]):
+                self._costs.update(part)
         return {a: self._costs[a] for a in [*self.local, *self.actors]}
 
     def points(self) -> dict[str, np.ndarray]:
         """The cloud's own points only: an agent's point stays on its edge."""
         return {a: s.x for a, s in self.local.items()}
-
-    def kill(self, agent: str) -> None:
-        self.ray.kill(self.actors[agent], no_restart=False)
 
     def ready(self) -> None:
         pass
@@ -154,17 +176,17 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     cloud = compile_cloud(cloud_path, formulation)
     if not ray.is_initialized():
         ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    actors = {}
+    found = edges()
+    actors = {a: found[a] for a in cloud.agents if a != cloud.owner and a in found}
     for a in cloud.agents:
-        if a == cloud.owner:
-            continue
-        try:
-            actors[a] = ray.get_actor(actor_name(a), namespace=NAMESPACE)
-        except ValueError:
-            raise GridError(cloud.spans[a], f"no edge of agent '{a}' has joined the cluster", f"on its machine: gridlang edge {a}/{a}.grid --join ADDRESS") from None
-    hellos = dict(zip(actors, ray.get([x.hello.remote() for x in actors.values()]), strict=True))
+        if a != cloud.owner and a not in actors:
+            raise GridError(cloud.spans[a], f"no edge of agent '{a}' has joined the cluster", f"on its machine: gridlang edge {a}/{a}.grid --join ADDRESS")
+    hosts = list(dict.fromkeys(actors.values()))
+    hellos = {}
+    for part in ray.get([x.hello.remote() for x in hosts]):
+        hellos.update({a: h for a, h in part.items() if a in actors})
     p = plan(cloud, [m for m, _ in hellos.values()], {a: off for a, (_, off) in hellos.items()})
-    ray.get([actors[a].place.remote(p.numbering[a]) for a in actors])
+    ray.get([x.place.remote({a: p.numbering[a] for a in actors if actors[a] is x}) for x in hosts])
     own = place(cloud.subproblem, p.numbering[cloud.owner])
     subs = tuple(own if a == cloud.owner else stub(a, p.numbering[a]) for a in p.agents)
     parts = Split(p.agents, subs, len(p.rows), p.counts, p.offset, np.arange(len(p.rows)), p.rows)
@@ -183,50 +205,57 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)))
 
 
-def local_cluster(agents: Sequence[str]):
-    """A Ray cluster on this machine: a head and one node per agent carrying its resource
-    (``ray.cluster_utils.Cluster``; call ``.shutdown()`` when done)."""
+def hosting(agents: Sequence[str], nodes: int | None = None) -> list[list[str]]:
+    """The agents each node hosts: one per node, or shared round-robin over ``nodes``."""
+    n = len(agents) if nodes is None else max(1, min(nodes, len(agents)))
+    return [list(agents[i::n]) for i in range(n)]
+
+
+def local_cluster(groups: Sequence[Sequence[str]]):
+    """A Ray cluster on this machine: a head and one node per group of agents, carrying
+    their resources (``ray.cluster_utils.Cluster``; call ``.shutdown()`` when done)."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    for a in agents:
-        cluster.add_node(num_cpus=0, resources={resource(a): 1})
+    for group in groups:
+        cluster.add_node(num_cpus=0, resources={resource(a): 1 for a in group})
     cluster.wait_for_nodes()
     return cluster
 
 
-def join_edge(path: Path, address: str, formulation: str | None = None) -> tuple[str, int]:
-    """``gridlang edge``: check the agent's file here (positioned errors on the edge's
-    side), then start its actor on this machine's node of the cluster at ``address``;
-    return the agent and how many named rows it takes part in."""
+def join_edge(paths: Sequence[Path], address: str, formulation: str | None = None) -> tuple[tuple[str, ...], int]:
+    """``gridlang edge``: check the agents' files here (positioned errors on the edge's
+    side), then start their actor on this machine's node of the cluster at ``address``;
+    return the agents and how many named rows they take part in."""
     import ray
 
     from gridlang.parts.compile import compile_agent
 
-    side = compile_agent(Path(path), formulation)
+    sides = [compile_agent(Path(p), formulation) for p in paths]
     ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        actor = start_edge(Path(path), side.agent, formulation)
-        message, _ = ray.get(actor.hello.remote())
+        actor = start_edge({s.agent: Path(p) for s, p in zip(sides, paths, strict=True)}, formulation)
+        hello = ray.get(actor.hello.remote())
     finally:
         ray.shutdown()
-    return message.agent, len(message.rows)
+    return tuple(hello), sum(len(m.rows) for m, _ in hello.values())
 
 
-def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = None, **settings) -> PartsResult:
-    """One machine: a local cluster with one node per agent, each agent's actor placed on
-    its node reading ``<cloud folder>/<agent>/<agent>.grid`` (as gridlang split writes
-    them), and the cloud run here."""
+def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = None, nodes: int | None = None, **settings) -> PartsResult:
+    """One machine: a local cluster with a node per agent (or ``nodes`` nodes sharing
+    them), each node's actor reading ``<cloud folder>/<agent>/<agent>.grid`` (as
+    gridlang split writes them), and the cloud run here."""
     import ray
 
     from gridlang.parts.format import agent_files, read_cloud
 
     cloud = read_cloud(Path(cloud_path))
     files = agent_files(cloud)
-    cluster = local_cluster(list(files))
+    groups = hosting(list(files), nodes)
+    cluster = local_cluster(groups)
     try:
         ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        handles = [start_edge(f, a, formulation) for a, f in files.items()]
+        handles = [start_edge({a: files[a] for a in group}, formulation) for group in groups]
         try:
             return run_cloud(cloud.path, method, None, formulation, **settings)
         finally:
