@@ -316,3 +316,22 @@ def test_cloud_command_runs_every_side_in_one_process_and_the_whole_case_reassem
     shutil.rmtree(missing / "house2")
     r = runner.invoke(app, ["cloud", str(missing / "cloud.grid"), "--serial"])
     assert r.exit_code == 1 and "no file for agent 'house2'" in r.output
+
+
+@pytest.mark.parametrize("name", ["three_microgrids", "microgrid_market"])
+def test_each_side_computes_its_own_disagreement_point_alone(parts_dir, name):
+    from gridlang.parts.compile import Alone, alone_cost, cloud_alone_cost
+
+    folder = parts_dir(name).resolve()
+    settlement = gridlang.load(CASES / f"{name}.grid").solve().settlements[0]
+    expected = dict(zip(settlement.agents, settlement.disagreement, strict=True))
+    if settlement.operator:
+        expected[settlement.operator] = settlement.operator_alone
+    for agent in read_cloud(folder / "cloud.grid").agents:
+        parts_compile._cloud_built.cache_clear()
+        found, opened = _opened(lambda: alone_cost(folder / agent / f"{agent}.grid"))
+        assert isinstance(found, Alone) and set(Alone.__dataclass_fields__) == {"agent", "cost"}
+        assert found.agent == agent and found.cost == pytest.approx(expected[agent], rel=1e-9)
+        assert not [p for p in opened if p.startswith(str(folder)) and not p.startswith(str(folder / agent)) and Path(p).parent != folder and Path(p).parent != folder / "data"]
+    owner = cloud_alone_cost(folder / "cloud.grid")
+    assert owner.agent == "dso" and owner.cost == pytest.approx(expected["dso"], rel=1e-9)

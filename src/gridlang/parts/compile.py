@@ -398,3 +398,39 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     finally:
         pool.close()
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class Alone:
+    """Stage 2's message from one side: an agent's cost alone (its disagreement point),
+    computed on its own side; the number is all that crosses."""
+
+    agent: str
+    cost: float
+
+
+def _alone(case, agent: str) -> Alone:
+    from gridlang import settle
+
+    island = build(settle.alone(case, agent))
+    r = settle.solve(island)
+    if r.doubts():
+        raise GridError(case.system.span, f"'{agent}' cannot operate alone: as an island of its own assets its problem has no trusted solution ({'; '.join(r.doubts())})",
+                        f"give '{agent}' a curtailable load (curtailable = ... %), a generator or grid connection of its own")
+    return Alone(agent, float(r.objective))
+
+
+def alone_cost(path: Path, formulation: str | None = None) -> Alone:
+    """An agent's disagreement point on its side: its own assets as an island
+    (:func:`gridlang.settle.alone`), solved as stage 2 solves it (:func:`gridlang.settle.solve`),
+    from its own file and the public cloud file only."""
+    mine = read_agent(path)
+    cloud, base = cloud_view(mine.cloud, formulation)
+    _check_header(mine, cloud, base)
+    return _alone(view(cloud, (mine,), formulation), mine.name)
+
+
+def cloud_alone_cost(path: Path, formulation: str | None = None) -> Alone:
+    """The network owner's disagreement point on the cloud's side: its networks and assets alone."""
+    _, built = cloud_view(path, formulation)
+    return _alone(built.case, built.case.network_owner)
