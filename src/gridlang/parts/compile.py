@@ -20,14 +20,25 @@ reactive load when nothing of it makes reactive power), it sends that shift,
 ``d_a``, as a constant.  It also checks what it expects of the cloud: the
 buses it connects at, the horizon and step, the markets and games it joins.
 
-**Joining** (:func:`join`), on the cloud's side, checks each agent's message
+**Joining**: the cloud (:func:`plan`) checks each agent's message
 (:class:`Join`: its name, time axis, the named rows it takes part in and its
-constants) against the cloud's rows, and numbers the rows: a row with two or
-more contributors is a coupling row, ``sum_a y_a = 0``; a row left with one
+constants) against its rows and numbers them: a row with two or more
+contributors is a coupling row, ``sum_a y_a = 0``; a row left with one
 contributor is that contributor's own row, ``C_a x_a = d_a + constants``.
-The result is a :class:`gridlang.decompose.split.Split` on which the
-existing ADMM and ATC coordinators run (:func:`solve_parts`); nothing in it
-is a position in a global model.
+It answers each agent with a :class:`Numbering`, which the agent applies to
+its own subproblem (:func:`place`).  The cloud holds of an agent only its
+name and coupling rows (:func:`stub`).  The result is a
+:class:`gridlang.decompose.split.Split` on which the existing ADMM and ATC
+coordinators run, in one process (:func:`join`, :func:`solve_parts`) or with
+the agents on Ray nodes (:mod:`gridlang.parts.edge`); nothing in it is a
+position in a global model.
+
+**Stage 2**: each side computes its own disagreement point alone
+(:func:`alone_cost`, :func:`cloud_alone_cost`) and sends one number
+(:class:`Alone`).  The settlement point itself (:func:`gridlang.settle.select`,
+one optimum among several, chosen by a second solve over the whole model) is
+not computed from the parts: payments from the parts would depend on which
+optimum the decomposition reached.
 """
 
 from __future__ import annotations
