@@ -23,7 +23,7 @@ from gridlang.grammar import ast
 from gridlang.grammar.parser import parse
 from gridlang.parts import compile as parts_compile
 from gridlang.parts.compile import Join, RowKey, compile_agent, compile_cloud, join, solve_parts
-from gridlang.parts.format import read_agent, read_cloud, view
+from gridlang.parts.format import read_agent, read_cloud, view, whole
 from gridlang.parts.split import split_case
 
 MULTI_AGENT = ["three_microgrids", "prosumers", "microgrid_market", "community4", "collaborative_planning", "collaborative_planning_shared"]
@@ -335,3 +335,32 @@ def test_each_side_computes_its_own_disagreement_point_alone(parts_dir, name):
         assert not [p for p in opened if p.startswith(str(folder)) and not p.startswith(str(folder / agent)) and Path(p).parent != folder and Path(p).parent != folder / "data"]
     owner = cloud_alone_cost(folder / "cloud.grid")
     assert owner.agent == "dso" and owner.cost == pytest.approx(expected["dso"], rel=1e-9)
+
+
+def _community_with_csv_tables(tmp_path: Path, rows: str) -> Path:
+    """community4 with its PV rows read from a CSV file (``rows``), the data folder beside it."""
+    text = (CASES / "community4.grid").read_text()
+    inline = re.search(r"pv table \(name, at, capacity \[kW\], availability\) \{[^}]*\}", text).group(0)
+    kept = "\n".join(line for line in inline.splitlines() if not any(f"pv{i} " in line for i in range(1, 5)) or line.strip().split()[0] not in rows)
+    case = tmp_path / "case" / "community.grid"
+    shutil.copytree(CASES / "data", tmp_path / "case" / "data")
+    case.write_text(text.replace(inline, kept + '\npv table (name, at, capacity [kW], availability) from csv("data/pv.csv")'))
+    (tmp_path / "case" / "data" / "pv.csv").write_text("name,at,capacity,availability\n" + rows)
+    return case
+
+
+def test_a_table_read_from_csv_moves_whole_to_its_agent_or_is_an_error_if_shared(tmp_path):
+    case = _community_with_csv_tables(tmp_path, "pv2,h2,3.0,sun\n")
+    expected = gridlang.load(case).solve().objective
+    assert expected == pytest.approx(gridlang.load(CASES / "community4.grid").solve().objective, rel=1e-9)
+    out = tmp_path / "parts"
+    split_case(case, out)
+    house2 = (out / "house2" / "house2.grid").read_text()
+    assert 'from csv("data/pv.csv")' in house2 and (out / "house2" / "data" / "pv.csv").read_text().startswith("name,at")
+    assert "pv2" not in (out / "cloud.grid").read_text()
+    assert Case(whole(out / "cloud.grid")).solve().objective == pytest.approx(expected, rel=1e-9)
+    shared = _community_with_csv_tables(tmp_path / "shared", "pv2,h2,3.0,sun\npv3,h3,6.0,sun\n")
+    with pytest.raises(GridError, match=r"the rows of this pv table belong to several agents \(house2, house3\)") as info:
+        split_case(shared, tmp_path / "parts2")
+    assert info.value.span.file == str(shared) and "own table" in info.value.hint
+    assert not (tmp_path / "parts2").exists()
