@@ -509,6 +509,8 @@ def cloud(
         out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
         for agent, cost in result.costs.items():
             out.print(f"  {agent}: cost {cost:.6g}", markup=False, highlight=False)
+        for event in result.events:
+            err.print(f"warning: {event}", markup=False, highlight=False)
         if result.status != "converged":
             raise typer.Exit(3)
 

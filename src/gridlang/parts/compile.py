@@ -372,6 +372,7 @@ class PartsResult:
     costs: dict[str, float]
     run: object  # gridlang.decompose.admm.Run: the trace and the message log
     rows: tuple[RowKey, ...]  # the coupling rows by name
+    events: tuple[str, ...] = ()  # edges that left and rejoined during the run
 
 
 def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None, **settings) -> PartsResult:

@@ -121,9 +121,18 @@ def edges() -> dict[str, object]:
 
 
 class EdgeExecutor:
-    """The coordinator's executor over the edges' actors (and the cloud's own agent, solved here)."""
+    """The coordinator's executor over the edges' actors (and the cloud's own agent, solved here).
 
-    def __init__(self, actors: Mapping[str, object], local: Sequence = ()) -> None:
+    An edge that leaves (its actor dies with its node) is bridged: with ADMM
+    (``bridge`` > 0) the coordinator goes on with its last answer for at most
+    ``bridge`` iterations in a row (``max_staleness``), then waits for it; with
+    ATC (``bridge`` = 0) it waits at once.  An edge started again on a node
+    carrying the agent's resource (``gridlang edge ... --join``) is found by
+    name, checked (the same named rows) and given its numbering again; it
+    answers from a fresh model.  What happened is in :attr:`events`."""
+
+    def __init__(self, actors: Mapping[str, object], local: Sequence = (), numbering: Mapping | None = None, rows: Mapping | None = None,
+                 bridge: int = 0, wait: float = 120.0) -> None:
         import ray
 
         from gridlang.decompose.local import LocalSolver
@@ -131,24 +140,79 @@ class EdgeExecutor:
         self.ray = ray
         self.actors = dict(actors)
         self.local = {s.agent: LocalSolver(s) for s in local}
+        self.numbering = dict(numbering or {})
+        self.rows = dict(rows or {})  # each agent's named rows when it joined
+        self.bridge, self.wait = bridge, wait
+        self.missing: dict[str, int] = {}  # agent -> iterations it has not answered
+        self.events: list[str] = []
+        self.calls = 0
         self._costs: dict[str, float] = {}
 
-    def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
+    def _rejoin(self, wait: bool) -> None:
+        """Give the missing agents' new actors their numbering; wait for them if ``wait``."""
+        import time
+
+        deadline = time.monotonic() + (self.wait if wait else 0.0)
+        while True:
+            found = edges()
+            back = [a for a in self.missing if a in found]
+            for actor in dict.fromkeys(found[a] for a in back):
+                mine = [a for a in back if found[a] is actor]
+                hello = self.ray.get(actor.hello.remote())
+                changed = [a for a in mine if tuple(hello[a][0].rows) != tuple(self.rows.get(a, hello[a][0].rows))]
+                if changed:
+                    raise GridError(COMMAND_LINE, f"the edge of '{changed[0]}' rejoined with other coupling rows than it left with", "start it again from the same file and cloud file")
+                self.ray.get(actor.place.remote({a: self.numbering[a] for a in mine}))
+                for a in mine:
+                    self.actors[a] = actor
+                    self.events.append(f"the edge of {a} rejoined at iteration {self.calls} after {self.missing.pop(a)} iterations without an answer")
+            if not self.missing or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if wait and self.missing:
+            a = next(iter(self.missing))
+            raise GridError(COMMAND_LINE, f"the edge of '{a}' left and did not rejoin within {self.wait:g} s",
+                            f"restart its node and run 'gridlang edge {a}/{a}.grid --join ADDRESS' there")
+
+    def _ask(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
         asked: dict[object, dict[str, np.ndarray]] = {}
         for a, v in targets.items():
-            if a in self.actors:
+            if a in self.actors and a not in self.missing:
                 asked.setdefault(self.actors[a], {})[a] = np.asarray(v)
-        refs = [actor.solve.remote(vs, rho) for actor, vs in asked.items()]
-        out = {a: self.local[a].solve(v, rho) for a, v in targets.items() if a in self.local}
-        self._costs.update({a: self.local[a].cost() for a in out})
-        for y, costs in self.ray.get(refs):
+        refs = [(vs, actor.solve.remote(vs, rho)) for actor, vs in asked.items()]
+        out = {}
+        for vs, ref in refs:
+            try:
+                y, costs = self.ray.get(ref)
+            except self.ray.exceptions.RayActorError:
+                for a in vs:
+                    self.missing[a] = 0
+                    self.events.append(f"the edge of {a} left at iteration {self.calls}")
+                continue
             out.update(y)
             self._costs.update(costs)
-        return {a: out[a] for a in targets}
+        return out
+
+    def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
+        self.calls += 1
+        if self.missing:
+            self._rejoin(wait=any(n >= self.bridge for n in self.missing.values()))
+        out = {a: self.local[a].solve(v, rho) for a, v in targets.items() if a in self.local}
+        self._costs.update({a: self.local[a].cost() for a in out})
+        out.update(self._ask(targets, rho))
+        if self.bridge == 0:  # ATC needs every answer: wait for the edges that left, then ask them again
+            while self.missing:
+                self._rejoin(wait=True)
+                out.update(self._ask({a: v for a, v in targets.items() if a not in out}, rho))
+        for a in self.missing:
+            self.missing[a] += 1
+        return {a: out[a] for a in targets if a in out}
 
     def costs(self) -> dict[str, float]:
+        if self.missing:
+            self._rejoin(wait=True)
         if any(a not in self._costs for a in self.actors):
-            for part in self.ray.get([x.costs.remote() for x in set(self.actors.values())]):
+            for part in self.ray.get([x.costs.remote() for x in dict.fromkeys(self.actors.values())]):
                 self._costs.update(part)
         return {a: self._costs[a] for a in [*self.local, *self.actors]}
 
@@ -163,7 +227,7 @@ class EdgeExecutor:
         pass
 
 
-def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None, formulation: str | None = None, **settings) -> PartsResult:
+def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None, formulation: str | None = None, progress=None, **settings) -> PartsResult:
     """The cloud's process: compile its side, meet the edges' actors on the cluster at
     ``address`` (or the Ray this process is connected to), plan, and run ATC or ADMM."""
     import ray
@@ -194,15 +258,16 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     config = replace(defaults, **settings)
     for name, message, hint in problems(config, checks):
         raise GridError(COMMAND_LINE, f"{method}: {name}: {message}", hint)
-    pool = EdgeExecutor(actors, (own,) if method == "admm" else ())
+    rows = {a: tuple(m.rows) for a, (m, _) in hellos.items()}
+    pool = EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0)
     if method == "admm":
-        run = admm(parts, pool, config)
+        run = admm(parts, pool, config, progress)
         costs = pool.costs()
     else:
-        run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config)
+        run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config, progress)
         costs = pool.costs()
         costs[cloud.owner] = float(own.c @ x_upper + 0.5 * x_upper @ (own.Q @ x_upper))
-    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)))
+    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events))
 
 
 def hosting(agents: Sequence[str], nodes: int | None = None) -> list[list[str]]:
