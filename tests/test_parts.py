@@ -173,7 +173,7 @@ def test_the_cloud_compiles_alone_and_never_opens_an_agent_file(parts_dir):
 def test_the_message_an_agent_sends_at_joining_holds_names_and_numbers_only(parts_dir):
     side = compile_agent(parts_dir("prosumers") / "p7" / "p7.grid")
     message = side.join
-    assert isinstance(message, Join) and set(Join.__dataclass_fields__) == {"agent", "steps", "dt", "rows", "constants"}
+    assert isinstance(message, Join) and set(Join.__dataclass_fields__) == {"agent", "steps", "dt", "rows", "constants", "terminals"}
     assert all(isinstance(k, RowKey) for k in message.rows)
     # the home's reactive load shifts the reactive balance at b7, where nothing of p7 makes reactive power
     assert {k.constraint for k, _ in message.constants} == {"ieee33-balance_q"} and all(isinstance(v, float) for _, v in message.constants)
@@ -364,3 +364,35 @@ def test_a_table_read_from_csv_moves_whole_to_its_agent_or_is_an_error_if_shared
         split_case(shared, tmp_path / "parts2")
     assert info.value.span.file == str(shared) and "own table" in info.value.hint
     assert not (tmp_path / "parts2").exists()
+
+
+def _terminals(path: Path, column: str, cells: list[str]) -> Path:
+    path.write_text("hour," + column + "\n" + "".join(f"{h},{c}\n" for h, c in enumerate(cells)))
+    return path
+
+
+def test_terminal_measurements_are_checked_on_the_edge_and_only_counts_cross(parts_dir, tmp_path):
+    folder = parts_dir("three_microgrids").resolve()
+    import pandas as pd
+
+    pv = pd.read_csv(CASES / "data" / "day_profiles.csv")["pv"].tolist()
+    cells = [f"{0.9 * v:.4f}" for v in pv]
+    cells[3], cells[12] = "", "5.0"  # lost on the way, and a value no PV gives
+    measured = _terminals(tmp_path / "mg1_terminals.csv", "mg1_pv.availability", cells)
+    side, opened = _opened(lambda: compile_agent(folder / "mg1" / "mg1.grid", measurements=measured))
+    assert str(measured.resolve()) in opened
+    assert side.join.terminals == (("mg1_pv.availability", 1, 1),)
+    # the same case solved in one file with the same measurements
+    central = gridlang.load(CASES / "three_microgrids.grid", measurements=measured).solve().objective
+    result = solve_parts(folder / "cloud.grid", _agents(folder), "atc", measurements={"mg1": measured})
+    assert result.status == "converged" and result.objective == pytest.approx(central, rel=1e-6)
+    assert result.terminals == ("edge of 'mg1': 1 terminal(s) measured, filled mg1_pv.availability: 1 missing, 1 implausible",)
+    # an edge measures its own assets only: the operator's load is not mg1's
+    other = _terminals(tmp_path / "other.csv", "ld18.scale", ["1.0"] * 24)
+    with pytest.raises(GridError, match="'ld18' is not an asset of 'mg1': a side measures its own terminals only") as info:
+        compile_agent(folder / "mg1" / "mg1.grid", measurements=other)
+    assert (info.value.span.file, info.value.span.line, info.value.span.col) == (str(other), 1, 6)
+    # and the cloud never opens an agent's measurements: it receives the counts only
+    parts_compile._cloud_built.cache_clear()
+    _, opened = _opened(lambda: compile_cloud(folder / "cloud.grid"))
+    assert str(measured.resolve()) not in opened

@@ -44,11 +44,16 @@ def test_a_case_in_parts_on_a_local_cluster_of_edge_nodes(tmp_path, name, nodes)
     split_case(CASES / f"{name}.grid", folder)
     agents = list(read_cloud(folder / "cloud.grid").agents)
     groups = hosting(agents, nodes)  # three_microgrids: a node per agent; prosumers: 3 nodes of 7 or 8
-    central = gridlang.load(CASES / f"{name}.grid").solve().objective
+    terminals = None
+    if name == "three_microgrids":  # mg1's terminals, read and filled on its edge's node
+        terminals = tmp_path / "mg1_terminals.csv"
+        terminals.write_text("hour,mg1_ld.scale\n" + "".join(f"{h},{'' if h == 5 else 0.8}\n" for h in range(24)))
+    central = gridlang.load(CASES / f"{name}.grid", measurements=terminals).solve().objective
     cluster = local_cluster(groups)
     try:
         for group in groups:  # each edge as its machine would start it
-            r = runner.invoke(app, ["edge", *(str(folder / a / f"{a}.grid") for a in group), "--join", cluster.address])
+            extra = ["--measurements", str(terminals)] if terminals is not None and group == ["mg1"] else []
+            r = runner.invoke(app, ["edge", *(str(folder / a / f"{a}.grid") for a in group), "--join", cluster.address, *extra])
             assert r.exit_code == 0, r.output
             assert f"{', '.join(group)} joined" in r.output
         ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -68,6 +73,9 @@ def test_a_case_in_parts_on_a_local_cluster_of_edge_nodes(tmp_path, name, nodes)
         opened = _Opened.paths
         assert str((folder / "cloud.grid").resolve()) in opened
         assert not [p for p in opened if p.startswith(tuple(str((folder / a).resolve()) for a in agents))]
+        if terminals is not None:  # the cloud never sees the measurements, only what the edge filled
+            assert str(terminals.resolve()) not in opened
+            assert result.terminals == ("edge of 'mg1': 1 terminal(s) measured, filled mg1_ld.scale: 1 missing, 0 implausible",)
         assert result.status == "converged"
         assert result.objective == pytest.approx(central, rel=1e-6)
         # the message log: per agent and pass, the coupling rows it answered for and its y, nothing else

@@ -470,13 +470,14 @@ def edge(
     agent_files: Annotated[list[Path], typer.Argument(help="the .grid file of each agent this machine hosts (its first line names the cloud file)", show_default=False)],
     join: Annotated[str, typer.Option("--join", help="the Ray cluster to join, e.g. HEAD:6379; this machine's node carries the resource agent:<agent>")],
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
+    measurements: Annotated[Optional[Path], typer.Option("--measurements", help="CSV of the agent's terminal data, checked and filled here; only counts reach the cloud")] = None,
     debug: Debug = False,
 ) -> None:
     """Check the agents' files here and start their actor on this machine's node of the cluster (needs the ray extra)."""
     from gridlang.parts.edge import join_edge
 
     with _reporting(debug):
-        agents, rows = join_edge(agent_files, join, formulation)
+        agents, rows = join_edge(agent_files, join, formulation, measurements)
         out.print(f"{', '.join(agents)} joined {join}: their actor keeps their subproblems on the node carrying {', '.join(f'agent:{a}' for a in agents)} and takes part in {rows} named coupling rows", markup=False, highlight=False)
 
 
@@ -509,6 +510,8 @@ def cloud(
         out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
         for agent, cost in result.costs.items():
             out.print(f"  {agent}: cost {cost:.6g}", markup=False, highlight=False)
+        for note in result.terminals:
+            out.print(f"note: {note}", markup=False, highlight=False)
         for event in result.events:
             err.print(f"warning: {event}", markup=False, highlight=False)
         if result.status != "converged":

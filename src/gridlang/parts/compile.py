@@ -107,6 +107,7 @@ class Join:
     dt: float  # hours per step
     rows: tuple[RowKey, ...]  # the coupling rows it takes part in
     constants: tuple[tuple[RowKey, float], ...]  # shifts of rows it has no column in
+    terminals: tuple[tuple[str, int, int], ...] = ()  # (terminal, values missing, implausible) its edge filled
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -157,9 +158,50 @@ def cloud_view(path: Path, formulation: str | None = None) -> tuple[CloudFile, B
     return _cloud_built(path, mtime, formulation)
 
 
-def compile_cloud(path: Path, formulation: str | None = None) -> CloudSide:
-    """The cloud's side (see the module doc): no agent's file is read."""
+def _own_terminals(path: Path, own: set[str], who: str) -> None:
+    """A side measures its own assets only: every ``<asset>.<parameter>`` column of its
+    measurement file names one of ``own`` (else an error at the column)."""
+    from gridlang.monitoring import _HEADER, _TIME_COLUMNS
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").removeprefix("\ufeff").splitlines()
+    except OSError as exc:
+        raise GridError(Span(str(path), 1, 1), f"cannot read the measurement file {path}: {exc.strerror or exc}", "give the CSV file of this side's terminals") from None
+    line = next((k for k, text in enumerate(lines) if text.strip()), None)
+    if line is None:
+        return  # monitoring.check says what is wrong with an empty file
+    col = 1
+    for cell in lines[line].split(","):
+        m = _HEADER.match(cell)
+        if m is not None and cell.strip().lower() not in _TIME_COLUMNS and m["asset"] not in own:
+            raise GridError(Span(str(path), line + 1, col + len(cell) - len(cell.lstrip()), max(len(cell.strip()), 1)),
+                            f"'{m['asset']}' is not an asset of '{who}': a side measures its own terminals only",
+                            did_you_mean(m["asset"], own) or f"assets of '{who}': {', '.join(sorted(own))}")
+        col += len(cell) + 1
+
+
+def _measured(case, path: Path | None, own: set[str], who: str):
+    """The case with this side's terminal measurements checked and filled on its side
+    (:func:`gridlang.monitoring.check`), and what was filled per terminal."""
+    if path is None:
+        return case, ()
+    from gridlang.monitoring import IMPLAUSIBLE, MISSING, check
+
+    _own_terminals(path, own, who)
+    checked = check(case, path)
+    flags = checked.flags.values
+    summary = tuple((str(t), int((flags[k] == MISSING).sum()), int((flags[k] == IMPLAUSIBLE).sum())) for k, t in enumerate(checked.flags.coords["terminal"].values))
+    return checked.case, summary
+
+
+def compile_cloud(path: Path, formulation: str | None = None, measurements: Path | None = None) -> CloudSide:
+    """The cloud's side (see the module doc): no agent's file is read.  ``measurements``:
+    the cloud's own terminals (of the network owner's assets), checked here."""
     cloud, built = cloud_view(path, formulation)
+    if measurements is not None:
+        owner = built.case.network_owner
+        own = {item for item, a in built.case.owners.items() if a == owner}
+        built = build(_measured(built.case, measurements, own, owner)[0])
     case = built.case
     owner = case.network_owner
     if owner is None or owner in cloud.points:
@@ -172,12 +214,15 @@ def compile_cloud(path: Path, formulation: str | None = None) -> CloudSide:
                      dict(cloud.spans), case.system.span)
 
 
-def compile_agent(path: Path, formulation: str | None = None) -> AgentSide:
-    """An agent's side (see the module doc): its own file and the public cloud file only."""
+def compile_agent(path: Path, formulation: str | None = None, measurements: Path | None = None) -> AgentSide:
+    """An agent's side (see the module doc): its own file and the public cloud file only.
+    ``measurements``: its terminals' CSV file, read, checked and filled here (the first
+    layer, terminal to edge); only how many values were filled crosses to the cloud."""
     mine = read_agent(path)
     cloud, base = cloud_view(mine.cloud, formulation)
     _check_header(mine, cloud, base)
-    built = build(view(cloud, (mine,), formulation))
+    case, terminals = _measured(view(cloud, (mine,), formulation), measurements, {i.name for i in mine.items}, mine.name)
+    built = build(case)
     parts = split(built)
     sub = next(s for s in parts.subproblems if s.agent == mine.name)
     keys = row_keys(built, parts.labels[sub.rows])
@@ -185,7 +230,7 @@ def compile_agent(path: Path, formulation: str | None = None) -> AgentSide:
     d = np.array([shift.get(k, 0.0) for k in keys])
     constants = tuple(sorted((k, v) for k, v in shift.items() if k not in set(keys)))
     local = replace(sub, rows=np.arange(len(keys)), d=d)
-    message = Join(mine.name, built.case.system.steps, built.case.system.dt, tuple(keys), constants)
+    message = Join(mine.name, built.case.system.steps, built.case.system.dt, tuple(keys), constants, terminals)
     return AgentSide(local, message, built.offset - base.offset)
 
 
@@ -373,19 +418,35 @@ class PartsResult:
     run: object  # gridlang.decompose.admm.Run: the trace and the message log
     rows: tuple[RowKey, ...]  # the coupling rows by name
     events: tuple[str, ...] = ()  # edges that left and rejoined during the run
+    terminals: tuple[str, ...] = ()  # what each edge filled of its terminals' measurements
 
 
-def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None, **settings) -> PartsResult:
+def terminal_report(joins: Sequence[Join]) -> tuple[str, ...]:
+    """Per agent, what its edge filled of its terminals' measurements (the first layer)."""
+    out = []
+    for m in joins:
+        filled = [f"{t}: {a} missing, {b} implausible" for t, a, b in m.terminals if a or b]
+        if m.terminals:
+            out.append(f"edge of '{m.agent}': {len(m.terminals)} terminal(s) measured" + (f", filled {'; '.join(filled)}" if filled else ", nothing filled"))
+    return tuple(out)
+
+
+def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None,
+                measurements: dict[str, Path] | None = None, **settings) -> PartsResult:
     """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
-    process): the objective is the sum of the agents' costs at the point they reach."""
+    process): the objective is the sum of the agents' costs at the point they reach.
+    ``measurements``: a terminal CSV file per agent (the network owner's for the cloud)."""
     from gridlang.decompose import atc as atc_mod
     from gridlang.decompose.admm import CHECKS, Settings, admm, penalties, problems
     from gridlang.decompose.executors import SerialExecutor
 
     if method not in ("admm", "atc"):
         raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}' for a case in parts", "methods: admm, atc")
+    measurements = measurements or {}
     cloud = compile_cloud(cloud_path, formulation)
-    sides = [compile_agent(p, formulation) for p in agent_paths]
+    if measurements.get(cloud.owner) is not None:
+        cloud = compile_cloud(cloud_path, formulation, measurements[cloud.owner])
+    sides = [compile_agent(p, formulation, measurements.get(read_agent(p).name)) for p in agent_paths]
     parts = join(cloud, sides)
     defaults, checks = (Settings(), CHECKS) if method == "admm" else (atc_mod.Settings(), atc_mod.CHECKS)
     unknown = sorted(set(settings) - set(type(defaults).__dataclass_fields__))
@@ -409,7 +470,8 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
             costs[cloud.owner] = float(up.c @ x_upper + 0.5 * x_upper @ (up.Q @ x_upper))
     finally:
         pool.close()
-    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)))
+    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)),
+                       terminals=terminal_report([s.join for s in sides]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ import numpy as np
 
 from gridlang.decompose.split import Split
 from gridlang.errors import COMMAND_LINE, GridError
-from gridlang.parts.compile import PartsResult, compile_cloud, place, plan, stub
+from gridlang.parts.compile import PartsResult, compile_cloud, place, plan, stub, terminal_report
 
 NAMESPACE = "gridlang"
 PREFIX = "gridlang-edge:"
@@ -59,10 +59,11 @@ class Edge:
     """The actor of one edge node: the parts of the agents it hosts, each compiled on
     that node from its own file, and their subproblems kept there."""
 
-    def __init__(self, paths: dict[str, str], formulation: str | None = None) -> None:
+    def __init__(self, paths: dict[str, str], formulation: str | None = None, measurements: dict[str, str] | None = None) -> None:
         from gridlang.parts.compile import compile_agent
 
-        self.sides = {a: compile_agent(Path(p), formulation) for a, p in paths.items()}
+        terminals = measurements or {}
+        self.sides = {a: compile_agent(Path(p), formulation, terminals.get(a)) for a, p in paths.items()}
         self.local: dict = {}
 
     def hello(self) -> dict:
@@ -89,7 +90,7 @@ class Edge:
         return ray.get_runtime_context().get_node_id()
 
 
-def start_edge(paths: Mapping[str, Path], formulation: str | None = None):
+def start_edge(paths: Mapping[str, Path], formulation: str | None = None, measurements: Mapping[str, Path] | None = None):
     """Start the actor hosting the agents of ``paths`` on the node carrying all their
     resources (Ray must be initialised); raise a GridError if no node carries one of
     them.  The actor outlives this process."""
@@ -105,7 +106,8 @@ def start_edge(paths: Mapping[str, Path], formulation: str | None = None):
         if isinstance(name, dict) and name.get("namespace") == NAMESPACE and name["name"].startswith(PREFIX) and set(name["name"][len(PREFIX):].split(",")) & set(paths):
             ray.kill(ray.get_actor(name["name"], namespace=NAMESPACE), no_restart=True)
     actor = ray.remote(Edge).options(name=actor_name(list(paths)), namespace=NAMESPACE, lifetime="detached", resources={resource(a): 1 for a in paths}, num_cpus=0, max_restarts=0)
-    return actor.remote({a: str(Path(p).resolve()) for a, p in paths.items()}, formulation)
+    terminals = {a: str(Path(p).resolve()) for a, p in (measurements or {}).items()}  # read on the edge's node
+    return actor.remote({a: str(Path(p).resolve()) for a, p in paths.items()}, formulation, terminals)
 
 
 def edges() -> dict[str, object]:
@@ -267,7 +269,8 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
         run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config, progress)
         costs = pool.costs()
         costs[cloud.owner] = float(own.c @ x_upper + 0.5 * x_upper @ (own.Q @ x_upper))
-    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events))
+    report = terminal_report([m for m, _ in hellos.values()])
+    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report)
 
 
 def hosting(agents: Sequence[str], nodes: int | None = None) -> list[list[str]]:
@@ -288,18 +291,22 @@ def local_cluster(groups: Sequence[Sequence[str]]):
     return cluster
 
 
-def join_edge(paths: Sequence[Path], address: str, formulation: str | None = None) -> tuple[tuple[str, ...], int]:
+def join_edge(paths: Sequence[Path], address: str, formulation: str | None = None, measurements: Path | None = None) -> tuple[tuple[str, ...], int]:
     """``gridlang edge``: check the agents' files here (positioned errors on the edge's
     side), then start their actor on this machine's node of the cluster at ``address``;
-    return the agents and how many named rows they take part in."""
+    return the agents and how many named rows they take part in.  ``measurements``: the
+    terminals' CSV file of the one agent given, read on this node."""
     import ray
 
     from gridlang.parts.compile import compile_agent
 
-    sides = [compile_agent(Path(p), formulation) for p in paths]
+    if measurements is not None and len(paths) != 1:
+        raise GridError(COMMAND_LINE, "--measurements goes with one agent's file", "start one edge per agent whose terminals you give")
+    sides = [compile_agent(Path(p), formulation, measurements) for p in paths]
     ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        actor = start_edge({s.agent: Path(p) for s, p in zip(sides, paths, strict=True)}, formulation)
+        terminals = {sides[0].agent: Path(measurements)} if measurements is not None else None
+        actor = start_edge({s.agent: Path(p) for s, p in zip(sides, paths, strict=True)}, formulation, terminals)
         hello = ray.get(actor.hello.remote())
     finally:
         ray.shutdown()
