@@ -6,9 +6,9 @@ At every iteration the agent solves
 
 for a target ``v`` from the coordinator, i.e. the Hessian ``Q + rho C'WC`` and
 the linear cost ``c - rho C'W(d + v)``, ``W`` the diagonal of the rows'
-relative penalties (``Subproblem.penalty``, all 1 unless ADMM sets them).  Only the linear cost changes between
-iterations (and the Hessian's weight ``rho`` now and then): the agent's
-Clarabel model (:class:`PersistentConic`) gets a new ``q`` (and the new
+relative penalties (``Subproblem.penalty``, all 1 unless ADMM sets them).
+Only the linear cost changes between iterations (and the Hessian's weight
+``rho`` now and then): the agent's Clarabel model (:class:`PersistentConic`) gets a new ``q`` (and the new
 Hessian's values on a fixed sparsity pattern) through ``update`` and keeps
 everything else.  Clarabel's interior point handles these proximal QPs
 robustly, where HiGHS's QP solver did not.  The agent answers with its
@@ -69,6 +69,10 @@ def prepare(sub: Subproblem) -> Form:
     return assemble(sub.A, sub.b, sub.sense, sub.lb, sub.ub, sub.cones)
 
 
+#: Clarabel's gap and feasibility tolerances for the agents' subproblems (see PersistentConic._solver)
+TOL = 1e-10
+
+
 class PersistentConic:
     """``min x'(H0 + w H1)x/2 + q'x`` over rows, bounds and cones, in one Clarabel
     solver whose ``q`` and weight ``w`` are updated in place.
@@ -106,7 +110,9 @@ class PersistentConic:
         return q[self.form.keep] + self._shift[0] + self.weight * self._shift[1]
 
     def _solver(self, refine: bool):
-        settings = _settings(presolve_enable=False, iterative_refinement_enable=refine)  # no presolve: the data stay updatable
+        # no presolve: the data stay updatable.  Gap and feasibility to 1e-10 (Clarabel: 1e-8): a coupling row sums
+        # thousands of answers, and at 1e-8 their errors left 10,000 copper-plate agents above the 1e-5 p.u. test for good
+        settings = _settings(presolve_enable=False, iterative_refinement_enable=refine, tol_gap_abs=TOL, tol_gap_rel=TOL, tol_feas=TOL)
         f = self.form
         return clarabel.DefaultSolver(self._P(), self.q, f.A, f.b, _cones(f), settings)
 
