@@ -94,7 +94,7 @@ class PersistentConic:
         self._shift = [np.asarray(h[:, fixed] @ form.fixed[fixed], dtype=float).ravel() for h in parts]
         upper = [sp.triu(h[:, keep], format="coo") for h in parts]
         m = int(keep.sum())
-        at = np.concatenate([u.col * m + u.row for u in upper])  # column-major position of each entry
+        at = np.concatenate([u.col.astype(np.int64) * m + u.row for u in upper])  # column-major position of each entry (int64: m * m passes 2**31 at 46,341 columns)
         where, slot = np.unique(at, return_inverse=True)  # the union pattern, in CSC order
         self._values = [np.bincount(s, u.data, len(where)) for s, u in zip(np.split(slot, [len(upper[0].data)]), upper)]
         self._pattern = (where % m, np.searchsorted(where // m, np.arange(m + 1)), (m, m))  # indices, indptr, shape
