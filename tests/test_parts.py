@@ -396,3 +396,23 @@ def test_terminal_measurements_are_checked_on_the_edge_and_only_counts_cross(par
     parts_compile._cloud_built.cache_clear()
     _, opened = _opened(lambda: compile_cloud(folder / "cloud.grid"))
     assert str(measured.resolve()) not in opened
+
+
+def test_an_agent_connected_at_two_buses(tmp_path):
+    """mg1's generator moved to b19: the cloud connects mg1 at b18 and b19, a stand-in at
+    each; the parts re-assemble to the same case and ADMM on them reaches its optimum."""
+    case = tmp_path / "case" / "case.grid"
+    shutil.copytree(CASES / "data", tmp_path / "case" / "data")
+    for f in ("ieee33_network.grid", "ieee33_loads.grid"):
+        shutil.copy(CASES / f, tmp_path / "case" / f)
+    case.write_text((CASES / "three_microgrids.grid").read_text().replace("generator mg1_gen at b18", "generator mg1_gen at b19"))
+    split_case(case, tmp_path / "parts")
+    cloud = tmp_path / "parts" / "cloud.grid"
+    assert "agent mg1 at b18, b19" in cloud.read_text()
+    lin = "lindistflow"  # the study's SOC would do as well, slower
+    central = gridlang.load(case, formulation=lin).solve().objective
+    assert Case(whole(cloud, lin)).solve().objective == pytest.approx(central, rel=1e-9)
+    side = compile_agent(tmp_path / "parts" / "mg1" / "mg1.grid", lin)
+    assert {dict(k.coords).get("bus") for k in side.join.rows if k.constraint.startswith("ieee33-")} == {"b18", "b19"}
+    result = solve_parts(cloud, _agents(tmp_path / "parts"), "admm", lin)
+    assert result.status == "converged" and result.objective == pytest.approx(central, rel=1e-4)
