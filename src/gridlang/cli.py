@@ -455,8 +455,7 @@ def split_(
     allow_outside: AllowOutside = False,
     debug: Debug = False,
 ) -> None:
-    """Write a case with agents in parts: a public cloud file (network, markets, the agents'
-    points of connection) and one private file per agent (its assets, profiles, costs)."""
+    """Write a case with agents in parts: a public cloud file (network, markets, the agents' points of connection) and one private file per agent (its assets, profiles, costs)."""
     from gridlang.parts.split import split_case
 
     with _reporting(debug):
@@ -484,7 +483,7 @@ def edge(
 @app.command()
 def cloud(
     cloud_file: Annotated[Path, typer.Argument(help="the cloud's .grid file", show_default=False)],
-    address: Annotated[Optional[str], typer.Option("--address", help="the Ray cluster the edges joined (default: --local)")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="the Ray cluster the edges joined, e.g. HEAD:6379")] = None,
     local: Annotated[bool, typer.Option("--local", help="start a local cluster with one node per agent, each agent read from <folder>/<agent>/<agent>.grid")] = False,
     serial: Annotated[bool, typer.Option("--serial", help="no Ray: compile every side in this process, each on its own, from <folder>/<agent>/<agent>.grid")] = False,
     nodes: Annotated[Optional[int], typer.Option("--nodes", help="with --local: this many nodes, each hosting several agents (default: one node per agent)")] = None,
