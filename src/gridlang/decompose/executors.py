@@ -80,7 +80,8 @@ class _Worker:
         down_r, down_w = os.pipe()  # parent -> worker
         up_r, up_w = os.pipe()  # worker -> parent
         root = str(Path(__file__).resolve().parents[2])  # the directory gridlang is imported from
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}  # the workers are the parallelism: no BLAS threads besides
+        env = {**threads, **os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         self.proc = subprocess.Popen([sys.executable, "-m", "gridlang.decompose.worker", str(down_r), str(up_w)], pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, env=env)
         os.close(down_r)  # only the worker holds its ends: its death is an EOF here
         os.close(up_w)
