@@ -577,7 +577,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--replay-max", type=int, default=200, metavar="N", help="replay (measurement 2) only up to N agents (default 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-iter", type=int, default=0, help="ADMM iteration cap (default: gridlang's, 2000)")
-    p.add_argument("--tol", type=float, default=None, help="ADMM absolute tolerance per coupling row (default: gridlang's, 1e-4)")
+    p.add_argument("--tol", type=float, default=None, help="ADMM absolute tolerance per coupling row (default: gridlang's, 1e-7 p.u.)")
     p.add_argument("--replay", type=int, default=20, metavar="K", help="iterations replayed for update vs rebuild (default 20)")
     p.add_argument("--profile", type=int, default=20, metavar="N", help="functions listed when a target is missed (default 20; 0: no profile)")
     p.add_argument("--profile-iter", type=int, default=40, help="iterations of the profiled run (default 40)")
