@@ -416,3 +416,27 @@ def test_an_agent_connected_at_two_buses(tmp_path):
     assert {dict(k.coords).get("bus") for k in side.join.rows if k.constraint.startswith("ieee33-")} == {"b18", "b19"}
     result = solve_parts(cloud, _agents(tmp_path / "parts"), "admm", lin)
     assert result.status == "converged" and result.objective == pytest.approx(central, rel=1e-4)
+
+
+def test_a_cloud_that_dies_leaves_its_last_consistent_iterate(parts_dir, tmp_path):
+    import json
+
+    folder = parts_dir("community4")
+    saved = tmp_path / "checkpoint.json"
+
+    def dies(step) -> None:
+        if step.iteration == 5:
+            raise KeyboardInterrupt  # the cloud's process stops here
+
+    with pytest.raises(KeyboardInterrupt):
+        solve_parts(folder / "cloud.grid", _agents(folder), "admm", checkpoint=saved, progress=dies)
+    state = json.loads(saved.read_text())
+    assert state["status"] == "running" and state["pass"] == 5
+    assert set(state["agents"]) == {"dso", "house1", "house2", "house3", "house4"}
+    h1 = state["agents"]["house1"]
+    assert len(h1["rows"]) == len(h1["target"]) == len(h1["answer"]) > 0 and h1["rows"][0].startswith("feeder-balance_p[bus=h1, time=")
+    done = solve_parts(folder / "cloud.grid", _agents(folder), "admm", checkpoint=saved)  # its own file is replaced
+    assert json.loads(saved.read_text())["status"] == "converged" == done.status
+    saved.write_text("my notes\n")
+    with pytest.raises(GridError, match="gridlang did not write it"):
+        solve_parts(folder / "cloud.grid", _agents(folder), "admm", checkpoint=saved)

@@ -487,6 +487,7 @@ def cloud(
     local: Annotated[bool, typer.Option("--local", help="start a local cluster with one node per agent, each agent read from <folder>/<agent>/<agent>.grid")] = False,
     serial: Annotated[bool, typer.Option("--serial", help="no Ray: compile every side in this process, each on its own, from <folder>/<agent>/<agent>.grid")] = False,
     nodes: Annotated[Optional[int], typer.Option("--nodes", help="with --local: this many nodes, each hosting several agents (default: one node per agent)")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="JSON file holding, after every pass, the targets sent and answers received (the last consistent iterate)")] = None,
     method: Annotated[str, typer.Option("--method", help="atc or admm")] = "atc",
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     debug: Debug = False,
@@ -503,9 +504,9 @@ def cloud(
             from gridlang.parts.compile import solve_parts
             from gridlang.parts.format import agent_files, read_cloud
 
-            result = solve_parts(cloud_file, list(agent_files(read_cloud(cloud_file)).values()), method, formulation)
+            result = solve_parts(cloud_file, list(agent_files(read_cloud(cloud_file)).values()), method, formulation, checkpoint=checkpoint)
         else:
-            result = run_local(cloud_file, method, formulation, nodes) if local else run_cloud(cloud_file, method, address, formulation)
+            result = run_local(cloud_file, method, formulation, nodes, checkpoint) if local else run_cloud(cloud_file, method, address, formulation, checkpoint=checkpoint)
         out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
         for agent, cost in result.costs.items():
             out.print(f"  {agent}: cost {cost:.6g}", markup=False, highlight=False)

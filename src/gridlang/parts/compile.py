@@ -432,7 +432,7 @@ def terminal_report(joins: Sequence[Join]) -> tuple[str, ...]:
 
 
 def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None,
-                measurements: dict[str, Path] | None = None, **settings) -> PartsResult:
+                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, **settings) -> PartsResult:
     """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
     process): the objective is the sum of the agents' costs at the point they reach.
     ``measurements``: a terminal CSV file per agent (the network owner's for the cloud)."""
@@ -459,17 +459,22 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
         parts = penalties(parts)
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != cloud.owner)
     pool = SerialExecutor(subs)
+    if checkpoint is not None:
+        names = coupling_names(cloud, parts)
+        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs})
     try:
         if method == "admm":
-            run = admm(parts, pool, config)
+            run = admm(parts, pool, config, progress)
             costs = pool.costs()
         else:
-            run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config)
+            run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config, progress)
             costs = pool.costs()
             up = next(s for s in parts.subproblems if s.agent == cloud.owner)
             costs[cloud.owner] = float(up.c @ x_upper + 0.5 * x_upper @ (up.Q @ x_upper))
     finally:
         pool.close()
+    if checkpoint is not None:
+        pool.finish(run.status)
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)),
                        terminals=terminal_report([s.join for s in sides]))
 
@@ -508,3 +513,39 @@ def cloud_alone_cost(path: Path, formulation: str | None = None) -> Alone:
     """The network owner's disagreement point on the cloud's side: its networks and assets alone."""
     _, built = cloud_view(path, formulation)
     return _alone(built.case, built.case.network_owner)
+
+
+class Checkpoint:
+    """An executor that saves, after every pass, the last consistent iterate: the targets
+    the coordinator sent and the answers it got back in that pass, per agent and named
+    row, to a JSON file written atomically (``status`` "running" until the run ends).
+    If the cloud's process dies, the file says how far it came and holds that iterate."""
+
+    def __init__(self, inner, path: Path, names: dict[str, list[str]]) -> None:
+        self.inner, self.path, self.names, self.passes = inner, Path(path), names, 0
+        from gridlang.io.results import check_file
+
+        check_file(self.path, "--checkpoint", "checkpoint.json")
+
+    def _write(self, status: str, targets=None, answers=None) -> None:
+        import json
+
+        from gridlang.io.results import write_atomic
+
+        agents = {a: {"rows": self.names.get(a, []), "target": np.asarray(targets[a]).tolist(), "answer": np.asarray(answers[a]).tolist()}
+                  for a in (answers or {}) if a in (targets or {})}
+        text = json.dumps({"written by gridlang": "cloud checkpoint", "status": status, "pass": self.passes, "agents": agents}, indent=1)
+        write_atomic(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def solve_all(self, targets, rho):
+        answers = self.inner.solve_all(targets, rho)
+        self.passes += 1
+        self._write("running", targets, answers)
+        self.last = (targets, answers)
+        return answers
+
+    def finish(self, status: str) -> None:
+        self._write(status, *getattr(self, "last", (None, None)))
+
+    def __getattr__(self, name):  # costs, points, kill, ready, close: the inner executor's
+        return getattr(self.inner, name)

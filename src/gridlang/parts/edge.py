@@ -39,7 +39,7 @@ import numpy as np
 
 from gridlang.decompose.split import Split
 from gridlang.errors import COMMAND_LINE, GridError
-from gridlang.parts.compile import PartsResult, compile_cloud, place, plan, stub, terminal_report
+from gridlang.parts.compile import Checkpoint, PartsResult, compile_cloud, place, plan, stub, terminal_report
 
 NAMESPACE = "gridlang"
 PREFIX = "gridlang-edge:"
@@ -229,7 +229,8 @@ class EdgeExecutor:
         pass
 
 
-def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None, formulation: str | None = None, progress=None, **settings) -> PartsResult:
+def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None, formulation: str | None = None, progress=None,
+              checkpoint: Path | None = None, **settings) -> PartsResult:
     """The cloud's process: compile its side, meet the edges' actors on the cluster at
     ``address`` (or the Ray this process is connected to), plan, and run ATC or ADMM."""
     import ray
@@ -262,6 +263,9 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
         raise GridError(COMMAND_LINE, f"{method}: {name}: {message}", hint)
     rows = {a: tuple(m.rows) for a, (m, _) in hellos.items()}
     pool = EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0)
+    if checkpoint is not None:
+        names = p.names(cloud)
+        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs})
     if method == "admm":
         run = admm(parts, pool, config, progress)
         costs = pool.costs()
@@ -269,6 +273,8 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
         run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config, progress)
         costs = pool.costs()
         costs[cloud.owner] = float(own.c @ x_upper + 0.5 * x_upper @ (own.Q @ x_upper))
+    if checkpoint is not None:
+        pool.finish(run.status)
     report = terminal_report([m for m, _ in hellos.values()])
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report)
 
@@ -313,7 +319,7 @@ def join_edge(paths: Sequence[Path], address: str, formulation: str | None = Non
     return tuple(hello), sum(len(m.rows) for m, _ in hello.values())
 
 
-def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = None, nodes: int | None = None, **settings) -> PartsResult:
+def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = None, nodes: int | None = None, checkpoint: Path | None = None, **settings) -> PartsResult:
     """One machine: a local cluster with a node per agent (or ``nodes`` nodes sharing
     them), each node's actor reading ``<cloud folder>/<agent>/<agent>.grid`` (as
     gridlang split writes them), and the cloud run here."""
@@ -329,7 +335,7 @@ def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = N
         ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
         handles = [start_edge({a: files[a] for a in group}, formulation) for group in groups]
         try:
-            return run_cloud(cloud.path, method, None, formulation, **settings)
+            return run_cloud(cloud.path, method, None, formulation, None, checkpoint, **settings)
         finally:
             for h in handles:
                 ray.kill(h, no_restart=True)
