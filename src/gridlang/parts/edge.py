@@ -14,16 +14,23 @@ and anywhere on the cluster::
 :func:`gridlang.parts.compile.compile_agent`), then starts one actor for the
 agents it hosts, named ``gridlang-edge:<agent>,...``, *placed by the
 resources* ``agent:<agent>`` and so on that node, where it compiles the files
-from that node's disk and keeps the subproblems.  ``gridlang cloud`` compiles the cloud's side, finds
-the edges' actors by name, and runs ATC or ADMM with them.  What crosses:
+from that node's disk and keeps the subproblems.  ``gridlang cloud``
+compiles the cloud's side, finds the edges' actors by name, and runs ATC or
+ADMM with them.  What crosses:
 
-    edge  -> cloud   once:    Join (its rows by name, steps, step, constants), its cost's constant
+    edge  -> cloud   once:    Join (its rows by name, steps, step, constants, how many
+                              terminal values it filled), its cost's constant
     cloud -> edge    once:    Numbering (a coupling id per named row, constants it takes on)
     cloud -> edge    per pass: targets v (one number per coupling row it is in), rho
     edge  -> cloud   per pass: y = C x - d (one number per row), its cost (one number)
 
 The cloud holds, of an agent, only its name and coupling rows
-(:func:`gridlang.parts.compile.stub`); the subproblem never leaves the edge.
+(:func:`gridlang.parts.compile.stub`); the subproblem and the terminals' raw
+measurements never leave the edge.  An edge whose node dies is bridged with
+its last answer (ADMM, at most ``max_staleness`` passes, then the cloud waits;
+ATC waits at once) and rejoins when it is started again
+(:class:`EdgeExecutor`); ``checkpoint`` keeps the cloud's last consistent
+iterate in a file.
 For one machine, :func:`local_cluster` starts a head and one node per agent,
 or a few nodes each hosting several agents (:func:`hosting`), for tests and
 demonstrations.
