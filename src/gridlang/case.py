@@ -51,12 +51,13 @@ class Case:
         """The linopy model of the case (built once)."""
         return self.built.model
 
-    def solve(self, solver: str | None = None, method: str | None = None, executor: str = "serial", progress=None, address: str | None = None, compare_plans: bool = True, **options: object) -> Result:
+    def solve(self, solver: str | None = None, method: str | None = None, executor: str = "serial", progress=None, address: str | None = None, compare_plans: bool = True, workers: int | None = None, **options: object) -> Result:
         """Solve with ``solver`` (default: by problem class) and solver options,
         centrally or decomposed by agent (``method="admm"``, ``"atc"``, or
         ``"auto"``, which picks one by :func:`gridlang.decompose.choose` and says
         which in the warnings; or the study's ``method = admm(...)``; ``executor`` serial, processes or ray, which
-        joins the Ray cluster at ``address`` or starts a local one).
+        joins the Ray cluster at ``address`` or starts a local one, with at most
+        ``workers`` processes or actors).
 
         ``options`` go to the solver, or, when decomposing, to the method.
         A case with markets or games is settled too (:func:`gridlang.settle.settle_all`):
@@ -84,7 +85,7 @@ class Case:
         else:
             from gridlang import decompose
 
-            result, _ = decompose.solve(self.built, chosen, executor, progress, address, **{**settings, **options})
+            result, _ = decompose.solve(self.built, chosen, executor, progress, address, workers, **{**settings, **options})
         if picked:
             result = replace(result, warnings=picked + result.warnings)
         if self.measurement_flags is not None:

@@ -88,6 +88,7 @@ def solve(
     method: Annotated[Optional[str], typer.Option("--method", help="central, admm, atc or auto (default: the study's)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial, processes or ray")] = "serial",
     address: Annotated[Optional[str], typer.Option("--address", help="with --executor ray: the cluster to join (default: start a local Ray)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="with --executor processes or ray: at most this many workers (default: one per core; a small case runs serially unless this is given)")] = None,
     drop_rate: Annotated[float, typer.Option("--drop-rate", help="fault injection: share of exchanges with agents lost, in [0, 1) (decomposition)")] = 0.0,
     kill_agent: Annotated[Optional[str], typer.Option("--kill-agent", help="fault injection: kill this agent's worker once (decomposition)")] = None,
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
@@ -102,6 +103,8 @@ def solve(
     Exit 0 for a trusted solution, 3 when the solve gave no trustworthy answer
     (then nothing is written unless --partial)."""
     with _reporting(debug):
+        if workers is not None and (workers < 1 or executor == "serial"):
+            raise GridError(COMMAND_LINE, f"--workers {workers} needs --executor processes or ray and a number >= 1", "e.g. --executor processes --workers 2")
         if not 0 <= drop_rate < 1:
             raise GridError(COMMAND_LINE, f"--drop-rate {drop_rate:g} is not a share in [0, 1)", "give the share of exchanges to lose, e.g. --drop-rate 0.1 (0: none)")
         folder = out_dir or Path("results") / case.stem
@@ -111,7 +114,7 @@ def solve(
         with _progress(human, _what_runs(c, solver, method)) as show:
             faults = {"drop_rate": drop_rate} if drop_rate else {}
             faults |= {"kill_agent": kill_agent} if kill_agent else {}
-            result = c.solve(solver, method, executor, show, address, **faults, **_options(option or []))
+            result = c.solve(solver, method, executor, show, address, workers=workers, **faults, **_options(option or []))
         _summary(case, c, result, human)
         doubts = result.doubts()
         if as_json:

@@ -64,7 +64,7 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     columns = int(built.model._xCounter)
     if executor in ("processes", "ray") and workers is None and columns < SMALL:
         small = (f"executor {executor}: the case is small ({columns:,} variables, under {SMALL:,}), so its agents were solved here, one after the other: "
-                 f"starting workers (about 0.3 s each) would cost more than they save; give workers=N to use them anyway",)
+                 f"starting workers (about 0.3 s each) would cost more than they save; give workers=N (--workers N) to use them anyway",)
         executor = "serial"
     early = []
     if executor == "processes":  # started first: the interpreters load numpy and Clarabel while the case is split here
