@@ -103,7 +103,7 @@ def test_closed_form_admm_payments_equal_the_nash_solution() -> None:
         payments, iterations, log = nash_admm(disagreement - cost, alpha)
         np.testing.assert_allclose(payments, exact, atol=1e-6)
         assert abs(payments.sum()) < 1e-6 and iterations < 10_000
-        assert all(set(m) == {"agent", "iteration", "payment"} for m in log)  # only payments travel
+        assert all(set(m) == {"agent", "iteration", "target", "payment"} for m in log)  # only targets and payments travel
 
 
 def test_closed_form_admm_on_the_three_microgrids_payments() -> None:
