@@ -440,3 +440,17 @@ def test_a_cloud_that_dies_leaves_its_last_consistent_iterate(parts_dir, tmp_pat
     saved.write_text("my notes\n")
     with pytest.raises(GridError, match="gridlang did not write it"):
         solve_parts(folder / "cloud.grid", _agents(folder), "admm", checkpoint=saved)
+
+
+def test_gridlang_solve_on_a_cloud_file_solves_the_whole_case_and_an_agent_file_is_refused():
+    """`gridlang.load` of a cloud file re-assembles its parts (the agents' files
+    beside it) into the case they were split from; an agent's own file is not a
+    case: an error at its first statement naming the cloud file to solve."""
+    parts = CASES / "parts" / "three_microgrids"
+    whole_case = gridlang.load(parts / "cloud.grid").solve()
+    single = gridlang.load(CASES / "three_microgrids.grid").solve()
+    assert whole_case.objective == pytest.approx(single.objective, rel=1e-6)
+    r = runner.invoke(app, ["check", str(parts / "mg1" / "mg1.grid")])
+    assert r.exit_code == 1
+    assert "mg1.grid:3:1: error: this is agent 'mg1''s own part of a case" in r.output
+    assert "gridlang solve " + str(parts / "cloud.grid") in r.output

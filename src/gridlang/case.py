@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,6 +114,23 @@ def parse_case(source: str | Path) -> tuple[ast.Module, Path]:
     return parse(text, "<string>"), Path.cwd()
 
 
+def _whole_case(module: ast.Module, source: str | Path, allow_outside: bool, formulation: str | None) -> CaseIR | None:
+    """A cloud file's whole case, its agents' files read from beside it
+    (:func:`gridlang.parts.format.whole`); None for an ordinary case.  An agent's
+    own file is not a case: an error that names the cloud file to solve."""
+    first = next((s for s in module.statements if isinstance(s, ast.AgentPart | ast.AgentAt)), None)
+    if first is None:
+        return None
+    if isinstance(first, ast.AgentPart):
+        cloud = os.path.normpath(Path(str(source)).parent / first.cloud.value) if isinstance(source, Path) or "\n" not in str(source) else first.cloud.value
+        raise GridError(first.span, f"this is agent '{first.name.name}''s own part of a case, not a whole case", f"solve the case from the cloud file it joins: gridlang solve {cloud} (all parts in one process) or gridlang cloud {cloud}")
+    if not isinstance(source, Path) and ("\n" in str(source) or "{" in str(source)):
+        raise GridError(first.span, "a cloud file given as text: its agents' files cannot be found beside it", "load the cloud file by its path")
+    from gridlang.parts.format import whole
+
+    return whole(Path(source), formulation, allow_outside)
+
+
 def load(source: str | Path, allow_outside: bool = False, formulation: str | None = None, measurements: str | Path | None = None) -> Case:
     """Parse and resolve a case from a path or from text.
 
@@ -120,7 +138,7 @@ def load(source: str | Path, allow_outside: bool = False, formulation: str | Non
     "distflow_soc"); ``measurements`` is a CSV of terminal data checked and
     filled at the edge (:mod:`gridlang.monitoring`) before the case is built."""
     module, root = parse_case(source)
-    case = resolve(module, root, allow_outside, formulation)
+    case = _whole_case(module, source, allow_outside, formulation) or resolve(module, root, allow_outside, formulation)
     if measurements is None:
         return Case(case, source=source, allow_outside=allow_outside)
     from gridlang.monitoring import check as check_measurements
