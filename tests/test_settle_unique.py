@@ -1,6 +1,6 @@
 """The settlement point is one defined optimum: the same prices and payments
 whichever optimum stage 1 found (HiGHS with other threads or seeds, Clarabel,
-ATC), and the same from another starting vertex of the optimal face."""
+SCIP, ATC, ADMM), and the same from another starting vertex of the optimal face."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def reference():
 
 @pytest.mark.parametrize(
     "solve",
-    [{"solver": "highs", "threads": 1}, {"solver": "highs", "random_seed": 7}, {"solver": "highs", "random_seed": 12345}, {"solver": "clarabel"}, {"method": "atc"}],
-    ids=["highs-threads-1", "highs-seed-7", "highs-seed-12345", "clarabel", "atc"],
+    [{"solver": "highs", "threads": 1}, {"solver": "highs", "random_seed": 7}, {"solver": "highs", "random_seed": 12345}, {"solver": "clarabel"}, {"solver": "scip"}, {"method": "atc"}, {"method": "admm"}],
+    ids=["highs-threads-1", "highs-seed-7", "highs-seed-12345", "clarabel", "scip", "atc", "admm"],
 )
 def test_prosumers_game_is_settled_the_same_whatever_solved_stage_1(reference, solve) -> None:
     g = _game(**solve)
