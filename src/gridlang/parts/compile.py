@@ -43,7 +43,7 @@ optimum the decomposition reached.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -431,23 +431,14 @@ def terminal_report(joins: Sequence[Join]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None,
-                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, **settings) -> PartsResult:
-    """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
-    process): the objective is the sum of the agents' costs at the point they reach.
-    ``measurements``: a terminal CSV file per agent (the network owner's for the cloud)."""
+def configure(method: str, settings: Mapping[str, object]):
+    """The settings of ``method`` (admm or atc) for a run on parts, each checked as
+    for a single-file case: an unknown name or a value out of range is an error."""
     from gridlang.decompose import atc as atc_mod
-    from gridlang.decompose.admm import CHECKS, Settings, admm, penalties, problems
-    from gridlang.decompose.executors import SerialExecutor
+    from gridlang.decompose.admm import CHECKS, Settings, problems
 
     if method not in ("admm", "atc"):
         raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}' for a case in parts", "methods: admm, atc")
-    measurements = measurements or {}
-    cloud = compile_cloud(cloud_path, formulation)
-    if measurements.get(cloud.owner) is not None:
-        cloud = compile_cloud(cloud_path, formulation, measurements[cloud.owner])
-    sides = [compile_agent(p, formulation, measurements.get(read_agent(p).name)) for p in agent_paths]
-    parts = join(cloud, sides)
     defaults, checks = (Settings(), CHECKS) if method == "admm" else (atc_mod.Settings(), atc_mod.CHECKS)
     unknown = sorted(set(settings) - set(type(defaults).__dataclass_fields__))
     if unknown:
@@ -455,6 +446,40 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     config = replace(defaults, **settings)
     for name, message, hint in problems(config, checks):
         raise GridError(COMMAND_LINE, f"{method}: {name}: {message}", hint)
+    return config
+
+
+def coordinate(parts, pool, method: str, owner: str, config, progress=None) -> tuple:
+    """ADMM or ATC (the network ``owner`` above) on the sides' answers through
+    ``pool``; the run and every side's cost at the point reached."""
+    from gridlang.decompose import atc as atc_mod
+    from gridlang.decompose.admm import admm
+
+    if method == "admm":
+        run = admm(parts, pool, config, progress)
+        return run, pool.costs()
+    run, x_upper = atc_mod.atc(parts, owner, pool, config, progress)
+    costs = pool.costs()
+    up = next(s for s in parts.subproblems if s.agent == owner)
+    costs[owner] = float(up.c @ x_upper + 0.5 * x_upper @ (up.Q @ x_upper))
+    return run, costs
+
+
+def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None,
+                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, **settings) -> PartsResult:
+    """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
+    process): the objective is the sum of the agents' costs at the point they reach.
+    ``measurements``: a terminal CSV file per agent (the network owner's for the cloud)."""
+    from gridlang.decompose.admm import penalties
+    from gridlang.decompose.executors import SerialExecutor
+
+    config = configure(method, settings)
+    measurements = measurements or {}
+    cloud = compile_cloud(cloud_path, formulation)
+    if measurements.get(cloud.owner) is not None:
+        cloud = compile_cloud(cloud_path, formulation, measurements[cloud.owner])
+    sides = [compile_agent(p, formulation, measurements.get(read_agent(p).name)) for p in agent_paths]
+    parts = join(cloud, sides)
     if method == "admm" and config.row_scaling:
         parts = penalties(parts)
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != cloud.owner)
@@ -463,14 +488,7 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
         names = coupling_names(cloud, parts)
         pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs})
     try:
-        if method == "admm":
-            run = admm(parts, pool, config, progress)
-            costs = pool.costs()
-        else:
-            run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config, progress)
-            costs = pool.costs()
-            up = next(s for s in parts.subproblems if s.agent == cloud.owner)
-            costs[cloud.owner] = float(up.c @ x_upper + 0.5 * x_upper @ (up.Q @ x_upper))
+        run, costs = coordinate(parts, pool, method, cloud.owner, config, progress)
     finally:
         pool.close()
     if checkpoint is not None:

@@ -39,14 +39,13 @@ demonstrations.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from gridlang.decompose.split import Split
 from gridlang.errors import COMMAND_LINE, GridError
-from gridlang.parts.compile import Checkpoint, PartsResult, compile_cloud, place, plan, stub, terminal_report
+from gridlang.parts.compile import Checkpoint, PartsResult, compile_cloud, configure, coordinate, place, plan, stub, terminal_report
 
 NAMESPACE = "gridlang"
 PREFIX = "gridlang-edge:"
@@ -242,11 +241,7 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     ``address`` (or the Ray this process is connected to), plan, and run ATC or ADMM."""
     import ray
 
-    from gridlang.decompose import atc as atc_mod
-    from gridlang.decompose.admm import CHECKS, Settings, admm, problems
-
-    if method not in ("admm", "atc"):
-        raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}' for a case in parts", "methods: admm, atc")
+    config = configure(method, settings)
     cloud = compile_cloud(cloud_path, formulation)
     if not ray.is_initialized():
         ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -264,22 +259,12 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     own = place(cloud.subproblem, p.numbering[cloud.owner])
     subs = tuple(own if a == cloud.owner else stub(a, p.numbering[a]) for a in p.agents)
     parts = Split(p.agents, subs, len(p.rows), p.counts, p.offset, np.arange(len(p.rows)), p.rows)
-    defaults, checks = (Settings(), CHECKS) if method == "admm" else (atc_mod.Settings(), atc_mod.CHECKS)
-    config = replace(defaults, **settings)
-    for name, message, hint in problems(config, checks):
-        raise GridError(COMMAND_LINE, f"{method}: {name}: {message}", hint)
     rows = {a: tuple(m.rows) for a, (m, _) in hellos.items()}
     pool = EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0)
     if checkpoint is not None:
         names = p.names(cloud)
         pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs})
-    if method == "admm":
-        run = admm(parts, pool, config, progress)
-        costs = pool.costs()
-    else:
-        run, x_upper = atc_mod.atc(parts, cloud.owner, pool, config, progress)
-        costs = pool.costs()
-        costs[cloud.owner] = float(own.c @ x_upper + 0.5 * x_upper @ (own.Q @ x_upper))
+    run, costs = coordinate(parts, pool, method, cloud.owner, config, progress)
     if checkpoint is not None:
         pool.finish(run.status)
     report = terminal_report([m for m, _ in hellos.values()])
