@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-determinism bench bench-socp bench-admm bench-plan bench-pypsa clean
+.PHONY: demo test test-determinism bench bench-socp bench-admm bench-plan bench-pypsa bench-edge-cloud clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -40,6 +40,9 @@ bench-plan: $(STAMP)
 
 bench-pypsa: $(STAMP)
 	$(BIN)/python benchmarks/pypsa_dispatch.py
+
+bench-edge-cloud: $(STAMP)
+	$(BIN)/python benchmarks/edge_cloud.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
