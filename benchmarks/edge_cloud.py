@@ -31,8 +31,8 @@ the same size measured in the same run.
 
 *Solver time* is the time inside the agents' own solves: each lower agent's
 ``LocalSolver.solve`` (its in-place Clarabel update and solve; the first one
-also builds its model) and the operator's upper-level solve (ATC's ``_Upper
-.solve``, in the cloud's process).  Serially they add up; on Ray the nodes
+also builds its model) and the operator's (ATC's upper level ``_Upper.solve``,
+or with ADMM its ``LocalSolver``, in the cloud's process).  Serially they add up; on Ray the nodes
 work side by side, so an iteration's solver time is the upper solve plus the
 slowest node's sum of its agents' solves (timed inside the actor).  The rest
 -- coordination, Ray's calls, (de)serialisation, waiting -- is *outside*.
@@ -246,7 +246,7 @@ def on_ray(folder: Path, method: str, nodes: int) -> dict[str, Any]:
     loop = float(r.run.trace[-1].seconds) if r.run.trace else 0.0
     calls = min(len(t) for t in per_node)
     slowest = np.max(np.stack([t[:calls] for t in per_node]), axis=0) if calls else np.zeros(0)
-    solver = float(sum(CLOCK.upper) + slowest.sum())
+    solver = float(sum(CLOCK.upper) + sum(CLOCK.lower) + slowest.sum())  # the cloud's own solves (ATC's upper level, ADMM's owner), then the nodes'
     passes = max(len(CLOCK.sent), 1)
     return {"status": r.status, "iterations": r.iterations, "objective": r.objective, "loop_s": loop, "join_s": (t3 - t2) - loop,
             "cluster_s": t1 - t0, "edges_s": t2 - t1, "wall_s": t3 - t0, "nodes": len(groups), "nodes_used": hosts,
@@ -269,11 +269,12 @@ def measure(n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     split_case(case_file, folder / "parts")
     split_s = time.perf_counter() - t0
     method = args.method if args.method != "auto" else c["method"]
+    why = c["why"] if method == c["method"] else f"--method {method}; auto would run {c['method']}: {c['why']}"
     s = serial(folder / "parts", method)
     r = on_ray(folder / "parts", method, args.nodes)
     for run in (s, r):
         run["rel_diff"] = abs(run["objective"] - c["objective"]) / max(abs(c["objective"]), 1e-12)
-    return {"agents": n, "method": method, "why": c["why"], "central": c, "split_s": split_s, "serial": s, "ray": r}
+    return {"agents": n, "method": method, "why": why, "central": c, "split_s": split_s, "serial": s, "ray": r}
 
 
 # ============================================================ report
