@@ -304,14 +304,16 @@ def _idle(kind: ir.ModelDef, balanced: set[str]) -> set[str]:
     """A kind's variables that would enter nothing but injections into channels
     no network balances (the reactive power of a generator on a copper plate):
     they are not applicable, so they are not created (a free variable the
-    solver sets anywhere in its bounds, reported as if it meant something)."""
+    solver sets anywhere in its bounds, reported as if it meant something);
+    their bounds are still checked.  A variable used nowhere at all is kept."""
     from gridlang.compiler.models import _exprs
 
     used: set[str] = set()
     for decl in (*kind.vars, *kind.constraints, *kind.costs, *kind.outputs, *(i for i in kind.injects if i.channel.name in balanced)):
         for e in _exprs(decl):
             used |= _names(e)
-    return {v.name.name for v in kind.vars} - used
+    unbalanced = set().union(*(_names(i.expr) for i in kind.injects if i.channel.name not in balanced))
+    return {v.name.name for v in kind.vars} & unbalanced - used
 
 
 def _summed(parts: list[_Injection], by: str, index: pd.Index, state: _State):
@@ -363,7 +365,7 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
     values, dims = dict(frame.values), dict(frame.dims)
     frame = replace(frame, values=values, dims=dims)
     sets = sets or {}
-    for v in (v for v in defn.vars if v.name.name not in skip):
+    for v in defn.vars:
         name = f"{prefix}-{v.name.name}"
         declared = tuple(ir.TIME if d.name == "t" else d.name for d in v.dims)
         unknown = [d for d in v.dims if (ir.TIME if d.name == "t" else d.name) not in {ir.TIME, *sets}]
@@ -385,6 +387,8 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
             state.errors.add(v.span, f"the bounds of '{v.name.name}' depend on a variable", "bounds are numbers or parameters; write a constraint to relate two variables")
             continue
         _check_bounds(lower, upper, mask, v, prefix, spans, state)
+        if v.name.name in skip:
+            continue  # checked, but not applicable here: not created
         template = xr.DataArray(np.zeros([len(c) for c in var_coords.values()]), coords=var_coords, dims=list(var_coords))
         lower, upper = template + lower, template + upper
         kwargs = {"binary": True} if v.domain.kind == "binary" else {"lower": lower, "upper": upper, "integer": v.domain.kind == "integer"}
