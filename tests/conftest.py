@@ -1,3 +1,4 @@
+import sys
 import warnings
 from pathlib import Path
 
@@ -21,3 +22,29 @@ def write_case(tmp_path):
         return path
 
     return write
+
+
+class _Opened:
+    """Every file opened while active (a Python audit hook, installed once: hooks
+    cannot be removed), for the tests that a side never opens another's files."""
+
+    active = False
+    paths: list[str] = []
+
+    @classmethod
+    def hook(cls, event: str, args) -> None:
+        if cls.active and event == "open" and isinstance(args[0], str | Path):
+            cls.paths.append(str(Path(args[0]).resolve()))
+
+
+sys.addaudithook(_Opened.hook)
+
+
+def opening(call):
+    """``call()``'s result and the resolved paths of every file opened meanwhile."""
+    _Opened.paths, _Opened.active = [], True
+    try:
+        out = call()
+    finally:
+        _Opened.active = False
+    return out, list(_Opened.paths)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CASES
+from conftest import CASES, opening
 import gridlang
 from gridlang.case import Case
 from gridlang.cli import app
@@ -121,34 +120,12 @@ def test_split_command_writes_refuses_foreign_files_and_single_agent_cases(tmp_p
 # ------------------------------------------------------------------ each side compiles its own part
 
 
-class _Opened:
-    """Every file opened while active (a Python audit hook; hooks cannot be removed)."""
-
-    active = False
-    paths: list[str] = []
-
-    @classmethod
-    def hook(cls, event: str, args) -> None:
-        if cls.active and event == "open" and isinstance(args[0], str | Path):
-            cls.paths.append(str(Path(args[0]).resolve()))
-
-
-sys.addaudithook(_Opened.hook)
-
-
-def _opened(call):
-    _Opened.paths, _Opened.active = [], True
-    try:
-        out = call()
-    finally:
-        _Opened.active = False
-    return out, list(_Opened.paths)
 
 
 def test_an_agent_compiles_its_file_alone_and_never_opens_another_agents_files(parts_dir):
     folder = parts_dir("three_microgrids").resolve()
     parts_compile._cloud_built.cache_clear()
-    side, opened = _opened(lambda: compile_agent(folder / "mg2" / "mg2.grid"))
+    side, opened = opening(lambda: compile_agent(folder / "mg2" / "mg2.grid"))
     assert str(folder / "mg2" / "mg2.grid") in opened and str(folder / "cloud.grid") in opened
     assert str(folder / "mg2" / "data" / "day_profiles.csv") in opened  # its own profile
     assert not [p for p in opened if p.startswith((str(folder / "mg1"), str(folder / "mg3")))]
@@ -162,7 +139,7 @@ def test_an_agent_compiles_its_file_alone_and_never_opens_another_agents_files(p
 def test_the_cloud_compiles_alone_and_never_opens_an_agent_file(parts_dir):
     folder = parts_dir("prosumers").resolve()
     parts_compile._cloud_built.cache_clear()
-    cloud, opened = _opened(lambda: compile_cloud(folder / "cloud.grid"))
+    cloud, opened = opening(lambda: compile_cloud(folder / "cloud.grid"))
     agent_folders = [str(folder / a) for a in read_cloud(folder / "cloud.grid").agents]
     assert str(folder / "cloud.grid") in opened
     assert not [p for p in opened if p.startswith(tuple(agent_folders))]
@@ -329,7 +306,7 @@ def test_each_side_computes_its_own_disagreement_point_alone(parts_dir, name):
         expected[settlement.operator] = settlement.operator_alone
     for agent in read_cloud(folder / "cloud.grid").agents:
         parts_compile._cloud_built.cache_clear()
-        found, opened = _opened(lambda: alone_cost(folder / agent / f"{agent}.grid"))
+        found, opened = opening(lambda: alone_cost(folder / agent / f"{agent}.grid"))
         assert isinstance(found, Alone) and set(Alone.__dataclass_fields__) == {"agent", "cost"}
         assert found.agent == agent and found.cost == pytest.approx(expected[agent], rel=1e-9)
         assert not [p for p in opened if p.startswith(str(folder)) and not p.startswith(str(folder / agent)) and Path(p).parent != folder and Path(p).parent != folder / "data"]
@@ -379,7 +356,7 @@ def test_terminal_measurements_are_checked_on_the_edge_and_only_counts_cross(par
     cells = [f"{0.9 * v:.4f}" for v in pv]
     cells[3], cells[12] = "", "5.0"  # lost on the way, and a value no PV gives
     measured = _terminals(tmp_path / "mg1_terminals.csv", "mg1_pv.availability", cells)
-    side, opened = _opened(lambda: compile_agent(folder / "mg1" / "mg1.grid", measurements=measured))
+    side, opened = opening(lambda: compile_agent(folder / "mg1" / "mg1.grid", measurements=measured))
     assert str(measured.resolve()) in opened
     assert side.join.terminals == (("mg1_pv.availability", 1, 1),)
     # the same case solved in one file with the same measurements
@@ -394,7 +371,7 @@ def test_terminal_measurements_are_checked_on_the_edge_and_only_counts_cross(par
     assert (info.value.span.file, info.value.span.line, info.value.span.col) == (str(other), 1, 6)
     # and the cloud never opens an agent's measurements: it receives the counts only
     parts_compile._cloud_built.cache_clear()
-    _, opened = _opened(lambda: compile_cloud(folder / "cloud.grid"))
+    _, opened = opening(lambda: compile_cloud(folder / "cloud.grid"))
     assert str(measured.resolve()) not in opened
 
 

@@ -5,13 +5,11 @@ reaches the central objective by ATC."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CASES
+from conftest import CASES, opening
 import gridlang
 from gridlang.cli import app
 from gridlang.parts import compile as parts_compile
@@ -22,17 +20,6 @@ ray = pytest.importorskip("ray")
 runner = CliRunner()
 
 
-class _Opened:
-    active = False
-    paths: list[str] = []
-
-    @classmethod
-    def hook(cls, event: str, args) -> None:
-        if cls.active and event == "open" and isinstance(args[0], str | Path):
-            cls.paths.append(str(Path(args[0]).resolve()))
-
-
-sys.addaudithook(_Opened.hook)
 
 
 @pytest.mark.parametrize(("name", "nodes"), [("three_microgrids", None), ("prosumers", 3)])
@@ -65,16 +52,11 @@ def test_a_case_in_parts_on_a_local_cluster_of_edge_nodes(tmp_path, name, nodes)
         assert len(set(on.values())) == len(groups)
 
         parts_compile._cloud_built.cache_clear()  # the edges above ran in this process: compile the cloud afresh
-        _Opened.paths, _Opened.active = [], True
-        try:
-            result = run_cloud(folder / "cloud.grid", "atc")
-        finally:
-            _Opened.active = False
-        opened = _Opened.paths
-        assert str((folder / "cloud.grid").resolve()) in opened
-        assert not [p for p in opened if p.startswith(tuple(str((folder / a).resolve()) for a in agents))]
+        result, files = opening(lambda: run_cloud(folder / "cloud.grid", "atc"))
+        assert str((folder / "cloud.grid").resolve()) in files
+        assert not [p for p in files if p.startswith(tuple(str((folder / a).resolve()) for a in agents))]
         if terminals is not None:  # the cloud never sees the measurements, only what the edge filled
-            assert str(terminals.resolve()) not in opened
+            assert str(terminals.resolve()) not in files
             assert result.terminals == ("edge of 'mg1': 1 terminal(s) measured, filled mg1_ld.scale: 1 missing, 0 implausible",)
         assert result.status == "converged"
         assert result.objective == pytest.approx(central, rel=1e-6)
