@@ -83,3 +83,17 @@ def test_only_coupling_values_prices_and_per_side_numbers_cross(which, request):
             assert m.values.shape == (1,)  # one number
     assert central_agents - {owner} == set(rows)
     assert max(np.prod(s) for s in rows.values()) < 24 * 10  # an agent's coupling rows, never a model
+
+
+def test_a_conic_case_and_a_fee_collector_are_refused_with_a_reason(tmp_path):
+    from gridlang.errors import GridError
+    from gridlang.parts.split import split_case
+
+    folder = PARTS / "three_microgrids"
+    with pytest.raises(GridError) as info:  # the shipped SOC formulation: faces of an LP only
+        settle_parts(folder / "cloud.grid", _agents(folder))
+    assert "needs a linear case" in info.value.message and "lindistflow" in info.value.hint
+    split_case(CASES / "microgrid_market.grid", tmp_path / "mm")
+    with pytest.raises(GridError) as info:
+        settle_parts(tmp_path / "mm" / "cloud.grid", _agents(tmp_path / "mm"), "lindistflow")
+    assert "fee collector" in info.value.message and info.value.span.line > 0

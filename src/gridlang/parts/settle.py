@@ -12,21 +12,30 @@ points of every agent's own optimal face (at the coupling rows' optimal
 prices) that balance the coupling rows.  From the parts (:func:`settle_parts`):
 
 1. *Dispatch* (stage 1): exchange ADMM among the separately compiled sides
-   (:mod:`gridlang.decompose.exchange`, the cloud with the network owner's
-   subproblem, each agent with its own), every side answering
+   (:mod:`gridlang.decompose.exchange`'s agents: the cloud with the network
+   owner's subproblem, each agent with its own), every side answering
    ``min f_a + lambda'y_a + rho/2 ||y_a - t_a||^2``, until the imbalance is
    below ``tol`` (1e-9 p.u.): the prices ``lambda`` are the coupling rows'
    values.
 2. *Selection*: each side restricts itself to its own optimal face at those
-   prices (:func:`gridlang.decompose.exchange._face`: columns with a nonzero
-   reduced cost fixed at their bounds, rows with a nonzero dual active) and
-   the exchange runs again with ``f_a = sum_{k of a} e_k(x_a)^2``: the
-   central settlement point, reached by each side on its own model.
+   prices (:func:`_face`: HiGHS's duals of its LP at the prices; a column
+   with a reduced cost above ``face_tol`` = 1e-7 of its largest cost is
+   fixed at its bound, a row with such a dual made active -- only where the
+   dispatch is on that bound, within :data:`NEAR`, since prices exact to
+   the exchange's accuracy give columns tiny spurious reduced costs) and the
+   exchange runs again, at a fixed rho, with ``f_a = sum_{k of a} e_k(x_a)^2``:
+   the central settlement point, reached by each side on its own model.
 3. *Money*: each side sends a few numbers at the point (its cost alone, its
    cost and fees at the point; a prosumer its net import per step and its
    schedule at the tariffs alone, which are powers), and the cloud settles
    with the central closed forms (:func:`gridlang.settle.nash_payments`,
-   :func:`gridlang.game.settlement`).
+   :func:`gridlang.game.settlement`).  The game's operator's cost alone
+   (serving the prosumers' schedules) is computed on the cloud's side.
+
+Measured: ``cases/parts/three_microgrids`` under LinDistFlow, 655 + 500
+iterations, every cost, fee, payment and gain within 1e-9 of the surplus of
+the central settlement; ``cases/parts/prosumers``, 56 + 169 iterations,
+gains within 4e-9 of the surplus, interactive prices within 3e-6 $/MWh.
 
 Only coupling values (powers), prices and these per-side numbers cross; the
 log (:attr:`PartsSettlement.log`) holds every message.  Linear cases only
@@ -348,5 +357,5 @@ def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str
         m = np.array([at[p, "net_import", g.name] for p in g.prosumers])
         games.append(settlement(case, g, a, cost, float(at[g.operator, "cost", g.name][0]), m))
     messages = () if second else (f"the selection of the settlement point from the parts did not converge in {len(run.primal)} iterations (imbalance {run.primal[-1]:.3g} p.u.): the settlement may differ from the central one",)
-    return PartsSettlement(tuple(settlements), tuple(games), tuple(log), bool(second), dispatched, len(run.primal), float(run.primal[-1]), messages)
+    return PartsSettlement(tuple(settlements), tuple(games), tuple(log), bool(second), dispatched, len(run.primal) - dispatched, float(run.primal[-1]), messages)
 
