@@ -35,10 +35,10 @@ position in a global model.
 
 **Stage 2**: each side computes its own disagreement point alone
 (:func:`alone_cost`, :func:`cloud_alone_cost`) and sends one number
-(:class:`Alone`).  The settlement point itself (:func:`gridlang.settle.select`,
-one optimum among several, chosen by a second solve over the whole model) is
-not computed from the parts: payments from the parts would depend on which
-optimum the decomposition reached.
+(:class:`Alone`).  The settlement point (the optimum :func:`gridlang.settle.select`
+defines) is found from the parts by :func:`gridlang.parts.settle.settle_parts`
+for linear cases: each side on its own optimal face, an exchange on the
+selection's least squares, which splits by side.
 """
 
 from __future__ import annotations
