@@ -372,8 +372,7 @@ def _statements(prefix: str, defn: ir.ModelDef, frame: Frame, coords: dict, span
         if unknown:
             state.errors.add(unknown[0].span, f"unknown set '{unknown[0].name}'", f"variables range over: {', '.join(['t', *sets])}")
             continue
-        var_coords = {ir.TIME: state.time} if ir.TIME in declared else {}  # time first: columns numbered step by step
-        var_coords.update(coords)
+        var_coords = dict(coords)
         for d in declared:
             var_coords[d] = state.time if d == ir.TIME else sets[d]
         try:

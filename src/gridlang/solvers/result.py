@@ -171,7 +171,7 @@ def collect(built: Built) -> xr.Dataset:
     data: dict[str, xr.DataArray] = {}
     for name, var in m.variables.items():
         unit, factor = built.units.get(name, ("p.u.", 1.0))
-        data[name] = (var.solution / factor).transpose(..., *[d for d in var.dims if d == "time"]).assign_attrs(units=unit)  # time last, as declared
+        data[name] = (var.solution / factor).assign_attrs(units=unit)
     price_factor = base.factor("$/MWh")[0]
     for name, (network, channel) in built.balances.items():
         try:
