@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/gridlang solve cases/ieee33_dispatch.grid --out results/ieee33_dispatch
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 # the suite again with one thread for BLAS/OpenMP and another hash seed, then with
 # two threads and a third seed: no test may depend on which optimum a solver returns

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")  # one local cluster at a time (pytest -n: the same worker)
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "edge_cloud.py"
 

@@ -128,6 +128,7 @@ def test_three_microgrids_by_admm_reach_the_central_cost() -> None:
     assert np.abs((b.cost + b.payment) - (a.cost + a.payment)).max() <= 1e-3 * a.surplus
 
 
+@pytest.mark.xdist_group("ray")
 def test_ray_executor_gives_the_serial_numbers_and_survives_a_killed_actor() -> None:
     pytest.importorskip("ray")
     from gridlang.decompose.executors import RayExecutor

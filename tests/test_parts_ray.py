@@ -17,6 +17,7 @@ from gridlang.parts.compile import RowKey
 from gridlang.parts.split import split_case
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.xdist_group("ray")  # one local cluster at a time (pytest -n: the same worker)
 runner = CliRunner()
 
 
