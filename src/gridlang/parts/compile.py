@@ -218,6 +218,11 @@ def compile_agent(path: Path, formulation: str | None = None, measurements: Path
     """An agent's side (see the module doc): its own file and the public cloud file only.
     ``measurements``: its terminals' CSV file, read, checked and filled here (the first
     layer, terminal to edge); only how many values were filled crosses to the cloud."""
+    return compile_agent_built(path, formulation, measurements)[0]
+
+
+def compile_agent_built(path: Path, formulation: str | None = None, measurements: Path | None = None) -> tuple[AgentSide, Built]:
+    """:func:`compile_agent`, and the agent's built view (for expressions on its model)."""
     mine = read_agent(path)
     cloud, base = cloud_view(mine.cloud, formulation)
     _check_header(mine, cloud, base)
@@ -231,7 +236,7 @@ def compile_agent(path: Path, formulation: str | None = None, measurements: Path
     constants = tuple(sorted((k, v) for k, v in shift.items() if k not in set(keys)))
     local = replace(sub, rows=np.arange(len(keys)), d=d)
     message = Join(mine.name, built.case.system.steps, built.case.system.dt, tuple(keys), constants, terminals)
-    return AgentSide(local, message, built.offset - base.offset)
+    return AgentSide(local, message, built.offset - base.offset), built
 
 
 def _check_header(mine, cloud: CloudFile, base: Built) -> None:

@@ -56,10 +56,9 @@ import scipy.sparse as sp
 from gridlang.compiler.build import Built, build
 from gridlang.compiler.expressions import as_linopy
 from gridlang.decompose.exchange import Message, Settings, _Agent, _Run
-from gridlang.decompose.split import split
 from gridlang.errors import COMMAND_LINE, GridError
-from gridlang.parts.compile import AgentSide, Join, _check_header, _rhs_shift, alone_cost, cloud_alone_cost, cloud_view, compile_cloud, join, row_keys
-from gridlang.parts.format import read_agent, view
+from gridlang.parts.compile import alone_cost, cloud_alone_cost, cloud_view, compile_agent_built, compile_cloud, join
+from gridlang.parts.format import read_agent
 
 #: the kinds of the per-side numbers sent at stage 2 (besides phase 1's and 2's prices and powers)
 REPORTS = ("alone", "cost", "fees", "sold", "net_import", "schedule")
@@ -89,24 +88,6 @@ class PartsSettlement:
     selection_iterations: int  # phase 2
     primal: float  # last imbalance, p.u.
     messages: tuple[str, ...] = ()
-
-
-def _agent_side(path: Path, formulation: str | None) -> tuple[AgentSide, Built]:
-    """:func:`gridlang.parts.compile.compile_agent` keeping the agent's built view
-    (its targets are expressions on it)."""
-    mine = read_agent(path)
-    cloud, base = cloud_view(mine.cloud, formulation)
-    _check_header(mine, cloud, base)
-    built = build(view(cloud, (mine,), formulation))
-    parts = split(built)
-    sub = next(s for s in parts.subproblems if s.agent == mine.name)
-    keys = row_keys(built, parts.labels[sub.rows])
-    shift = _rhs_shift(built, base)
-    d = np.array([shift.get(k, 0.0) for k in keys])
-    constants = tuple(sorted((k, v) for k, v in shift.items() if k not in set(keys)))
-    local = replace(sub, rows=np.arange(len(keys)), d=d)
-    message = Join(mine.name, built.case.system.steps, built.case.system.dt, tuple(keys), constants)
-    return AgentSide(local, message, built.offset - base.offset), built
 
 
 def _local(built: Built, vlabels: np.ndarray, exprs, agent: str) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -267,7 +248,7 @@ def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str
     if cloud_built.integer or cloud_built.cones or cloud_built.quadratic:
         raise GridError(COMMAND_LINE, "the settlement from the parts needs a linear case: each side's optimal face is that of an LP",
                         "use a linear formulation (e.g. formulation = lindistflow) and linear costs")
-    compiled = [_agent_side(Path(p), formulation) for p in agent_paths]
+    compiled = [compile_agent_built(Path(p), formulation) for p in agent_paths]
     for side, built in compiled:
         if built.integer or built.cones or built.quadratic:
             raise GridError(COMMAND_LINE, f"the settlement from the parts needs a linear case: '{side.agent}''s model is not", "use a linear formulation and linear costs")
