@@ -8,7 +8,11 @@ number of cores; :func:`batches` balances them by size), each holding its
 agents' models and solving them in a loop at every iteration, so a thousand
 agents are a few processes, not a thousand.  A worker receives its agents'
 subproblems once, with their conic rows assembled here (:func:`local.prepare`),
-and then only targets; it returns only contributions.  A worker that dies
+and then only targets; it returns only contributions.  On Linux a worker is
+this process forked (:func:`start_method`): it is ready in milliseconds and
+already holds its agents (nothing is pickled or sent); elsewhere, or when
+forking is not safe here, it is a fresh interpreter importing
+:mod:`gridlang.decompose.worker` (about 0.25 s) sent its agents pickled.  A worker that dies
 (``kill(agent)`` kills the one holding that agent) is started again from its
 agents' subproblems and the pending solve is asked again (the coordinator
 holds the state), and the iteration goes on.
@@ -16,10 +20,15 @@ holds the state), and the iteration goes on.
 
 from __future__ import annotations
 
+import gc
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
+import traceback
+import warnings
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -28,9 +37,54 @@ import numpy as np
 
 from gridlang.decompose.local import Form, LocalSolver, prepare
 from gridlang.decompose.split import Subproblem
+from gridlang.decompose.worker import serve
 from gridlang.errors import GridError, Span
 
 WHERE = Span("<decomposition>", 0, 0)
+
+#: how workers start: ``"auto"`` (fork where :func:`start_method` finds it safe, else spawn),
+#: ``"fork"`` or ``"spawn"``; the environment variable ``GRIDLANG_WORKER_START`` sets it
+START = os.environ.get("GRIDLANG_WORKER_START", "auto")
+
+#: this process's ends of every live worker's pipes: a forked worker closes them, so that
+#: only the parent holds a worker's ends (its death, or the parent's, is an EOF at once)
+_ENDS: set[int] = set()
+
+
+def _harmless(thread: threading.Thread) -> bool:
+    """A thread whose locks a forked worker never takes: rich's refresh thread (the CLI's
+    progress line) only redraws the console, and a worker writes nothing to it."""
+    return type(thread).__module__ == "rich.live" and thread.daemon
+
+
+def start_method(start: str | None = None) -> tuple[str, str]:
+    """``("fork", why)`` or ``("spawn", why)``.  Fork copies this process, with
+    gridlang, numpy and Clarabel loaded and the agents' rows in memory, so a
+    worker needs no import and no message to begin.  It is safe when the child
+    cannot inherit a lock another thread holds: only on Linux (macOS's system
+    libraries are not fork-safe), with no Python thread besides this one (one
+    could hold the import lock or a logging lock) and without Ray started here
+    (its gRPC threads); rich's progress-line thread is allowed (:func:`_harmless`).
+    The child imports nothing (:mod:`~gridlang.decompose.worker` is loaded here)
+    and reports a failure with ``os.write``, not through ``sys.stderr``.  The native threads of numpy's OpenBLAS and of polars
+    (loaded by linopy) are idle pools that the child never uses (OpenBLAS also
+    stops its threads around a fork), so they do not prevent it."""
+    start = start or START
+    if start not in ("auto", "fork", "spawn"):
+        raise GridError(WHERE, f"unknown worker start method '{start}' (GRIDLANG_WORKER_START)", "use auto, fork or spawn")
+    if start == "spawn":
+        return "spawn", "asked for (GRIDLANG_WORKER_START=spawn)"
+    if not sys.platform.startswith("linux"):
+        why = "fork is safe here on Linux only"
+    elif others := [t.name for t in threading.enumerate() if t is not threading.current_thread() and not _harmless(t)]:
+        why = f"other Python threads are running ({', '.join(others[:3])}), and a forked child could inherit a lock one of them holds"
+    elif "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        why = "Ray is started in this process (its threads make a fork unsafe)"
+    else:
+        return "fork", "Linux, no other Python thread, no Ray"
+    if start == "fork":
+        raise GridError(WHERE, f"workers cannot be forked: {why}", "unset GRIDLANG_WORKER_START or set it to auto or spawn")
+    return "spawn", why
 
 
 def batches(subproblems: tuple[Subproblem, ...], workers: int | None = None) -> list[tuple[Subproblem, ...]]:
@@ -75,19 +129,27 @@ class SerialExecutor:
 class _Worker:
     """One worker process (:mod:`gridlang.decompose.worker`) and its two pipes."""
 
-    def __init__(self, payload: dict[str, tuple[Subproblem, Form]] | None = None) -> None:
+    def __init__(self, payload: dict[str, tuple[Subproblem, Form]] | None = None, fork: bool = False) -> None:
+        """Started now: forked holding ``payload`` when ``fork``, else a fresh interpreter
+        that gets its agents by :meth:`send_agents`."""
         self.payload = payload
+        self.forked = fork
         down_r, down_w = os.pipe()  # parent -> worker
         up_r, up_w = os.pipe()  # worker -> parent
-        root = str(Path(__file__).resolve().parents[2])  # the directory gridlang is imported from
-        threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}  # the workers are the parallelism: no BLAS threads besides
-        env = {**threads, **os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "gridlang.decompose.worker", str(down_r), str(up_w)], pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, env=env)
+        if fork:
+            self.proc = _Forked(payload or {}, down_r, up_w, (down_w, up_r))
+        else:
+            root = str(Path(__file__).resolve().parents[2])  # the directory gridlang is imported from
+            threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}  # the workers are the parallelism: no BLAS threads besides
+            env = {**threads, **os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+            self.proc = subprocess.Popen([sys.executable, "-m", "gridlang.decompose.worker", str(down_r), str(up_w)], pass_fds=(down_r, up_w), stdin=subprocess.DEVNULL, env=env)
         os.close(down_r)  # only the worker holds its ends: its death is an EOF here
         os.close(up_w)
+        self.ends = (down_w, up_r)
+        _ENDS.update(self.ends)
         self.outbox = Connection(down_w, readable=False)
         self.inbox = Connection(up_r, writable=False)
-        self.sent = False
+        self.sent = fork  # a forked worker holds its agents already
         self._pending: threading.Thread | None = None
 
     def send_agents(self, payload: dict[str, tuple[Subproblem, Form]] | None = None) -> None:
@@ -126,13 +188,75 @@ class _Worker:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.kill()
+        _ENDS.difference_update(self.ends)
         self.outbox.close()
         self.inbox.close()
 
 
+class _Forked:
+    """A worker forked from this process, serving ``payload`` on the pipe ends
+    ``read``/``write`` (the :class:`subprocess.Popen` methods :class:`_Worker` uses)."""
+
+    def __init__(self, payload: dict[str, tuple[Subproblem, Form]], read: int, write: int, mine: tuple[int, int]) -> None:
+        gc.freeze()  # the objects inherited are not the child's to collect: its garbage collector leaves them (and their pages) alone
+        try:
+            with warnings.catch_warnings():  # Python 3.12 warns of any native thread; those here are judged by start_method
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.pid = os.fork()
+        except OSError:
+            gc.unfreeze()
+            raise
+        if self.pid == 0:  # the worker: never returns
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops its workers
+                for fd in (*_ENDS, *mine):  # the other workers' pipes and the parent's ends of its own
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                serve(Connection(read, writable=False), Connection(write, readable=False), payload)
+            except BaseException:  # noqa: BLE001 - the child must not return into the parent's code
+                os.write(2, f"gridlang worker {os.getpid()}: {traceback.format_exc()}".encode())  # not sys.stderr: its lock may be held by a parent's thread
+                code = 1
+            finally:
+                os._exit(code)  # no interpreter shutdown: the parent's atexit handlers and buffers are not the child's
+        gc.unfreeze()
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            while self.poll() is None:
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(str(self.pid), timeout)
+                time.sleep(0.001)
+        elif self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def spawn(count: int) -> list[_Worker]:
     """``count`` worker processes started now, without agents yet (they import while the
-    caller splits the case and assembles the agents' rows; :class:`ProcessExecutor` takes them)."""
+    caller splits the case and assembles the agents' rows; :class:`ProcessExecutor` takes them).
+    None when workers are forked (:func:`start_method`): a fork is ready at once, and is
+    made once the agents' rows are assembled, so that it holds them."""
+    if start_method()[0] == "fork":
+        return []
     return [_Worker() for _ in range(count)]
 
 
@@ -142,17 +266,24 @@ class ProcessExecutor:
     flat array of their contributions and their costs (kept here, so that ``costs()``
     costs no exchange)."""
 
-    def __init__(self, subproblems: tuple[Subproblem, ...], workers: int | None = None, started: list[_Worker] | None = None) -> None:
+    def __init__(self, subproblems: tuple[Subproblem, ...], workers: int | None = None, started: list[_Worker] | None = None, start: str | None = None) -> None:
+        """``started``: spawned workers to take (:func:`spawn`); ``start``: ``"auto"``,
+        ``"fork"`` or ``"spawn"`` (default :data:`START`, see :func:`start_method`)."""
         self.subs = {s.agent: s for s in subproblems}
         grouped = batches(subproblems, workers)
         started = list(started or ())
-        self.workers = (started + [_Worker() for _ in range(len(grouped) - len(started))])[: len(grouped)]  # started first: they import while the rows are assembled here
-        for extra in started[len(grouped) :]:
-            extra.close()
-        self.groups = []
-        for w, group in zip(self.workers, grouped):  # each batch sent as soon as its rows are assembled
-            self.groups.append({s.agent: (s, prepare(s)) for s in group})
-            w.send_agents(self.groups[-1])
+        self.start, self.why = ("spawn", "workers were spawned before the split") if started else start_method(start)
+        self.groups: list[dict[str, tuple[Subproblem, Form]]] = []
+        if self.start == "fork":  # every batch assembled first, then forked: each worker inherits its agents
+            self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in grouped]
+            self.workers = [_Worker(group, fork=True) for group in self.groups]
+        else:
+            self.workers = (started + [_Worker() for _ in range(len(grouped) - len(started))])[: len(grouped)]  # started first: they import while the rows are assembled here
+            for extra in started[len(grouped) :]:
+                extra.close()
+            for w, group in zip(self.workers, grouped):  # each batch sent as soon as its rows are assembled
+                self.groups.append({s.agent: (s, prepare(s)) for s in group})
+                w.send_agents(self.groups[-1])
         self.home = {a: g for g, group in enumerate(self.groups) for a in group}
         self.sizes = {a: len(s.rows) for a, s in self.subs.items()}
         self.restarts: dict[str, int] = dict.fromkeys(self.subs, 0)
@@ -164,7 +295,8 @@ class ProcessExecutor:
         for a in self.groups[g]:
             self.restarts[a] += 1
             self._costs.pop(a, None)  # a fresh model is at zero until it solves again
-        self.workers[g] = _Worker(self.groups[g])  # fresh models; the next solve warm-starts nothing but loses nothing
+        fork = self.start == "fork" and start_method("auto")[0] == "fork"  # still safe now?
+        self.workers[g] = _Worker(self.groups[g], fork=fork)  # fresh models; the next solve warm-starts nothing but loses nothing
         self.workers[g].send_agents()
 
     def kill(self, agent: str) -> None:

@@ -17,7 +17,9 @@ their own costs at the new points: no per-agent objects travel per iteration.
     ("state",)                               ->  ("state", {agent: (cost, x)})
     ("stop",) or the parent's end closed     ->  exits
 
-It is started as a fresh interpreter that imports this module only
+On Linux it is usually this module's :func:`serve` in a fork of the parent
+(:func:`gridlang.decompose.executors.start_method`), given its agents at the
+fork.  Otherwise it is started as a fresh interpreter that imports this module only
 (``gridlang``, ``gridlang.decompose`` and :mod:`local` load nothing heavy):
 numpy, scipy.sparse and Clarabel, not linopy, xarray or pandas, and not the
 parent's ``__main__`` (as a ``multiprocessing`` spawn would).
@@ -36,9 +38,14 @@ from gridlang.decompose.local import LocalSolver
 from gridlang.errors import GridError
 
 
-def serve(inbox: Connection, outbox: Connection) -> None:
+def serve(inbox: Connection, outbox: Connection, agents: dict | None = None) -> None:
+    """Answer requests until ``("stop",)`` or the parent's end closes; ``agents``
+    ({agent: (subproblem, form)}) are held from the start (a forked worker's)."""
     local: dict[str, LocalSolver] = {}
     sizes: dict[str, int] = {}
+    if agents:
+        local.update({a: LocalSolver(sub, form) for a, (sub, form) in agents.items()})
+        sizes.update({a: len(sub.rows) for a, (sub, _) in agents.items()})
     while True:
         try:
             request = inbox.recv()

@@ -1,0 +1,151 @@
+"""The ``processes`` executor's workers, forked or spawned: the same numbers as
+serial (ATC and ADMM, on prosumers and three_microgrids), a killed worker
+started again, a forked worker holding its agents without any message and
+only its own pipes, and the start method's guard.  Start-up is measured and
+recorded (``record_property``), never asserted as a time."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import gridlang
+from gridlang import decompose
+from gridlang.decompose import executors
+from gridlang.decompose.executors import ProcessExecutor, start_method
+from gridlang.decompose.split import split
+from gridlang.errors import GridError
+from conftest import CASES
+
+CASES_AND_METHODS = [("prosumers", "atc"), ("prosumers", "admm"), ("three_microgrids", "atc"), ("three_microgrids", "admm")]
+_serial: dict = {}
+
+
+def serial(case: str, method: str):
+    if (case, method) not in _serial:
+        _serial[case, method] = decompose.solve(gridlang.load(CASES / f"{case}.grid").built, method)
+    return _serial[case, method]
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def start(request, monkeypatch):
+    monkeypatch.setattr(executors, "START", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize(("case", "method"), CASES_AND_METHODS)
+def test_processes_give_the_serial_iterates(case: str, method: str, start: str) -> None:
+    """Two workers, forked or spawned, run the same iterations to the same point as serial
+    (three_microgrids, the slow one, forked only: spawning changes the start alone)."""
+    if case == "three_microgrids" and start == "spawn":
+        pytest.skip("spawned workers are checked on prosumers")
+    expected, s_run = serial(case, method)
+    got, run = decompose.solve(gridlang.load(CASES / f"{case}.grid").built, method, "processes", workers=2)
+    assert got.solver == f"{method}/processes" and run.converged and not got.doubts()
+    assert run.iterations == s_run.iterations
+    np.testing.assert_array_equal(got["admm_primal"].values, expected["admm_primal"].values)
+    assert got.objective == expected.objective
+
+
+def subs_below_owner(case: str):
+    built = gridlang.load(CASES / f"{case}.grid").built
+    return tuple(s for s in split(built).subproblems if s.agent != built.case.network_owner)
+
+
+@pytest.mark.parametrize("kill_at", [0, 1])
+def test_a_killed_worker_is_started_again_with_its_agents(start: str, kill_at: int) -> None:
+    """prosumers by ATC in 3 workers: the worker of p5, killed before the first or
+    after the first iteration, is started again the same way (forked or spawned)
+    with all its agents, and the run reaches serial's optimum."""
+    expected, _ = serial("prosumers", "atc")
+    seen: dict = {"calls": 0}
+    original = ProcessExecutor.solve_all
+
+    def solve_all(self, targets, rho):
+        if seen["calls"] == kill_at:
+            seen["pool"] = self
+            self.kill("p5")
+        seen["calls"] += 1
+        return original(self, targets, rho)
+
+    ProcessExecutor.solve_all = solve_all
+    try:
+        got, run = decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "processes", workers=3)
+    finally:
+        ProcessExecutor.solve_all = original
+    pool = seen["pool"]
+    assert pool.start == start and all(w.forked == (start == "fork") for w in pool.workers)
+    mates = set(pool.groups[pool.home["p5"]])
+    assert {a for a, n in pool.restarts.items() if n} == mates and all(pool.restarts[a] == 1 for a in mates)
+    assert run.converged and not got.doubts()
+    assert got.objective == pytest.approx(expected.objective, rel=1e-6)
+
+
+def pipes(pid: int) -> dict[str, set[str]]:
+    """The pipes a process holds open, ``pipe:[inode]``, and which ends: ``"r"``, ``"w"``."""
+    out: dict[str, set[str]] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            flags = int(open(f"/proc/{pid}/fdinfo/{fd}").read().split("flags:")[1].split()[0], 8)
+        except (OSError, IndexError):
+            continue
+        if target.startswith("pipe:"):
+            out.setdefault(target, set()).add("w" if flags & os.O_WRONLY else "r")
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads /proc")
+def test_a_forked_worker_holds_its_agents_and_only_its_own_pipes(record_property) -> None:
+    """Forked workers answer at once, holding their agents with no message sent, and
+    none holds another worker's pipe (or the parent's ends of its own), also after a
+    restart: a worker's death, or the parent's, is an end of file at once."""
+    subs = subs_below_owner("prosumers")
+    t0 = time.perf_counter()
+    pool = ProcessExecutor(subs, 2, start="fork")
+    pool.ready()
+    record_property("forked_executor_ready_s", time.perf_counter() - t0)  # measured, not asserted
+    try:
+        assert pool.start == "fork" and not any(w._pending for w in pool.workers)  # nothing was sent
+        assert set(pool.points()) == {s.agent for s in subs}
+        pool._restart(0)  # the first worker forked again, after the second: it inherits the second's ends
+        pool.ready()
+        inode = {w.proc.pid: [os.readlink(f"/proc/self/fd/{fd}") for fd in w.ends] for w in pool.workers}  # (to it, from it)
+        everyone = {p for pair in inode.values() for p in pair}
+        for w in pool.workers:
+            down, up = inode[w.proc.pid]
+            held = {p: ends for p, ends in pipes(w.proc.pid).items() if p in everyone}
+            assert held == {down: {"r"}, up: {"w"}}, "a worker holds another worker's pipe or the parent's end of its own"
+    finally:
+        pool.close()
+    assert all(w.proc.returncode == 0 for w in pool.workers)
+
+
+def test_start_method_forks_only_when_safe(monkeypatch) -> None:
+    assert start_method("spawn")[0] == "spawn"
+    with pytest.raises(GridError, match="unknown worker start method 'thread'"):
+        start_method("thread")
+    if not os.uname().sysname == "Linux":
+        pytest.skip("fork is used on Linux only")
+    assert start_method("auto") == ("fork", "Linux, no other Python thread, no Ray")
+    stop = threading.Event()
+    busy = threading.Thread(target=stop.wait, name="busy")
+    busy.start()
+    try:
+        method, why = start_method("auto")
+        assert method == "spawn" and "busy" in why
+        with pytest.raises(GridError, match="workers cannot be forked: other Python threads are running"):
+            start_method("fork")
+        pool = ProcessExecutor(subs_below_owner("prosumers"), 2)  # falls back to spawn and works
+        try:
+            assert pool.start == "spawn" and "busy" in pool.why
+            pool.ready()
+        finally:
+            pool.close()
+    finally:
+        stop.set()
+        busy.join()
