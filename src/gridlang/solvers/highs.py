@@ -4,6 +4,13 @@ Never trusts the status alone: it reports HiGHS's primal and dual solution
 status and recomputes the primal residual.  An infeasible case is explained
 by HiGHS's irreducible infeasible subsystem, mapped back to the statements
 and elements that wrote the conflicting rows and bounds.
+
+HiGHS is handed the model step by step (:func:`step_order`): gridlang numbers
+a variable's labels with time last (asset by asset), and HiGHS's presolve on
+a wide LP follows the column order; handed over time-major, a 1,000-asset,
+168-step dispatch solves in about two thirds of the time.  The permutation
+stays inside this module: the solution and the duals go back to linopy by
+label, the LP/MPS files gridlang writes keep linopy's order and names.
 """
 
 from __future__ import annotations
@@ -16,8 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import highspy
+import linopy
+import numpy as np
+from scipy import sparse
 
 from gridlang.compiler.build import Built
+from gridlang.compiler.ir import TIME
 from gridlang.errors import Collector, GridError, GridErrors, Span
 from gridlang.solvers import common
 from gridlang.solvers.result import Result, collect, primal_residual, unsolved
@@ -35,7 +46,7 @@ def solve(built: Built, options: Mapping[str, object], spans: Mapping[str, Span]
     start = time.perf_counter()
     try:
         with common.quiet(opts["output_flag"]):
-            m.solve(solver_name="highs", io_api="direct", **opts)
+            _solve_step_by_step(m, opts)
     except Exception as exc:  # HiGHS refused the model (a coefficient beyond 1e15, for instance)
         raise common.out_of_range(built) or GridError(built.case.system.span, f"HiGHS could not solve the case: {exc}", "run with --debug and report it") from None
     elapsed = time.perf_counter() - start
@@ -43,7 +54,7 @@ def solve(built: Built, options: Mapping[str, object], spans: Mapping[str, Span]
     info = h.getInfo()
     termination = str(m.termination_condition)
     if termination in ("infeasible", "infeasible_or_unbounded") and _is_infeasible(h):
-        raise infeasible(built, h)
+        raise infeasible(built, _in_linopy_order(m, opts))
     if termination in ("unbounded", "infeasible_or_unbounded"):
         raise unbounded(built)
     status = (termination, _SOLUTION_STATUS.get(info.primal_solution_status, "unknown"), _SOLUTION_STATUS.get(info.dual_solution_status, "unknown"))
@@ -60,6 +71,115 @@ def solve(built: Built, options: Mapping[str, object], spans: Mapping[str, Span]
         dataset=collect(built),
         dual_residual=float(info.max_dual_infeasibility) if info.dual_solution_status == 2 else None,
     )
+
+
+def step_order(m: linopy.Model) -> tuple[np.ndarray, np.ndarray]:
+    """The column and row orders HiGHS is handed: positions into linopy's
+    ``vlabels`` and ``clabels``, sorted by (time step, label).
+
+    A variable or constraint over ``time`` holds its labels in C order over
+    its dims, so the step of label ``start + k`` is ``(k // stride) % steps``
+    (``stride`` the product of the sizes after ``time``).  Those without
+    ``time`` (sizes, per-plan totals) go first, in label order (measured: no
+    slower than last on a plan).  One stable argsort per axis, no loop per
+    element."""
+    cols = np.argsort(_steps(m.variables.items(), m._xCounter, lambda v: v.dims)[m.variables.label_index.vlabels], kind="stable")
+    rows = np.argsort(_steps(m.constraints.items(), m._cCounter, lambda c: c.coord_dims)[m.constraints.label_index.clabels], kind="stable")
+    return cols, rows
+
+
+def _steps(items, size: int, dims_of) -> np.ndarray:
+    """The time step of every label (-1 for one without time), label-indexed."""
+    step = np.full(size, -1, dtype=np.int64)
+    for _, item in items:
+        dims = tuple(dims_of(item))
+        if TIME not in dims:
+            continue
+        start, end = item.range
+        shape = item.shape
+        axis = dims.index(TIME)
+        stride = int(np.prod(shape[axis + 1 :], dtype=np.int64))
+        step[start:end] = (np.arange(end - start, dtype=np.int64) // stride) % shape[axis]
+    return step
+
+
+class _StepByStep(linopy.solvers.Highs):
+    """linopy's HiGHS backend handing HiGHS the columns and rows in
+    :func:`step_order`; its cached labels follow, so linopy maps the primal
+    values and duals back to the labels (``values[labels[k]] = solution[k]``)."""
+
+    @property
+    def solver_name(self) -> linopy.solvers.SolverName:
+        return linopy.solvers.SolverName.Highs  # linopy names a solver by its class
+
+    def _build_direct(self, explicit_coordinate_names: bool = False, *, set_names: bool, log_fn: Path | None = None, **kwargs: object) -> None:
+        model = self.model
+        cols, rows = step_order(model)
+        h = _permuted_highs(model, cols, rows, set_names=set_names, explicit_coordinate_names=explicit_coordinate_names)
+        self._set_solver_params(h, log_fn)
+        self.solver_model, self.io_api, self.sense = h, "direct", model.sense
+        self._cache_model_labels(model)
+        self._vlabels, self._clabels = self._vlabels[cols], self._clabels[rows]
+
+
+def _permuted_highs(model: linopy.Model, cols: np.ndarray, rows: np.ndarray, *, set_names: bool, explicit_coordinate_names: bool) -> highspy.Highs:
+    """A Highs instance for ``model`` with column ``j`` linopy's column ``cols[j]``
+    and row ``i`` its row ``rows[i]``: the same LP, MILP or QP, reordered."""
+    M = model.matrices
+    h = highspy.Highs()
+    n = len(cols)
+    h.addVars(n, M.lb[cols], M.ub[cols])
+    if len(model.binaries) + len(model.integers) + len(list(model.variables.semi_continuous)):
+        vtypes = M.vtypes[cols]
+        kinds = np.select([np.isin(vtypes, ("B", "I")), vtypes == "S"], [1, 2], 0).astype(np.uint8)
+        where = np.flatnonzero(kinds)
+        h.changeColsIntegrality(len(where), where.astype(np.int32), kinds[where])
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), M.c[cols])
+    if M.A is not None and len(rows):
+        inverse = np.empty(n, dtype=np.int32)
+        inverse[cols] = np.arange(n, dtype=np.int32)
+        a = M.A.tocsr()[rows]  # rows reordered; columns renamed, not moved
+        a = sparse.csr_matrix((a.data, inverse[a.indices], a.indptr), shape=a.shape)
+        a.sort_indices()
+        b, sense = M.b[rows], M.sense[rows]
+        h.addRows(len(rows), np.where(sense != "<", b, -np.inf), np.where(sense != ">", b, np.inf), a.nnz, a.indptr, a.indices, a.data)
+    if set_names:
+        print_variables, print_constraints = linopy.io.get_printers_scalar(model, explicit_coordinate_names=explicit_coordinate_names)
+        lp = h.getModel()
+        lp.lp_.col_names_ = print_variables(M.vlabels[cols])
+        if len(rows):
+            lp.lp_.row_names_ = print_constraints(M.clabels[rows])
+        h.passModel(lp)
+    if M.Q is not None:
+        q = sparse.triu(M.Q.tocsr()[cols][:, cols]).tocsr()
+        h.passHessian(n, q.nnz, 1, q.indptr, q.indices, q.data)
+    if model.objective.sense == "max":
+        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    return h
+
+
+def _solve_step_by_step(m: linopy.Model, opts: Mapping[str, object]) -> None:
+    """``m.solve(solver_name="highs", io_api="direct", **opts)`` with HiGHS handed
+    the model in :func:`step_order`: the solution, duals, status and
+    ``m.solver_model`` land on ``m`` as linopy's own solve leaves them."""
+    m.reset_solution()
+    m.constraints.sanitize_zeros()
+    m.constraints.sanitize_infinities()
+    m.solver = None  # closes a previous solver
+    solver = _StepByStep.from_model(m, io_api="direct", options=dict(opts))
+    m.solver = solver
+    m.assign_result(solver.solve())
+
+
+def _in_linopy_order(m: linopy.Model, opts: Mapping[str, object]) -> highspy.Highs:
+    """The infeasible case solved again in linopy's own order: the conflict
+    HiGHS finds may depend on the order, and a case's conflict stays the one
+    it was (a rare error path, so the second solve costs nothing that matters)."""
+    with common.quiet(bool(opts["output_flag"])):
+        m.solve(solver_name="highs", io_api="direct", **opts)
+    h: highspy.Highs = m.solver_model
+    _is_infeasible(h)  # as on the first solve: presolve off if it could not tell
+    return h
 
 
 @functools.cache
