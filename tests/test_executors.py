@@ -149,3 +149,42 @@ def test_start_method_forks_only_when_safe(monkeypatch) -> None:
     finally:
         stop.set()
         busy.join()
+
+
+@pytest.mark.xdist_group("ray")
+def test_ray_actors_stay_for_the_next_run_and_a_killed_one_gets_its_agents_again() -> None:
+    """On a Ray the user started, a second run takes the first run's actors (no new
+    processes) and gives the same answer; an actor killed mid-run is restarted
+    empty, given its batch again, and the run still reaches serial's optimum."""
+    ray = pytest.importorskip("ray")
+    from gridlang.decompose.executors import _IDLE, RayExecutor
+
+    expected, s_run = serial("prosumers", "atc")
+    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        seen: list = []
+        original = RayExecutor.solve_all
+
+        def solve_all(self, targets, rho):
+            seen.append(self)
+            out = original(self, targets, rho)
+            if len(seen) == 2 * s_run.iterations + 1:  # the third run, after its first iteration
+                self.kill("p5")
+            return out
+
+        RayExecutor.solve_all = solve_all
+        try:
+            runs = [decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "ray", workers=2) for _ in range(3)]
+        finally:
+            RayExecutor.solve_all = original
+        first, second, third = (seen[i * s_run.iterations] for i in range(3))
+        assert {a._actor_id for a in first.actors} == {a._actor_id for a in second.actors} == {a._actor_id for a in third.actors}
+        assert len(first.actors) == 2
+        assert len(_IDLE[first.session]) == 2  # back, holding nothing
+        for got, run in runs[:2]:
+            assert run.converged and run.iterations == s_run.iterations and got.objective == expected.objective
+        got, run = runs[2]
+        assert run.converged and not got.doubts()
+        assert got.objective == pytest.approx(expected.objective, rel=1e-6)
+    finally:
+        ray.shutdown()

@@ -367,29 +367,49 @@ class ProcessExecutor:
             w.close()
 
 
-class _RayBatch:
-    """A Ray actor holding a batch of agents' persistent subproblems."""
+class _RayHost:
+    """A Ray actor that holds one run's batch of agents' persistent subproblems
+    (:meth:`load`); it outlives the run, so that a user's next solve on the same
+    Ray finds it started, with gridlang imported."""
 
-    def __init__(self, payload: dict[str, tuple[Subproblem, Form]]) -> None:
-        self.local = {a: LocalSolver(sub, form) for a, (sub, form) in payload.items()}
+    def __init__(self) -> None:
+        self.run: int | None = None
+        self.local: dict[str, LocalSolver] = {}
 
-    def solve(self, targets: dict[str, np.ndarray], rho: float) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    def load(self, run: int, payload: dict[str, tuple[Subproblem, Form]]) -> None:
+        self.run, self.local = run, {a: LocalSolver(sub, form) for a, (sub, form) in payload.items()}
+
+    def drop(self) -> None:
+        self.run, self.local = None, {}
+
+    def solve(self, run: int, targets: dict[str, np.ndarray], rho: float) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
+        """The agents' answers, or None when this actor does not hold run ``run`` (restarted by Ray)."""
+        if run != self.run:
+            return None
         y = {a: self.local[a].solve(v, rho) for a, v in targets.items()}
         return y, {a: self.local[a].cost() for a in targets}
 
-    def state(self) -> dict[str, tuple[float, np.ndarray]]:
-        return {a: (s.cost(), s.x) for a, s in self.local.items()}
+    def state(self, run: int) -> dict[str, tuple[float, np.ndarray]] | None:
+        return {a: (s.cost(), s.x) for a, s in self.local.items()} if run == self.run else None
 
     def ping(self) -> bool:
         return True
 
 
+#: idle :class:`_RayHost` actors, by Ray session (the Ray a user started: kept between runs)
+_IDLE: dict[str, list] = {}
+_RUNS = iter(range(1, 2**62))
+
+
 class RayExecutor:
     """Ray actors, each holding a batch of agents (:func:`batches`, at most
     ``workers``, default the cores), on the cluster at ``address`` or on a
-    local Ray started here (and stopped by :meth:`close`).  An actor that dies
-    is restarted by Ray (``max_restarts``) from its agents' subproblems and the
-    pending solve retried (``max_task_retries``)."""
+    local Ray started here (and stopped by :meth:`close`).  On a Ray the user
+    started, the actors stay after :meth:`close` (holding nothing) and the
+    next run takes them: a second solve does not start processes or import
+    gridlang again.  An actor that dies is restarted by Ray (``max_restarts``),
+    the pending call retried (``max_task_retries``); the restarted actor holds
+    no agents, says so, and is given its batch again from the object store."""
 
     def __init__(self, subproblems: tuple[Subproblem, ...], address: str | None = None, workers: int | None = None) -> None:
         try:
@@ -400,21 +420,43 @@ class RayExecutor:
         self.started = not ray.is_initialized()
         if self.started:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        actor = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayBatch)
+        context = ray.get_runtime_context()
+        self.session = f"{context.get_session_name()}/{context.get_job_id()}"
+        self.run = next(_RUNS)
         self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in batches(subproblems, workers)]
         self.home = {a: g for g, group in enumerate(self.groups) for a in group}
-        self.payloads = [ray.put(group) for group in self.groups]  # held here: a restarted actor is built again from them (ray issue 53727)
-        self.actors = [actor.remote(ref) for ref in self.payloads]
+        self.payloads = [ray.put(group) for group in self.groups]  # held here: a restarted actor is given its batch again
+        idle = _IDLE.setdefault(self.session, [])
+        host = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayHost)
+        self.actors = [idle.pop() if idle else host.remote() for _ in self.groups]
+        self._loads = [actor.load.remote(self.run, ref) for actor, ref in zip(self.actors, self.payloads)]
+        self._host = host
         self.order = [s.agent for s in subproblems]  # answers in the subproblems' order, as serial gives them (sums stay the same)
         self._costs: dict[str, float] = {}  # every agent's cost at its last answer (ATC asks at every pass)
+
+    def _reload(self, g: int) -> None:
+        self.ray.get(self.actors[g].load.remote(self.run, self.payloads[g]))
+
+    def _ask(self, method: str, args: dict[int, tuple]) -> dict[int, object]:
+        """``method`` on the actors ``args`` names, side by side; an actor that answers
+        None (restarted, empty) is given its batch again and asked again, once."""
+        if self._loads:
+            self.ready()
+        refs = {g: getattr(self.actors[g], method).remote(self.run, *a) for g, a in args.items()}
+        out = dict(zip(refs, self.ray.get(list(refs.values()))))
+        for g in [g for g, v in out.items() if v is None]:
+            self._reload(g)
+            out[g] = self.ray.get(getattr(self.actors[g], method).remote(self.run, *args[g]))
+            if out[g] is None:
+                raise GridError(WHERE, f"the Ray actor of agents {', '.join(self.groups[g])} lost them twice", "see the Ray logs")
+        return out
 
     def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
         asked: dict[int, dict[str, np.ndarray]] = {}
         for agent, v in targets.items():
             asked.setdefault(self.home[agent], {})[agent] = v
-        refs = [self.actors[g].solve.remote(vs, rho) for g, vs in asked.items()]
         out: dict[str, np.ndarray] = {}
-        for part, costs in self.ray.get(refs):
+        for part, costs in self._ask("solve", {g: (vs, rho) for g, vs in asked.items()}).values():
             out.update(part)
             self._costs.update(costs)
         return {a: out[a] for a in targets}
@@ -426,7 +468,7 @@ class RayExecutor:
 
     def _states(self) -> dict[str, tuple[float, np.ndarray]]:
         out: dict[str, tuple[float, np.ndarray]] = {}
-        for part in self.ray.get([actor.state.remote() for actor in self.actors]):
+        for part in self._ask("state", dict.fromkeys(range(len(self.actors)), ())).values():
             out.update(part)
         return out
 
@@ -440,14 +482,26 @@ class RayExecutor:
         return {a: states[a][1] for a in self.order}
 
     def ready(self) -> None:
-        """Wait until every actor holds its agents."""
-        self.ray.get([actor.ping.remote() for actor in self.actors])
+        """Wait until every actor holds its agents (an idle one that died since its last run is replaced)."""
+        for g, ref in enumerate(self._loads):
+            try:
+                self.ray.get(ref)
+            except self.ray.exceptions.RayActorError:
+                self.actors[g] = self._host.remote()
+                self._reload(g)
+        self._loads = []
 
     def close(self) -> None:
-        for actor in self.actors:
-            self.ray.kill(actor, no_restart=True)
-        if self.started:
+        if self.started:  # our own Ray: it stops with its actors
+            _IDLE.pop(self.session, None)
             self.ray.shutdown()
+            return
+        try:
+            self.ray.get([actor.drop.remote() for actor in self.actors])  # the agents' models freed, the processes kept
+            _IDLE.setdefault(self.session, []).extend(self.actors)
+        except Exception:  # noqa: BLE001 - an actor beyond repair is not kept
+            for actor in self.actors:
+                self.ray.kill(actor, no_restart=True)
 
 
 EXECUTORS = {"serial": SerialExecutor, "processes": ProcessExecutor, "ray": RayExecutor}
