@@ -160,7 +160,7 @@ def test_ray_actors_stay_for_the_next_run_and_a_killed_one_gets_its_agents_again
     from gridlang.decompose.executors import _IDLE, RayExecutor
 
     expected, s_run = serial("prosumers", "atc")
-    ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)  # our own, not a cluster another job started here
     try:
         seen: list = []
         original = RayExecutor.solve_all

@@ -288,6 +288,8 @@ class ProcessExecutor:
         self.sizes = {a: len(s.rows) for a, s in self.subs.items()}
         self.restarts: dict[str, int] = dict.fromkeys(self.subs, 0)
         self._costs: dict[str, float] = {}
+        #: per solve_all: (round trip s, [each asked worker's (wall s, CPU s) on it]), for benchmarks
+        self.timing: list[tuple[float, list[tuple[float, float]]]] = []
 
     def _restart(self, g: int) -> None:
         self.workers[g].kill()
@@ -330,12 +332,16 @@ class ProcessExecutor:
             names = list(self.groups[g]) if everyone else names  # the worker's own order
             flat = np.concatenate([np.asarray(targets[a], dtype=float) for a in names]) if names else np.zeros(0)
             requests[g] = (names, ("solve", flat, rho, None if everyone else names))
+        t0 = time.perf_counter()
         sent = {g: self.workers[g].send(req) for g, (_, req) in requests.items()}  # every worker first, so they solve in parallel
         out: dict[str, np.ndarray] = {}
+        busy = []
         for g, (names, req) in requests.items():
-            _, y, costs = self._reply(g, req, sent[g])
+            _, y, costs, seconds = self._reply(g, req, sent[g])
             out.update(zip(names, np.split(y, np.cumsum([self.sizes[a] for a in names])[:-1])))
             self._costs.update(zip(names, costs.tolist()))
+            busy.append(seconds)
+        self.timing.append((time.perf_counter() - t0, busy))
         return {a: out[a] for a in targets}
 
     def _states(self) -> dict[str, tuple[float, np.ndarray]]:
@@ -399,6 +405,7 @@ class _RayHost:
 #: idle :class:`_RayHost` actors, by Ray session (the Ray a user started: kept between runs)
 _IDLE: dict[str, list] = {}
 _RUNS = iter(range(1, 2**62))
+_HOST = None  # the actor class, made once
 
 
 class RayExecutor:
@@ -427,10 +434,12 @@ class RayExecutor:
         self.home = {a: g for g, group in enumerate(self.groups) for a in group}
         self.payloads = [ray.put(group) for group in self.groups]  # held here: a restarted actor is given its batch again
         idle = _IDLE.setdefault(self.session, [])
-        host = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayHost)
-        self.actors = [idle.pop() if idle else host.remote() for _ in self.groups]
+        global _HOST
+        if _HOST is None:
+            _HOST = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayHost)
+        self._host = _HOST
+        self.actors = [idle.pop() if idle else self._host.remote() for _ in self.groups]
         self._loads = [actor.load.remote(self.run, ref) for actor, ref in zip(self.actors, self.payloads)]
-        self._host = host
         self.order = [s.agent for s in subproblems]  # answers in the subproblems' order, as serial gives them (sums stay the same)
         self._costs: dict[str, float] = {}  # every agent's cost at its last answer (ATC asks at every pass)
 

@@ -6,13 +6,15 @@ and answers, over two pipes of pickled messages:
 
     ("agents", {agent: (subproblem, form)})  ->  nothing (the agents it holds from now on)
     ("ping",)                                ->  ("pong",)
-    ("solve", v, rho, agents)                ->  ("y", y, costs) solved one after the other,
+    ("solve", v, rho, agents)                ->  ("y", y, costs, seconds) solved one after the other,
                                                  or ("error", message)
 
 In a solve, ``agents`` names the agents asked (None: all it holds, in the order
 they were given), ``v`` is their targets and ``y`` their contributions, each
 one flat float array (the agents' rows one after the other), and ``costs``
-their own costs at the new points: no per-agent objects travel per iteration.
+their own costs at the new points: no per-agent objects travel per iteration;
+``seconds`` is (wall, CPU) time the worker spent on the request, from its
+receipt to its answer (the parent's round trip minus the wall time is the exchange).
     ("costs",)                               ->  ("costs", {agent: cost})
     ("state",)                               ->  ("state", {agent: (cost, x)})
     ("stop",) or the parent's end closed     ->  exits
@@ -30,6 +32,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -58,12 +61,14 @@ def serve(inbox: Connection, outbox: Connection, agents: dict | None = None) -> 
         elif kind == "ping":
             outbox.send(("pong",))
         elif kind == "solve":
+            t0, c0 = time.perf_counter(), time.process_time()
             _, flat, rho, names = request
             names = list(local) if names is None else names
             try:
                 parts = np.split(flat, np.cumsum([sizes[a] for a in names])[:-1]) if names else []
                 y = [local[a].solve(v, rho) for a, v in zip(names, parts)]
-                outbox.send(("y", np.concatenate(y) if y else np.zeros(0), np.array([local[a].cost() for a in names])))
+                costs = np.array([local[a].cost() for a in names])
+                outbox.send(("y", np.concatenate(y) if y else np.zeros(0), costs, (time.perf_counter() - t0, time.process_time() - c0)))
             except GridError as exc:
                 outbox.send(("error", str(exc)))
         elif kind == "costs":
