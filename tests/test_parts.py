@@ -150,8 +150,13 @@ def test_the_cloud_compiles_alone_and_never_opens_an_agent_file(parts_dir):
 def test_the_message_an_agent_sends_at_joining_holds_names_and_numbers_only(parts_dir):
     side = compile_agent(parts_dir("prosumers") / "p7" / "p7.grid")
     message = side.join
-    assert isinstance(message, Join) and set(Join.__dataclass_fields__) == {"agent", "steps", "dt", "rows", "constants", "terminals"}
+    assert isinstance(message, Join) and set(Join.__dataclass_fields__) == {"agent", "steps", "dt", "rows", "constants", "terminals", "costs", "ranges", "free"}
     assert all(isinstance(k, RowKey) for k in message.rows)
+    # its scales for the cloud's initial weights: two numbers for its costs, one range and one flag per row it named
+    n, median = message.costs
+    assert isinstance(n, int) and n > 0 and isinstance(median, float) and median > 0
+    assert len(message.ranges) == len(message.free) == len(message.rows)
+    assert all(isinstance(v, float) and v >= 0 for v in message.ranges) and all(isinstance(v, bool) for v in message.free)
     # the home's reactive load shifts the reactive balance at b7, where nothing of p7 makes reactive power
     assert {k.constraint for k, _ in message.constants} == {"ieee33-balance_q"} and all(isinstance(v, float) for _, v in message.constants)
 
@@ -431,3 +436,23 @@ def test_gridlang_solve_on_a_cloud_file_solves_the_whole_case_and_an_agent_file_
     assert r.exit_code == 1
     assert "mg1.grid:3:1: error: this is agent 'mg1''s own part of a case" in r.output
     assert "gridlang solve " + str(parts / "cloud.grid") in r.output
+
+
+def test_cloud_command_refuses_to_settle_a_conic_case_and_says_why_it_did_not(parts_dir, tmp_path):
+    """three_microgrids under its shipped SOC formulation: `--settle` is refused before any
+    dispatch (exit 1, the reason and the fix); by default the dispatch runs and a note says
+    why there is no settlement from the parts -- never a number that is not the settlement."""
+    folder = parts_dir("three_microgrids")
+    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--settle"])
+    assert r.exit_code == 1, r.output
+    assert "needs a linear case" in r.output and "conic" in r.output and "--formulation lindistflow" in r.output and "ATC" not in r.output
+    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial"])
+    assert r.exit_code == 0, r.output
+    assert "ATC converged" in r.output and "note: no settlement from the parts: the settlement from the parts needs a linear case" in r.output
+    assert "surplus" not in r.output
+    r = runner.invoke(app, ["cloud", str(parts_dir("community4") / "cloud.grid"), "--serial", "--settle"])
+    assert r.exit_code == 1 and "no market and no game" in r.output
+    taken = tmp_path / "mine.json"
+    taken.write_text("{}")
+    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--no-settle", "--settlement", str(taken)])
+    assert r.exit_code == 1 and "gridlang did not write it" in r.output and taken.read_text() == "{}"

@@ -13,7 +13,7 @@ from conftest import CASES, opening
 import gridlang
 from gridlang.cli import app
 from gridlang.parts import compile as parts_compile
-from gridlang.parts.compile import RowKey
+from gridlang.parts.compile import RowKey, solve_parts
 from gridlang.parts.split import split_case
 
 ray = pytest.importorskip("ray")
@@ -61,6 +61,10 @@ def test_a_case_in_parts_on_a_local_cluster_of_edge_nodes(tmp_path, name, nodes)
             assert result.terminals == ("edge of 'mg1': 1 terminal(s) measured, filled mg1_ld.scale: 1 missing, 0 implausible",)
         assert result.status == "converged"
         assert result.objective == pytest.approx(central, rel=1e-6)
+        # every edge sent its cost scale when it joined: ATC starts from the serial run's weight and takes its iterations
+        serial = solve_parts(folder / "cloud.grid", [folder / a / f"{a}.grid" for a in agents], "atc", measurements={"mg1": terminals} if terminals else None)
+        assert serial.status == "converged" and abs(serial.iterations - result.iterations) <= 1, (serial.iterations, result.iterations)
+        assert result.run.trace[0].rho == pytest.approx(serial.run.trace[0].rho, rel=1e-12)
         # the message log: per agent and pass, the coupling rows it answered for and its y, nothing else
         log = result.run.messages
         assert log and all(set(m) == {"agent", "iteration", "rows", "y"} for m in log)
@@ -99,6 +103,9 @@ def test_an_edge_node_killed_mid_run_is_bridged_and_rejoins(tmp_path):
             start_edge({a: folder / a / f"{a}.grid"})
         lossless = run_cloud(folder / "cloud.grid", "admm")
         assert lossless.status == "converged" and not lossless.events
+        # rho and the per-contribution penalties from the edges' numbers (cost scale, ranges): the serial run's iterations
+        serial = solve_parts(folder / "cloud.grid", [folder / a / f"{a}.grid" for a in agents], "admm")
+        assert serial.status == "converged" and abs(serial.iterations - lossless.iterations) <= 1, (serial.iterations, lossless.iterations)
 
         def progress(step) -> None:
             if step.iteration == 5:  # mg2's machine goes down
@@ -120,3 +127,89 @@ def test_an_edge_node_killed_mid_run_is_bridged_and_rejoins(tmp_path):
             ray.kill(actor, no_restart=True)
         ray.shutdown()
         cluster.shutdown()
+
+
+def _central(name: str, formulation: str | None):
+    return gridlang.load(CASES / f"{name}.grid", formulation=formulation).solve(compare_plans=False)
+
+
+def test_the_settlement_on_edge_nodes_is_the_central_one_and_only_numbers_cross(tmp_path):
+    """prosumers, 3 edge nodes: after ATC converges, each prosumer's side of the settlement
+    (its cost and schedule alone, its answers, its face, its numbers at the point) runs on
+    its edge's actor; the cloud's process opens no agent file, hears only prices, powers
+    and per-side numbers, and reaches the central game's money within 1e-6 of the surplus."""
+    import numpy as np
+
+    from gridlang.parts.edge import NAMESPACE, edges, hosting, local_cluster, run_cloud, start_edge
+    from gridlang.parts.format import agent_files, read_cloud
+    from gridlang.parts.settle import REPORTS
+
+    folder = tmp_path / "parts"
+    split_case(CASES / "prosumers.grid", folder)
+    files = agent_files(read_cloud(folder / "cloud.grid"))
+    groups = hosting(list(files), 3)
+    central = _central("prosumers", None)
+    cluster = local_cluster(groups)
+    try:
+        ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        for group in groups:
+            start_edge({a: files[a] for a in group})
+        parts_compile._cloud_built.cache_clear()
+        result, opened = opening(lambda: run_cloud(folder / "cloud.grid", "atc", settle=True))
+        assert not [p for p in opened if p.startswith(tuple(str((folder / a).resolve()) for a in files))]  # no agent file, in the settlement either
+        assert result.status == "converged" and result.objective == pytest.approx(central.objective, rel=1e-6)
+        ps = result.settlement
+        assert ps is not None and ps.converged and not ps.messages
+        c, p = central.games[0], ps.games[0]
+        S = c.surplus
+        assert S > 0 and abs(p.surplus - S) <= 1e-6 * S
+        assert np.abs(p.alone - c.alone).max() <= 1e-6 * S and abs(p.operator_alone - c.operator_alone) <= 1e-6 * S
+        assert np.abs(p.gain - c.gain).max() <= 1e-6 * S and abs(p.operator_gain - c.operator_gain) <= 1e-6 * S
+        # the settlement's messages, by name: prices and powers per coupling row, a few numbers per side
+        senders = {m.sender for m in ps.log if m.kind in REPORTS}
+        cloud = {m.receiver for m in ps.log if m.kind in REPORTS}
+        assert len(cloud) == 1 and senders == set(files)
+        owner = next(iter(cloud))
+        assert {m.kind for m in ps.log if m.sender == owner} == {"price", "power"}
+        for m in ps.log:
+            assert m.kind in ("price", "power", *REPORTS)
+            assert isinstance(m.values, np.ndarray) and m.values.dtype == float and np.isfinite(m.values).all()
+            if m.kind in ("schedule", "net_import"):
+                assert m.values.shape == (24,)
+            elif m.kind not in ("price", "power"):
+                assert m.values.shape == (1,)
+            else:
+                assert m.values.size < 24 * 10  # an agent's coupling rows, never a model
+    finally:
+        for actor in set(edges().values()) if ray.is_initialized() else ():
+            ray.kill(actor, no_restart=True)
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_gridlang_cloud_local_settles_three_microgrids_as_the_central_solve(tmp_path):
+    """three_microgrids under LinDistFlow (the shipped SOC formulation is refused: its faces
+    are not an LP's), one node per microgrid: `gridlang cloud --local` prints and writes the
+    market's money, every member's within 1e-6 of the central settlement's surplus."""
+    import json
+
+    import numpy as np
+
+    folder = tmp_path / "parts"
+    split_case(CASES / "three_microgrids.grid", folder)
+    central = _central("three_microgrids", "lindistflow").settlements[0]
+    S = central.surplus
+    out = tmp_path / "settlement.json"
+    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--local", "--formulation", "lindistflow", "--settlement", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "ATC converged" in r.output and "settlement from the parts: dispatch" in r.output and f"market {central.market}: surplus" in r.output
+    written = json.loads(out.read_text())["markets"][central.market]
+    assert written["surplus"] == pytest.approx(S, abs=1e-6 * S) and abs(written["budget_balance"]) <= 1e-9 * S
+    for i, a in enumerate(central.agents):
+        got = written["agents"][a]
+        for key, want in (("cost", central.cost), ("fees_paid", central.fees_paid), ("alone", central.disagreement), ("gain", central.gain), ("payment", central.payment)):
+            assert abs(got[key] - want[i]) <= 1e-6 * S, (a, key)
+    assert np.isclose(sum(v["gain"] for v in written["agents"].values()), S, atol=1e-6 * S)
+    # asked for on the shipped SOC formulation: refused before any dispatch, with the reason
+    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--local", "--settle"])
+    assert r.exit_code == 1 and "needs a linear case" in r.output and "conic" in r.output and "lindistflow" in r.output

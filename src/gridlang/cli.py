@@ -493,23 +493,29 @@ def cloud(
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="JSON file holding, after every pass, the targets sent and answers received (the last consistent iterate)")] = None,
     method: Annotated[str, typer.Option("--method", help="atc or admm")] = "atc",
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
+    settle: Annotated[Optional[bool], typer.Option("--settle/--no-settle", help="settle the case's markets and games from the parts, each agent's side on its edge (default: when the case has any and is linear)")] = None,
+    settlement_file: Annotated[Optional[Path], typer.Option("--settlement", help="also write the settlement to this JSON file")] = None,
     debug: Debug = False,
 ) -> None:
     """Run the coordinator of a case in parts with the edges' actors (needs the ray extra), or every side in this process (--serial).
 
-    Exit 0 when the decomposition converged, 3 when it did not."""
+    Exit 0 when the decomposition (and the settlement) converged, 3 when not."""
     from gridlang.parts.edge import run_cloud, run_local
+    from gridlang.parts.settle import settling, summary, write_settlement
 
     with _reporting(debug):
         if (address is not None) + local + serial != 1:
             raise GridError(COMMAND_LINE, "give one of --address (the cluster the edges joined), --local (start one here) or --serial (no Ray)", "e.g. gridlang cloud cloud.grid --local")
+        settle, why_not = settling(cloud_file, formulation, settle)
+        if settlement_file is not None:
+            check_file(settlement_file, "--settlement", "settlement.json")
         if serial:
             from gridlang.parts.compile import solve_parts
             from gridlang.parts.format import agent_files, read_cloud
 
-            result = solve_parts(cloud_file, list(agent_files(read_cloud(cloud_file)).values()), method, formulation, checkpoint=checkpoint)
+            result = solve_parts(cloud_file, list(agent_files(read_cloud(cloud_file)).values()), method, formulation, checkpoint=checkpoint, settle=settle)
         else:
-            result = run_local(cloud_file, method, formulation, nodes, checkpoint) if local else run_cloud(cloud_file, method, address, formulation, checkpoint=checkpoint)
+            result = run_local(cloud_file, method, formulation, nodes, checkpoint, settle) if local else run_cloud(cloud_file, method, address, formulation, checkpoint=checkpoint, settle=settle)
         out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
         for agent, cost in result.costs.items():
             out.print(f"  {agent}: cost {cost:.6g}", markup=False, highlight=False)
@@ -517,7 +523,17 @@ def cloud(
             out.print(f"note: {note}", markup=False, highlight=False)
         for event in result.events:
             err.print(f"warning: {event}", markup=False, highlight=False)
-        if result.status != "converged":
+        if why_not:
+            out.print(f"note: no settlement from the parts: {why_not}", markup=False, highlight=False)
+        if result.settlement is not None:
+            for line in summary(result.settlement):
+                out.print(line, markup=False, highlight=False)
+            for message in result.settlement.messages:
+                err.print(f"warning: {message}", markup=False, highlight=False)
+            if settlement_file is not None and result.settlement.converged:
+                write_settlement(result.settlement, settlement_file)
+                out.print(f"wrote {settlement_file}", markup=False, highlight=False)
+        if result.status != "converged" or (result.settlement is not None and not result.settlement.converged):
             raise typer.Exit(3)
 
 

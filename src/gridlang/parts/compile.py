@@ -108,6 +108,9 @@ class Join:
     rows: tuple[RowKey, ...]  # the coupling rows it takes part in
     constants: tuple[tuple[RowKey, float], ...]  # shifts of rows it has no column in
     terminals: tuple[tuple[str, int, int], ...] = ()  # (terminal, values missing, implausible) its edge filled
+    costs: tuple[int, float] = (0, 0.0)  # how many nonzero cost coefficients it has, and their median |c| (its cost scale)
+    ranges: tuple[float, ...] = ()  # per row of ``rows``: the range of its contribution, sum_j |C_rj| (ub_j - lb_j) over its bounded columns
+    free: tuple[bool, ...] = ()  # per row of ``rows``: whether an unbounded column of its contributes
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -235,7 +238,8 @@ def compile_agent_built(path: Path, formulation: str | None = None, measurements
     d = np.array([shift.get(k, 0.0) for k in keys])
     constants = tuple(sorted((k, v) for k, v in shift.items() if k not in set(keys)))
     local = replace(sub, rows=np.arange(len(keys)), d=d)
-    message = Join(mine.name, built.case.system.steps, built.case.system.dt, tuple(keys), constants, terminals)
+    costs, ranges, free = scales(local)
+    message = Join(mine.name, built.case.system.steps, built.case.system.dt, tuple(keys), constants, terminals, costs, ranges, free)
     return AgentSide(local, message, built.offset - base.offset), built
 
 
@@ -299,6 +303,68 @@ def _own_rows(sub: Subproblem, moved: np.ndarray, rhs: np.ndarray) -> Subproblem
         return sub
     C = sp.csr_matrix(sub.C)
     return replace(sub, A=sp.vstack([sub.A, C[moved]]).tocsr(), b=np.concatenate([sub.b, rhs]), sense=np.concatenate([sub.sense, np.full(len(moved), "=")]))
+
+
+def scales(sub: Subproblem) -> tuple[tuple[int, float], tuple[float, ...], tuple[bool, ...]]:
+    """A side's aggregate numbers for the coordinator's initial weights (sent in its
+    :class:`Join`): the count and median of its nonzero cost coefficients ``|c_j|``, and per
+    coupling row the range of its contribution ``sum_j |C_rj| (ub_j - lb_j)`` over its bounded
+    columns and whether an unbounded column contributes (as :func:`gridlang.decompose.admm.penalties` reads them)."""
+    c = np.abs(np.asarray(sub.c, dtype=float))
+    c = c[c > 0]
+    costs = (int(len(c)), float(np.median(c)) if len(c) else 0.0)
+    C = abs(sp.csr_matrix(sub.C)).tocsc()
+    width = np.asarray(sub.ub, dtype=float) - np.asarray(sub.lb, dtype=float)
+    bounded = np.isfinite(width)
+    finite = np.asarray(C[:, bounded] @ width[bounded], dtype=float).ravel() if bounded.any() else np.zeros(C.shape[0])
+    free = np.asarray(C[:, ~bounded] @ np.ones(int((~bounded).sum())) > 0).ravel() if (~bounded).any() else np.zeros(C.shape[0], dtype=bool)
+    return costs, tuple(float(v) for v in finite), tuple(bool(v) for v in free)
+
+
+def price_scale(costs: Sequence[tuple[int, float]]) -> float:
+    """The price scale of a case in parts from every side's cost scale alone (:func:`scales`):
+    5 x the median of the sides' medians, each counted as often as it has nonzero cost
+    coefficients (1 if there is none); the serial and the Ray cloud both start from it."""
+    pairs = sorted((m, n) for n, m in costs if n > 0)
+    if not pairs:
+        return 1.0
+    counts = np.cumsum([n for _, n in pairs])
+    return 5.0 * float(pairs[int(np.searchsorted(counts, counts[-1] / 2.0))][0])
+
+
+def initial(method: str, config, costs: Sequence[tuple[int, float]]):
+    """``config`` with ATC's initial weight or ADMM's rho from :func:`price_scale` where the
+    user gave none (as :func:`gridlang.decompose.atc.atc` and :func:`gridlang.decompose.admm.admm`
+    would set them from every side's costs, which the cloud does not have)."""
+    scale = price_scale(costs)
+    if method == "atc" and config.weight is None:
+        return replace(config, weight=float(np.sqrt(scale / 2)))
+    if method == "admm" and config.rho is None:
+        return replace(config, rho=scale)
+    return config
+
+
+def penalties_from(parts: Split, ranges: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Every side's per-contribution penalties (:func:`gridlang.decompose.admm.penalties`), the
+    sides whose subproblems are not here (``ranges[agent]``: the range and the free flag of its
+    contribution to each of its coupling rows) each stood in for by one column per row with that
+    range (and one unbounded column where it is free): the same ranges, so the same penalties."""
+    from gridlang.decompose.admm import penalties
+
+    subs = []
+    for s in parts.subproblems:
+        if s.agent not in ranges:
+            subs.append(s)
+            continue
+        finite, free = (np.asarray(v) for v in ranges[s.agent])
+        r = len(s.rows)
+        unbounded = np.flatnonzero(free)
+        C = sp.hstack([sp.identity(r, format="csr"), sp.csr_matrix((np.ones(len(unbounded)), (unbounded, np.arange(len(unbounded)))), shape=(r, len(unbounded)))]).tocsr()
+        lb = np.concatenate([np.zeros(r), np.full(len(unbounded), -np.inf)])
+        ub = np.concatenate([np.asarray(finite, dtype=float), np.full(len(unbounded), np.inf)])
+        subs.append(replace(s, C=C, lb=lb, ub=ub))
+    out = penalties(replace(parts, subproblems=tuple(subs)))
+    return {s.agent: s.penalty for s in out.subproblems if s.penalty is not None}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -424,6 +490,7 @@ class PartsResult:
     rows: tuple[RowKey, ...]  # the coupling rows by name
     events: tuple[str, ...] = ()  # edges that left and rejoined during the run
     terminals: tuple[str, ...] = ()  # what each edge filled of its terminals' measurements
+    settlement: object = None  # gridlang.parts.settle.PartsSettlement, when settled from the parts
 
 
 def terminal_report(joins: Sequence[Join]) -> tuple[str, ...]:
@@ -471,7 +538,7 @@ def coordinate(parts, pool, method: str, owner: str, config, progress=None) -> t
 
 
 def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None,
-                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, **settings) -> PartsResult:
+                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, settle: bool = False, **settings) -> PartsResult:
     """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
     process): the objective is the sum of the agents' costs at the point they reach.
     ``measurements``: a terminal CSV file per agent (the network owner's for the cloud)."""
@@ -479,12 +546,17 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     from gridlang.decompose.executors import SerialExecutor
 
     config = configure(method, settings)
+    if settle:
+        from gridlang.parts.settle import check_cloud
+
+        check_cloud(cloud_path, formulation)  # refused before the dispatch, not after
     measurements = measurements or {}
     cloud = compile_cloud(cloud_path, formulation)
     if measurements.get(cloud.owner) is not None:
         cloud = compile_cloud(cloud_path, formulation, measurements[cloud.owner])
     sides = [compile_agent(p, formulation, measurements.get(read_agent(p).name)) for p in agent_paths]
     parts = join(cloud, sides)
+    config = initial(method, config, [scales(s)[0] for s in parts.subproblems])  # as the Ray cloud does, from each side's numbers
     if method == "admm" and config.row_scaling:
         parts = penalties(parts)
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != cloud.owner)
@@ -498,8 +570,13 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
         pool.close()
     if checkpoint is not None:
         pool.finish(run.status)
+    settlement = None
+    if settle and run.status == "converged":
+        from gridlang.parts.settle import settle_parts
+
+        settlement = settle_parts(cloud_path, agent_paths, formulation)
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)),
-                       terminals=terminal_report([s.join for s in sides]))
+                       terminals=terminal_report([s.join for s in sides]), settlement=settlement)
 
 
 @dataclass(frozen=True, slots=True)

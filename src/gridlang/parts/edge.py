@@ -19,10 +19,30 @@ compiles the cloud's side, finds the edges' actors by name, and runs ATC or
 ADMM with them.  What crosses:
 
     edge  -> cloud   once:    Join (its rows by name, steps, step, constants, how many
-                              terminal values it filled), its cost's constant
-    cloud -> edge    once:    Numbering (a coupling id per named row, constants it takes on)
+                              terminal values it filled; its cost scale: the count and
+                              median of its nonzero cost coefficients; per row the range of
+                              its contribution and whether it is unbounded), its cost's constant
+    cloud -> edge    once:    Numbering (a coupling id per named row, constants it takes on;
+                              ADMM: its per-contribution penalties)
     cloud -> edge    per pass: targets v (one number per coupling row it is in), rho
     edge  -> cloud   per pass: y = C x - d (one number per row), its cost (one number)
+
+With the cost scale and the ranges the cloud starts ATC's weight, ADMM's rho and
+the per-contribution penalties (:func:`gridlang.parts.compile.initial`,
+:func:`gridlang.parts.compile.penalties_from`) exactly where the serial run
+(:func:`gridlang.parts.compile.solve_parts`) starts them, so both take the same
+iterations.  With ``settle`` (``gridlang cloud``'s default for a linear case with a
+market or game), once converged, the settlement of
+:mod:`gridlang.parts.settle` runs with each agent's side (:class:`gridlang.parts.settle.SettleSide`)
+in its edge's actor (:meth:`Edge.settle`), made from the subproblem and built view
+already there:
+
+    edge  -> cloud   once:    its cost and target scales; its cost alone per market; per
+                              game its cost and schedule (a power per step) at the tariffs alone
+    cloud -> edge    per pass: price and power target per coupling row (both phases)
+    edge  -> cloud   per pass: its power per coupling row
+    cloud -> edge    once:    the prices reached (its optimal face is computed on the edge)
+    edge  -> cloud   once:    its cost, fees, sales at the point; per game its net import per step
 
 The cloud holds, of an agent, only its name and coupling rows
 (:func:`gridlang.parts.compile.stub`); the subproblem and the terminals' raw
@@ -39,13 +59,14 @@ demonstrations.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from gridlang.decompose.split import Split
 from gridlang.errors import COMMAND_LINE, GridError
-from gridlang.parts.compile import Checkpoint, PartsResult, compile_cloud, configure, coordinate, place, plan, stub, terminal_report
+from gridlang.parts.compile import Checkpoint, PartsResult, compile_cloud, configure, coordinate, initial, penalties_from, place, plan, scales, stub, terminal_report
 
 NAMESPACE = "gridlang"
 PREFIX = "gridlang-edge:"
@@ -66,21 +87,32 @@ class Edge:
     that node from its own file, and their subproblems kept there."""
 
     def __init__(self, paths: dict[str, str], formulation: str | None = None, measurements: dict[str, str] | None = None) -> None:
-        from gridlang.parts.compile import compile_agent
+        from gridlang.parts.compile import compile_agent_built
 
         terminals = measurements or {}
-        self.sides = {a: compile_agent(Path(p), formulation, terminals.get(a)) for a, p in paths.items()}
+        compiled = {a: compile_agent_built(Path(p), formulation, terminals.get(a)) for a, p in paths.items()}
+        self.sides = {a: side for a, (side, _) in compiled.items()}
+        self.views = {a: built for a, (_, built) in compiled.items()}  # for the settlement's targets, on this node
+        self.paths, self.formulation = dict(paths), formulation
         self.local: dict = {}
+        self.placed: dict = {}
+        self.settling: dict = {}
 
     def hello(self) -> dict:
         """Each hosted agent's :class:`~gridlang.parts.compile.Join` and the constant of its cost."""
         return {a: (s.join, s.offset) for a, s in self.sides.items()}
 
-    def place(self, numbering: dict) -> int:
-        """Apply the cloud's numbering to each hosted subproblem (:func:`place`); build their solvers."""
+    def place(self, numbering: dict, penalties: dict | None = None) -> int:
+        """Apply the cloud's numbering (and ADMM's per-contribution penalties, if any) to each
+        hosted subproblem (:func:`place`); build their solvers."""
+        from dataclasses import replace
+
         from gridlang.decompose.local import LocalSolver
 
-        self.local = {a: LocalSolver(place(self.sides[a].subproblem, n)) for a, n in numbering.items()}
+        pen = penalties or {}
+        self.placed = {a: replace(place(self.sides[a].subproblem, n), penalty=pen.get(a)) for a, n in numbering.items()}
+        self.local = {a: LocalSolver(sub) for a, sub in self.placed.items()}
+        self.settling = {}
         return len(self.local)
 
     def solve(self, targets: dict[str, np.ndarray], rho: float) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -89,6 +121,21 @@ class Edge:
 
     def costs(self) -> dict[str, float]:
         return {a: s.cost() for a, s in self.local.items()}
+
+    def settle(self, agent: str, method: str, *args):
+        """Ask the hosted agent's side of the settlement (:class:`gridlang.parts.settle.SettleSide`,
+        made on the first call from its placed subproblem and built view, both on this node):
+        its answer, or ``("refused", message, hint)`` when its model cannot be settled from the parts."""
+        from gridlang.parts.compile import alone_cost
+        from gridlang.parts.settle import SettleSide
+
+        try:
+            if agent not in self.settling:
+                path = Path(self.paths[agent])
+                self.settling[agent] = SettleSide(self.views[agent], self.placed[agent], lambda: alone_cost(path, self.formulation).cost, f"'{agent}''s")
+            return getattr(self.settling[agent], method)(*args)
+        except GridError as exc:
+            return ("refused", exc.message, exc.hint)
 
     def node(self) -> str:
         import ray
@@ -140,7 +187,7 @@ class EdgeExecutor:
     answers from a fresh model.  What happened is in :attr:`events`."""
 
     def __init__(self, actors: Mapping[str, object], local: Sequence = (), numbering: Mapping | None = None, rows: Mapping | None = None,
-                 bridge: int = 0, wait: float = 120.0) -> None:
+                 bridge: int = 0, wait: float = 120.0, penalties: Mapping | None = None) -> None:
         import ray
 
         from gridlang.decompose.local import LocalSolver
@@ -150,6 +197,7 @@ class EdgeExecutor:
         self.local = {s.agent: LocalSolver(s) for s in local}
         self.numbering = dict(numbering or {})
         self.rows = dict(rows or {})  # each agent's named rows when it joined
+        self.penalties = dict(penalties or {})  # ADMM's per-contribution penalties, given again to an edge that rejoins
         self.bridge, self.wait = bridge, wait
         self.missing: dict[str, int] = {}  # agent -> iterations it has not answered
         self.events: list[str] = []
@@ -170,7 +218,7 @@ class EdgeExecutor:
                 changed = [a for a in mine if tuple(hello[a][0].rows) != tuple(self.rows.get(a, hello[a][0].rows))]
                 if changed:
                     raise GridError(COMMAND_LINE, f"the edge of '{changed[0]}' rejoined with other coupling rows than it left with", "start it again from the same file and cloud file")
-                self.ray.get(actor.place.remote({a: self.numbering[a] for a in mine}))
+                self.ray.get(actor.place.remote({a: self.numbering[a] for a in mine}, {a: self.penalties[a] for a in mine if a in self.penalties}))
                 for a in mine:
                     self.actors[a] = actor
                     self.events.append(f"the edge of {a} rejoined at iteration {self.calls} after {self.missing.pop(a)} iterations without an answer")
@@ -235,13 +283,32 @@ class EdgeExecutor:
         pass
 
 
+def remote_call(actor, agent: str, span):
+    """Ask ``agent``'s side of the settlement on its edge (:meth:`Edge.settle`); its refusal is a GridError at its connection."""
+    import ray
+
+    def call(method: str, *args):
+        answer = ray.get(actor.settle.remote(agent, method, *args))
+        if isinstance(answer, tuple) and len(answer) == 3 and answer[0] == "refused":
+            raise GridError(span, f"the edge of '{agent}' cannot settle from the parts: {answer[1]}", answer[2])
+        return answer
+
+    return call
+
+
 def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None, formulation: str | None = None, progress=None,
-              checkpoint: Path | None = None, **settings) -> PartsResult:
+              checkpoint: Path | None = None, settle: bool = False, **settings) -> PartsResult:
     """The cloud's process: compile its side, meet the edges' actors on the cluster at
-    ``address`` (or the Ray this process is connected to), plan, and run ATC or ADMM."""
+    ``address`` (or the Ray this process is connected to), plan, and run ATC or ADMM;
+    with ``settle``, once converged, the settlement of the case's markets and games with
+    each agent's side on its edge (:func:`gridlang.parts.settle.coordinate`)."""
     import ray
 
     config = configure(method, settings)
+    if settle:
+        from gridlang.parts.settle import check_cloud
+
+        check_cloud(cloud_path, formulation)  # refused before the dispatch, not after
     cloud = compile_cloud(cloud_path, formulation)
     if not ray.is_initialized():
         ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -255,12 +322,20 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     for part in ray.get([x.hello.remote() for x in hosts]):
         hellos.update({a: h for a, h in part.items() if a in actors})
     p = plan(cloud, [m for m, _ in hellos.values()], {a: off for a, (_, off) in hellos.items()})
-    ray.get([x.place.remote({a: p.numbering[a] for a in actors if actors[a] is x}) for x in hosts])
     own = place(cloud.subproblem, p.numbering[cloud.owner])
     subs = tuple(own if a == cloud.owner else stub(a, p.numbering[a]) for a in p.agents)
     parts = Split(p.agents, subs, len(p.rows), p.counts, p.offset, np.arange(len(p.rows)), p.rows)
+    # the initial weight (ATC) or rho (ADMM) and the penalties from every side's numbers, as the serial run has them
+    config = initial(method, config, [scales(own)[0], *(m.costs for m, _ in hellos.values())])
+    pen: dict = {}
+    if method == "admm" and config.row_scaling:
+        kept = {a: p.numbering[a].ids >= 0 for a in hellos}
+        pen = penalties_from(parts, {a: (np.asarray(m.ranges)[kept[a]], np.asarray(m.free, dtype=bool)[kept[a]]) for a, (m, _) in hellos.items()})
+        parts = replace(parts, subproblems=tuple(replace(s, penalty=pen.get(s.agent)) for s in parts.subproblems))
+        own = next(s for s in parts.subproblems if s.agent == cloud.owner)
+    ray.get([x.place.remote({a: p.numbering[a] for a in actors if actors[a] is x}, {a: pen[a] for a in actors if actors[a] is x and a in pen}) for x in hosts])
     rows = {a: tuple(m.rows) for a, (m, _) in hellos.items()}
-    pool = EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0)
+    pool = EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0, penalties=pen)
     if checkpoint is not None:
         names = p.names(cloud)
         pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs})
@@ -268,7 +343,16 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     if checkpoint is not None:
         pool.finish(run.status)
     report = terminal_report([m for m, _ in hellos.values()])
-    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report)
+    settlement = None
+    if settle and run.status == "converged":
+        from gridlang.parts.compile import cloud_alone_cost, cloud_view
+        from gridlang.parts.settle import SettleSide, coordinate as settle_coordinate, local_call
+
+        built = cloud_view(cloud_path, formulation)[1]
+        mine = SettleSide(built, own, lambda: cloud_alone_cost(cloud_path, formulation).cost, "the cloud's")
+        calls = {a: local_call(mine) if a == cloud.owner else remote_call(actors[a], a, cloud.spans[a]) for a in p.agents}
+        settlement = settle_coordinate(built, parts, calls)
+    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report, settlement)
 
 
 def hosting(agents: Sequence[str], nodes: int | None = None) -> list[list[str]]:
@@ -311,7 +395,8 @@ def join_edge(paths: Sequence[Path], address: str, formulation: str | None = Non
     return tuple(hello), sum(len(m.rows) for m, _ in hello.values())
 
 
-def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = None, nodes: int | None = None, checkpoint: Path | None = None, **settings) -> PartsResult:
+def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = None, nodes: int | None = None, checkpoint: Path | None = None,
+              settle: bool = False, **settings) -> PartsResult:
     """One machine: a local cluster with a node per agent (or ``nodes`` nodes sharing
     them), each node's actor reading ``<cloud folder>/<agent>/<agent>.grid`` (as
     gridlang split writes them), and the cloud run here."""
@@ -327,7 +412,7 @@ def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = N
         ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
         handles = [start_edge({a: files[a] for a in group}, formulation) for group in groups]
         try:
-            return run_cloud(cloud.path, method, None, formulation, None, checkpoint, **settings)
+            return run_cloud(cloud.path, method, None, formulation, None, checkpoint, settle, **settings)
         finally:
             for h in handles:
                 ray.kill(h, no_restart=True)

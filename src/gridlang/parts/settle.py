@@ -38,7 +38,11 @@ the central settlement; ``cases/parts/prosumers``, 56 + 169 iterations,
 gains within 4e-9 of the surplus, interactive prices within 3e-6 $/MWh.
 
 Only coupling values (powers), prices and these per-side numbers cross; the
-log (:attr:`PartsSettlement.log`) holds every message.  Linear cases only
+log (:attr:`PartsSettlement.log`) holds every message.  Each side's work is a
+:class:`SettleSide`, asked by the cloud's :func:`coordinate` through a call:
+in this process (:func:`settle_parts`, ``gridlang cloud --serial``) or in the
+edge's Ray actor that already holds the agent's compiled part
+(:meth:`gridlang.parts.edge.Edge.settle`, ``gridlang cloud --local/--address``).  Linear cases only
 (the faces are those of an LP: e.g. ``formulation = "lindistflow"``); a
 market whose network owner collects fees without being a member is not
 settled from the parts (its tariff targets span two sides).
@@ -46,7 +50,7 @@ settled from the parts (its tariff targets span two sides).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -58,10 +62,9 @@ from gridlang.compiler.expressions import as_linopy
 from gridlang.decompose.exchange import Message, Settings, _Agent, _Run
 from gridlang.errors import COMMAND_LINE, GridError
 from gridlang.parts.compile import alone_cost, cloud_alone_cost, cloud_view, compile_agent_built, compile_cloud, join
-from gridlang.parts.format import read_agent
 
 #: the kinds of the per-side numbers sent at stage 2 (besides phase 1's and 2's prices and powers)
-REPORTS = ("alone", "cost", "fees", "sold", "net_import", "schedule")
+REPORTS = ("cost_scale", "target_scale", "alone", "cost", "fees", "sold", "net_import", "schedule")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -114,6 +117,12 @@ def _local(built: Built, vlabels: np.ndarray, exprs, agent: str) -> tuple[sp.csr
     return out.tocsr(), e0
 
 
+def _no_fee_collector(mk) -> None:
+    if mk.operator:
+        raise GridError(mk.span, f"market '{mk.name}' has a fee collector ('{mk.operator}'): its tariffs are shared by two sides, so it is not settled from the parts",
+                        "settle it centrally (gridlang solve on the cloud file), or make the network owner a member")
+
+
 def _side(built: Built, vlabels: np.ndarray, agent: str) -> _Side:
     """The targets of ``agent`` in every market and game of its view (see the module doc), before
     its cost alone is subtracted: what it reports at the point is read from the same rows."""
@@ -124,9 +133,7 @@ def _side(built: Built, vlabels: np.ndarray, agent: str) -> _Side:
         mk = block.market
         if agent not in mk.members:
             continue
-        if mk.operator:
-            raise GridError(mk.span, f"market '{mk.name}' has a fee collector ('{mk.operator}'): its tariffs are shared by two sides, so it is not settled from the parts",
-                            "settle it centrally (gridlang solve on the cloud file), or make the network owner a member")
+        _no_fee_collector(mk)
         exprs += [_member_costs(built, block).sel(agent=[agent]), as_linopy(block.fees).sel(seller=[agent])]
         what += [("cost", mk.name), ("fees", mk.name)]
         if mk.power_rule == "contribution":
@@ -236,85 +243,160 @@ def _face(sub, c: np.ndarray, share: float, x: np.ndarray) -> tuple[np.ndarray, 
 BALANCE = False
 
 
-def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str | None = None, settings: Settings = Settings(face_tol=1e-7)) -> PartsSettlement:
-    """Every market's and game's settlement of a case in parts, each side on its own model
-    (see the module doc); in one process, but nothing but the logged messages crosses."""
-    from gridlang.game import AloneGame, settlement
+
+#: the settings of the settlement's exchange
+SETTINGS = Settings(face_tol=1e-7)
+
+
+def check_linear(built: Built, who: str, span=COMMAND_LINE) -> None:
+    """Refuse a side whose model is not an LP: its optimal face would not be that of an LP."""
+    if built.integer or built.cones or built.quadratic:
+        what = "conic (e.g. formulation = distflow_soc)" if built.cones else "integer" if built.integer else "quadratic"
+        raise GridError(span, f"the settlement from the parts needs a linear case: {who} model is {what}, so its optimal face is not that of an LP",
+                        "settle it under a linear formulation (--formulation lindistflow) with linear costs, or centrally (gridlang solve on the single-file case)")
+
+
+def has_settlement(built: Built) -> bool:
+    """Whether the case has a market or a game to settle."""
+    return bool(built.markets or built.games)
+
+
+class SettleSide:
+    """One side's part of the settlement, on its own side (the cloud's for the network
+    owner, an edge's for an agent): its targets, its numbers alone, its answers in both
+    phases, its optimal face and what it reports at the point.  Only the values its methods
+    return cross; ``island`` computes its cost alone (its own assets as an island)."""
+
+    def __init__(self, built: Built, sub, island, who: str | None = None) -> None:
+        check_linear(built, who or f"'{sub.agent}''s")
+        self.sub, self.built, self.island = sub, built, island
+        self.side = _side(built, sub.vlabels, sub.agent)
+        self.alone: dict[str, float] = {}  # market or game -> its cost alone
+        self.x = np.zeros(len(sub.c))
+        self.rho = 0.0
+
+    @property
+    def agent(self) -> str:
+        return self.sub.agent
+
+    def opening(self) -> list[tuple[str, str, np.ndarray]]:
+        """(kind, market or game, values): its cost scale and target scale (the largest
+        cost and target coefficient), its cost alone in each market, and in each game
+        where it is a prosumer its cost and schedule at the tariffs alone."""
+        c, E = self.sub.c, self.side.E
+        out = [("cost_scale", "", np.array([float(np.abs(c).max(initial=0.0))])), ("target_scale", "", np.array([float(abs(E).max()) if E.nnz else 0.0]))]
+        island = None
+        for block in self.built.markets:
+            if self.agent in block.market.members:
+                island = self.island() if island is None else island
+                self.alone[block.market.name] = island
+                out.append(("alone", block.market.name, np.array([island])))
+        for block in self.built.games:
+            if self.agent in block.game.prosumers:
+                cost, schedule = _alone_prosumer(self.built, self.agent, block.game)
+                self.alone[block.game.name] = cost
+                out += [("alone", block.game.name, np.array([cost])), ("schedule", block.game.name, schedule)]
+        return out
+
+    def dispatch(self, rho: float) -> None:
+        """Phase 1: its own model at its own cost."""
+        self.agent_model = _Agent(self.sub, self.side.E, self.side.e0, rho, 0.0)
+
+    def answer(self, price: np.ndarray, target: np.ndarray, rho: float) -> np.ndarray:
+        """Its power ``y`` of ``min f + price'y + rho/2 ||y - target||^2`` (its point stays here)."""
+        y, self.x = self.agent_model.answer(price, target, rho)
+        self.rho = rho
+        return y
+
+    def select(self, price: np.ndarray, rho: float, face_tol: float, alone: Mapping[str, float] | None = None) -> None:
+        """Phase 2: its own optimal face at the prices reached (on its coupling rows), with
+        the selection's least squares (its targets less its costs alone) as its cost.
+        ``alone``: costs alone computed elsewhere (the game's operator's, on the cloud)."""
+        sub, side = self.sub, self.side
+        self.alone.update(alone or {})
+        sense, lb, ub = _face(sub, sub.c + sub.C.T @ price, face_tol, self.x)
+        face = replace(sub, sense=sense, lb=lb, ub=ub, c=np.zeros_like(sub.c))
+        minus = np.array([self.alone[name] if kind == "cost" else 0.0 for kind, name in side.what])
+        self.agent_model = _Agent(face, side.E, side.e0 - minus, rho, 1.0)
+
+    def report(self) -> list[tuple[str, str, np.ndarray]]:
+        """(kind, market or game, values) at the point: its cost, fees and sales per market,
+        its cost per game, a prosumer's net import per step."""
+        values = self.side.E @ self.x + self.side.e0
+        out = [(kind, name, np.array([v])) for (kind, name), v in zip(self.side.what, values) if kind in ("cost", "fees", "sold")]
+        return out + [("net_import", name, N @ self.x + n0) for name, (N, n0) in self.side.net.items()]
+
+
+class _Answering:
+    """What the exchange (:class:`gridlang.decompose.exchange._Run`) holds of a side: its
+    name and coupling rows, and a way to ask it (``call(method, *args)``)."""
+
+    def __init__(self, sub, call) -> None:
+        self.sub, self.call, self.rho = sub, call, 0.0
+
+    def answer(self, price, target, rho):
+        self.rho = rho
+        return self.call("answer", price, target, rho), None
+
+
+def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Settings = SETTINGS) -> PartsSettlement:
+    """The cloud's side of the settlement (see the module doc): ``built`` the cloud view,
+    ``parts`` the joined split (the owner's subproblem, the others' coupling rows),
+    ``calls[agent](method, *args)`` asks a :class:`SettleSide` (here or on its edge)."""
     from gridlang.decompose import nash
+    from gridlang.game import AloneGame, settlement
     from gridlang.settle import Settlement, _contribution_value, nash_payments
 
-    cloud = compile_cloud(cloud_path, formulation)
-    _, cloud_built = cloud_view(cloud_path, formulation)
-    if cloud_built.integer or cloud_built.cones or cloud_built.quadratic:
-        raise GridError(COMMAND_LINE, "the settlement from the parts needs a linear case: each side's optimal face is that of an LP",
-                        "use a linear formulation (e.g. formulation = lindistflow) and linear costs")
-    compiled = [compile_agent_built(Path(p), formulation) for p in agent_paths]
-    for side, built in compiled:
-        if built.integer or built.cones or built.quadratic:
-            raise GridError(COMMAND_LINE, f"the settlement from the parts needs a linear case: '{side.agent}''s model is not", "use a linear formulation and linear costs")
-    parts = join(cloud, [s for s, _ in compiled])
-    views = {cloud.owner: cloud_built, **{s.agent: b for s, b in compiled}}
-    sides = [_side(views[sub.agent], sub.vlabels, sub.agent) for sub in parts.subproblems]
+    case = built.case
+    owner = case.network_owner
     log: list[Message] = []
+    heard: dict[tuple[str, str, str], np.ndarray] = {}  # (agent, kind, market or game) -> values
 
-    # stage 2's disagreement points, each on its side
-    alone_of: dict[tuple[str, str], float] = {}  # (market or game, agent) -> its cost alone
-    schedules: dict[tuple[str, str], np.ndarray] = {}
-    paths = {read_agent(Path(p)).name: Path(p) for p in agent_paths}
-    case = cloud_built.case
-    members = {a for block in cloud_built.markets for a in block.market.members}
-    island: dict[str, float] = {}
+    def hear(agent: str, items, k: int) -> None:
+        for kind, name, values in items:
+            values = np.asarray(values, dtype=float)
+            heard[agent, kind, name] = values
+            if agent != owner:
+                log.append(Message(k, agent, owner, kind, values))
+
     for a in parts.agents:
-        if a in members:
-            island[a] = (cloud_alone_cost(cloud_path, formulation) if a == cloud.owner else alone_cost(paths[a], formulation)).cost
-            if a != cloud.owner:
-                log.append(Message(0, a, cloud.owner, "alone", np.array([island[a]])))
-    for block in cloud_built.markets:
-        alone_of.update({(block.market.name, a): island[a] for a in block.market.members})
-    for block in cloud_built.games:
+        hear(a, calls[a]("opening"), 0)
+    alone_of = {(name, a): float(v[0]) for (a, kind, name), v in heard.items() if kind == "alone"}
+    schedules = {(name, a): v for (a, kind, name), v in heard.items() if kind == "schedule"}
+    operator_alone = {}
+    for block in built.games:
         g = block.game
-        for a in g.prosumers:
-            alone_of[g.name, a], schedules[g.name, a] = _alone_prosumer(views[a], a, g)
-            log += [Message(0, a, cloud.owner, "alone", np.array([alone_of[g.name, a]])), Message(0, a, cloud.owner, "schedule", schedules[g.name, a])]
-        alone_of[g.name, g.operator] = _operator_alone(cloud_built, g, np.array([schedules[g.name, a] for a in g.prosumers]))
+        alone_of[g.name, g.operator] = operator_alone[g.name] = _operator_alone(built, g, np.array([schedules[g.name, a] for a in g.prosumers]))
 
-    # phases 1 and 2: the dispatch, then the selection on each side's own optimal face
-    scale = max(1.0, float(np.abs(np.concatenate([s.c for s in parts.subproblems])).max()))
-    edge = tuple(a for a in parts.agents if a != cloud.owner)
-    run = _Run(parts, cloud.owner, edge, settings)
+    # phases 1 and 2 (rho scaled by the sides' largest cost and target coefficients, which they sent)
+    scale = max(1.0, max(float(heard[a, "cost_scale", ""][0]) for a in parts.agents))
+    weight = max(1.0, max(float(heard[a, "target_scale", ""][0]) for a in parts.agents))
+    edge = tuple(a for a in parts.agents if a != owner)
+    run = _Run(parts, owner, edge, settings)
     rho = settings.rho * scale
-    agents = [_Agent(sub, side.E, side.e0, rho, 0.0) for sub, side in zip(parts.subproblems, sides)]
+    for a in parts.agents:
+        calls[a]("dispatch", rho)
+    agents = [_Answering(sub, calls[sub.agent]) for sub in parts.subproblems]
     first = run.admm(agents, rho, None, balance=True)
     dispatched = len(run.primal)
-    if not first:
-        raise GridError(COMMAND_LINE, f"the dispatch from the parts did not converge in {dispatched} iterations (imbalance {run.primal[-1]:.3g} p.u.)", "raise max_iter or rho")
-    lam = agents[0].solver.weight * run.u  # the prices rho u, at the rho residual balancing ended with
-    faces, shifted = [], []
-    for sub, side, x in zip(parts.subproblems, sides, run.x):
-        sense, lb, ub = _face(sub, sub.c + sub.C.T @ lam[sub.rows], settings.face_tol, x)
-        faces.append(replace(sub, sense=sense, lb=lb, ub=ub, c=np.zeros_like(sub.c)))
-        minus = np.array([alone_of[name, side.agent] if kind == "cost" else 0.0 for kind, name in side.what])
-        shifted.append(side.e0 - minus)
-    weight = max(1.0, max(float(abs(s.E).max()) if s.E.nnz else 0.0 for s in sides))
+    if not first:  # faces at prices not reached mean nothing: no settlement, and why
+        why = f"the settlement's dispatch from the parts did not converge in {dispatched} iterations (imbalance {run.primal[-1]:.3g} p.u.): no settlement"
+        return PartsSettlement((), (), tuple(log + run.log), False, dispatched, 0, float(run.primal[-1]), (why,))
+    lam = agents[0].rho * run.u  # the prices rho u, at the rho residual balancing ended with
     rho2 = settings.rho * weight**2
-    agents = [_Agent(sub, side.E, e0, rho2, 1.0) for sub, side, e0 in zip(faces, sides, shifted)]
+    for sub in parts.subproblems:
+        if sub.agent != owner:
+            log.append(Message(run.k, owner, sub.agent, "price", lam[sub.rows]))
+        calls[sub.agent]("select", lam[sub.rows], rho2, settings.face_tol, operator_alone if sub.agent == owner else None)
     run.reset()
     second = run.admm(agents, rho2, None, balance=BALANCE)
     log += run.log
-
-    # each side's numbers at the point
-    at: dict[tuple[str, str, str], np.ndarray] = {}  # (agent, kind, market or game) -> what it reports
-    k = run.k + 1
-    for side, x in zip(sides, run.x):
-        values = side.E @ x + side.e0
-        mine = {(kind, name): np.array([v]) for (kind, name), v in zip(side.what, values) if kind in ("cost", "fees", "sold")}
-        mine.update({("net_import", name): N @ x + n0 for name, (N, n0) in side.net.items()})
-        at.update({(side.agent, kind, name): v for (kind, name), v in mine.items()})
-        if side.agent != cloud.owner:
-            log += [Message(k, side.agent, cloud.owner, kind, v) for (kind, _), v in mine.items()]
+    for a in parts.agents:
+        hear(a, calls[a]("report"), run.k + 1)
+    at = heard
 
     settlements = []
-    for block in cloud_built.markets:
+    for block in built.markets:
         mk = block.market
         n = len(mk.members)
         cost = np.array([at[a, "cost", mk.name][0] for a in mk.members])
@@ -323,7 +405,7 @@ def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str
         powers, contribution, messages = mk.powers, None, []
         if mk.power_rule == "contribution":
             unit = 1.0 / case.system.base.factor("MW")[0]
-            energy = contribution = np.maximum(np.array([at[a, "sold", mk.name][0] for a in mk.members]) / _contribution_value(cloud_built, mk), 0.0) * unit
+            energy = contribution = np.maximum(np.array([at[a, "sold", mk.name][0] for a in mk.members]) / _contribution_value(built, mk), 0.0) * unit
             powers = energy / energy.sum() if energy.sum() > 0 else np.full(n, 1.0 / n)
         surplus, gain, payment = nash_payments(cost, d, powers)
         if surplus < 0:
@@ -331,7 +413,7 @@ def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str
         settlements.append(Settlement(mk.name, mk.members, powers, cost, fees, d, surplus, gain, payment, float(fees.sum()), tuple(messages),
                                       pairwise=nash.pairwise(payment) if np.isfinite(payment).all() else None, contribution=contribution))
     games = []
-    for block in cloud_built.games:
+    for block in built.games:
         g = block.game
         a = AloneGame(np.array([alone_of[g.name, p] for p in g.prosumers]), alone_of[g.name, g.operator], np.array([schedules[g.name, p] for p in g.prosumers]))
         cost = np.array([at[p, "cost", g.name][0] for p in g.prosumers])
@@ -340,3 +422,99 @@ def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str
     messages = () if second else (f"the selection of the settlement point from the parts did not converge in {len(run.primal)} iterations (imbalance {run.primal[-1]:.3g} p.u.): the settlement may differ from the central one",)
     return PartsSettlement(tuple(settlements), tuple(games), tuple(log), bool(second), dispatched, len(run.primal) - dispatched, float(run.primal[-1]), messages)
 
+
+def local_call(side: SettleSide):
+    """Ask a side in this process."""
+    return lambda method, *args: getattr(side, method)(*args)
+
+
+def check_cloud(cloud_path: Path, formulation: str | None = None) -> Built:
+    """The cloud view, refused (a GridError) if the parts cannot settle it."""
+    _, cloud_built = cloud_view(cloud_path, formulation)
+    for block in cloud_built.markets:
+        _no_fee_collector(block.market)
+    check_linear(cloud_built, "the cloud's")
+    return cloud_built
+
+
+def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str | None = None, settings: Settings = SETTINGS) -> PartsSettlement:
+    """Every market's and game's settlement of a case in parts, each side on its own model
+    (see the module doc); in one process, but nothing but the logged messages crosses."""
+    cloud_built = check_cloud(cloud_path, formulation)
+    cloud = compile_cloud(cloud_path, formulation)
+    compiled = [compile_agent_built(Path(p), formulation) for p in agent_paths]
+    for side, built in compiled:
+        check_linear(built, f"'{side.agent}''s")
+    parts = join(cloud, [s for s, _ in compiled])
+    views = {cloud.owner: cloud_built, **{s.agent: b for s, b in compiled}}
+    paths = {s.agent: Path(p) for (s, _), p in zip(compiled, agent_paths)}
+
+    def island(agent: str):
+        if agent == cloud.owner:
+            return lambda: cloud_alone_cost(cloud_path, formulation).cost
+        return lambda: alone_cost(paths[agent], formulation).cost
+
+    calls = {sub.agent: local_call(SettleSide(views[sub.agent], sub, island(sub.agent))) for sub in parts.subproblems}
+    return coordinate(cloud_built, parts, calls, settings)
+
+
+def summary(ps: PartsSettlement) -> list[str]:
+    """The settlement as the lines ``gridlang cloud`` prints: per market and game, every
+    agent's cost, cost alone, gain and payment, and the surplus."""
+    lines = [f"settlement from the parts: dispatch {ps.dispatch_iterations} + selection {ps.selection_iterations} iterations, imbalance {ps.primal:.2e} p.u., "
+             f"{len(ps.log)} messages (prices, powers and per-side numbers only)"]
+    for s in ps.settlements:
+        lines.append(f"market {s.market}: surplus {s.surplus:,.4f}, payments sum to {s.budget_balance:.2e}")
+        for i, a in enumerate(s.agents):
+            lines.append(f"  {a}: cost {s.cost[i]:,.4f} (fees {s.fees_paid[i]:,.4f}), alone {s.disagreement[i]:,.4f}, gain {s.gain[i]:,.4f}, pays {s.payment[i]:,.4f}, final cost {s.cost[i] + s.payment[i]:,.4f}")
+    for g in ps.games:
+        lines.append(f"game {g.game}: surplus {g.surplus:,.4f}; operator {g.operator}: gain {g.operator_gain:,.4f}")
+        for i, a in enumerate(g.prosumers):
+            lines.append(f"  {a}: cost {g.cost[i]:,.4f}, alone {g.alone[i]:,.4f}, gain {g.gain[i]:,.4f}")
+    return lines
+
+
+def settling(cloud_path: Path, formulation: str | None, wanted: bool | None) -> tuple[bool, str]:
+    """Whether ``gridlang cloud`` settles, and why not: asked for (``wanted`` True), a case
+    the parts cannot settle is refused (a GridError); by default (None) it settles when the
+    case has a market or game and can be settled, and says why not otherwise."""
+    if wanted is False:
+        return False, ""
+    _, built = cloud_view(cloud_path, formulation)
+    if not has_settlement(built):
+        if wanted:
+            raise GridError(COMMAND_LINE, "--settle: the cloud file declares no market and no game to settle", "leave --settle out, or declare a market or game in the cloud file")
+        return False, ""
+    try:
+        check_cloud(cloud_path, formulation)
+    except GridError as exc:
+        if wanted:
+            raise
+        return False, f"{exc.message} ({exc.hint})"
+    return True, ""
+
+
+def write_settlement(ps: PartsSettlement, path: Path) -> None:
+    """The settlement as JSON (every market's and game's money per agent), written atomically."""
+    import json
+
+    from gridlang.io.results import write_atomic
+
+    def row(names, **columns):
+        return {a: {k: float(v[i]) for k, v in columns.items()} for i, a in enumerate(names)}
+
+    data = {
+        "written by gridlang": "settlement from the parts",
+        "converged": ps.converged,
+        "iterations": {"dispatch": ps.dispatch_iterations, "selection": ps.selection_iterations},
+        "imbalance_pu": ps.primal,
+        "markets": {s.market: {"surplus": s.surplus, "budget_balance": s.budget_balance,
+                               "agents": row(s.agents, power=s.powers, cost=s.cost, fees_paid=s.fees_paid, alone=s.disagreement, gain=s.gain, payment=s.payment)}
+                    for s in ps.settlements},
+        "games": {g.game: {"surplus": g.surplus, "operator": g.operator, "operator_cost": g.operator_cost, "operator_alone": g.operator_alone, "operator_gain": g.operator_gain,
+                           "prosumers": row(g.prosumers, cost=g.cost, alone=g.alone, gain=g.gain, final=g.final)}
+                  for g in ps.games},
+        "messages": list(ps.messages),
+    }
+    text = json.dumps(data, indent=1)
+    write_atomic(Path(path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
