@@ -336,29 +336,107 @@ def decomposed(text: str, settings: dict[str, Any], record: int) -> tuple[dict[s
     return out, run
 
 
-def in_workers(text: str, settings: dict[str, Any], workers: int) -> dict[str, Any]:
-    """The same ADMM run with the ``processes`` executor, agents batched into
-    ``workers`` processes: per-iteration wall time over iterations 2..n (the
-    first also starts the workers and builds every model) and the executor's
-    start-up (built and ready, before the clock of the run)."""
+def free_cores(seconds: float = 0.3) -> float:
+    """Cores free for this job now: two CPU-bound processes side by side against one
+    alone (2.0: both cores free; 1.0: only one, e.g. another job holds the other)."""
+    import multiprocessing as mp
+
+    def spin(n: int) -> None:
+        x = 0
+        for i in range(n):
+            x += i
+
+    n = 1
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds / 4:  # calibrate: a loop of about ``seconds``
+        n *= 2
+        t0 = time.perf_counter()
+        spin(n)
+    n = int(n * seconds / max(time.perf_counter() - t0, 1e-6))
+    ctx = mp.get_context("fork")
+    t0 = time.perf_counter()
+    spin(n)
+    alone = time.perf_counter() - t0
+    procs = [ctx.Process(target=spin, args=(n,)) for _ in range(2)]
+    t0 = time.perf_counter()
+    for q in procs:
+        q.start()
+    for q in procs:
+        q.join()
+    return min(2.0, 2 * alone / (time.perf_counter() - t0))
+
+
+def in_workers(text: str, settings: dict[str, Any], workers: int, repeat: int = 3) -> dict[str, Any]:
+    """The same ADMM run serially and with the ``processes`` executor (agents batched
+    into ``workers`` processes), one after the other ``repeat`` times, the probes of
+    measurement 1 removed (a forked worker would inherit them): per-iteration wall
+    time over iterations 2..n (the first also builds every model), medians.  From the
+    workers' own clocks (``ProcessExecutor.timing``): the exchange per iteration
+    (round trip minus the slowest worker's time on the request) and the workers'
+    CPU / wall (below 1: a worker waited for a core).  ``free`` is :func:`free_cores`
+    measured before each pair.  ``cpu_estimate``: the ratio two free cores would give,
+    from CPU clocks (a model, not a measurement): the coordinator's CPU per iteration
+    (this process, between progress calls) plus the busiest worker's CPU on its
+    request, over the serial run's CPU per iteration.  The executor's start-up
+    (built and ready) apart."""
     import gridlang
     from gridlang import decompose
+    from gridlang.decompose import executors
     from gridlang.decompose.executors import ProcessExecutor
     from gridlang.decompose.split import split
 
-    built = gridlang.load(text).built
-    t0 = time.perf_counter()
-    pool = ProcessExecutor(split(built).subproblems, workers)
-    pool.ready()
-    startup = time.perf_counter() - t0
-    pool.close()
-    t0 = time.perf_counter()
-    result, run = decompose.solve(built, "admm", "processes", workers=workers, **settings)
-    wall = time.perf_counter() - t0
-    it_wall = np.diff([s.seconds for s in run.trace], prepend=0.0)
-    steady = it_wall[1:] if run.iterations > 1 else it_wall
-    return {"workers": len(pool.workers), "startup_s": startup, "wall_s": wall, "iterations": run.iterations, "status": run.status,
-            "objective": float(result.objective), "wall_per_iter_s": float(np.median(steady)), "first_iteration_s": float(it_wall[0])}
+    PROBE.uninstall()
+    try:
+        built = gridlang.load(text).built
+        t0 = time.perf_counter()
+        pool = ProcessExecutor(split(built).subproblems, workers)
+        pool.ready()
+        startup = time.perf_counter() - t0
+        count, start = len(pool.workers), pool.start
+        pool.close()
+        pools: list = []
+        original = ProcessExecutor.close
+
+        def close(self) -> None:
+            pools.append(self)
+            original(self)
+
+        def per_iteration(run) -> tuple[float, float]:
+            it_wall = np.diff([s.seconds for s in run.trace], prepend=0.0)
+            return float(np.median(it_wall[1:] if run.iterations > 1 else it_wall)), float(it_wall[0])
+
+        def cpu_per_iteration(clock: list[float]) -> float:
+            return float(np.median(np.diff(clock)[1:])) if len(clock) > 2 else float("nan")
+
+        reps = []
+        for _ in range(repeat):
+            free = free_cores()
+            load = os.getloadavg()[0]
+            s_clock: list[float] = [time.process_time()]
+            _, s_run = decompose.solve(gridlang.load(text).built, "admm", "serial", progress=lambda step: s_clock.append(time.process_time()), **settings)
+            ProcessExecutor.close = close
+            p_clock: list[float] = []
+            try:
+                t0 = time.perf_counter()
+                p_clock.append(time.process_time())
+                result, run = decompose.solve(gridlang.load(text).built, "admm", "processes", workers=workers, progress=lambda step: p_clock.append(time.process_time()), **settings)
+                wall = time.perf_counter() - t0
+            finally:
+                ProcessExecutor.close = original
+            timing = pools[-1].timing[1:]
+            worker_cpu = float(np.median([max(c for _, c in busy) for _, busy in timing]))
+            estimate = (cpu_per_iteration(p_clock) + worker_cpu) / cpu_per_iteration(s_clock)
+            exchange = [trip - max(w for w, _ in busy) for trip, busy in timing]
+            cpu = [c / w for _, busy in timing for w, c in busy if w > 0]
+            (serial_it, _), (procs_it, first) = per_iteration(s_run), per_iteration(run)
+            reps.append({"free_cores": free, "load": load, "serial_per_iter_s": serial_it, "wall_per_iter_s": procs_it, "ratio": procs_it / serial_it,
+                         "first_iteration_s": first, "exchange_s": float(np.median(exchange)), "worker_cpu_share": float(np.median(cpu)), "cpu_estimate": estimate,
+                         "wall_s": wall, "iterations": run.iterations, "status": run.status, "objective": float(result.objective)})
+    finally:
+        PROBE.install()
+    med = lambda key: float(np.median([r[key] for r in reps]))
+    return {"workers": count, "start": start, "startup_s": startup, "repeats": reps, **{k: med(k) for k in reps[0] if k not in ("status", "iterations", "objective")},
+            "iterations": reps[-1]["iterations"], "status": reps[-1]["status"], "objective": reps[-1]["objective"]}
 
 
 def replay(k: int) -> dict[str, Any]:
@@ -429,7 +507,7 @@ def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
     d, _ = decomposed(text, settings, args.replay)
     r = replay(args.replay) if n <= args.replay_max else {"iterations": 0}
     d["gap"] = abs(d["objective"] - c["objective"]) / max(abs(c["objective"]), 1e-12)
-    w = in_workers(text, settings, args.workers) if args.workers else None
+    w = in_workers(text, settings, args.workers, args.worker_repeat) if args.workers else None
     return {"agents": n, "steps": args.steps, "network": args.network, "central": c, "admm": d, "replay": r, "processes": w, "peak_rss": peak_rss()}
 
 
@@ -552,18 +630,24 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
     print(f"   central = case.solve() on a compiled case ({rows[0]['central']['solver'] if rows else ''}); decomposed = decompose.solve (split, models, ADMM, results).")
     if args.workers:
         print()
-        print(f"4. The processes executor, agents batched into at most {args.workers} workers (iterations 2..n; target <= {TARGET_WORKERS:g}x serial per iteration)")
-        print(f"{'agents':>6} {'workers':>7} {'start-up':>9} {'iters':>5} {'serial/it':>9} {'procs/it':>9} {'ratio':>6} {'':4} {'it 1':>8} {'|df|/|f|':>9}")
+        print(f"4. The processes executor, agents batched into at most {args.workers} workers, against serial, {args.worker_repeat} pairs of runs one after the other "
+              f"(iterations 2..n; medians; target <= {TARGET_WORKERS:g}x serial per iteration)")
+        print(f"{'agents':>6} {'workers':>7} {'start-up':>9} {'iters':>5} {'serial/it':>9} {'procs/it':>9} {'ratio':>6} {'':4} {'exchange':>8} {'wk cpu':>6} {'cpu est':>7} {'free':>5} {'load':>5} {'it 1':>8} {'|df|/|f|':>9}")
         for row in rows:
             w, a = row["processes"], row["admm"]
-            ratio = w["wall_per_iter_s"] / a["steady"]["wall_per_iter_s"]
-            ok = ratio <= TARGET_WORKERS
-            print(f"{row['agents']:>6} {w['workers']:>7} {w['startup_s']:>8.2f}s {w['iterations']:>5} {a['steady']['wall_per_iter_s'] * 1e3:>7.1f}ms {w['wall_per_iter_s'] * 1e3:>7.1f}ms "
-                  f"{ratio:>5.2f}x {mark(ok):4} {w['first_iteration_s'] * 1e3:>6.0f}ms {abs(w['objective'] - a['objective']) / max(abs(a['objective']), 1e-12):>9.1e}")
+            ok = w["ratio"] <= TARGET_WORKERS
+            print(f"{row['agents']:>6} {w['workers']:>4} {'fk' if w['start'] == 'fork' else 'sp':>2} {w['startup_s']:>8.2f}s {w['iterations']:>5} {w['serial_per_iter_s'] * 1e3:>7.1f}ms {w['wall_per_iter_s'] * 1e3:>7.1f}ms "
+                  f"{w['ratio']:>5.2f}x {mark(ok):4} {w['exchange_s'] * 1e3:>6.2f}ms {w['worker_cpu_share']:>6.0%} {w['cpu_estimate']:>6.2f}x {w['free_cores']:>5.2f} {w['load']:>5.2f} {w['first_iteration_s'] * 1e3:>6.0f}ms "
+                  f"{abs(w['objective'] - a['objective']) / max(abs(a['objective']), 1e-12):>9.1e}")
+            print("       pairs (serial/it, procs/it, ratio, free cores): " + "; ".join(f"{r['serial_per_iter_s'] * 1e3:.1f}, {r['wall_per_iter_s'] * 1e3:.1f} ms, {r['ratio']:.2f}x, {r['free_cores']:.2f}" for r in w["repeats"]))
             if not ok and row["agents"] not in missed:
                 missed.append(row["agents"])
-        print("   start-up: workers started, each holding its batch of agents (built and ready); serial/it, procs/it: median wall per iteration;")
-        print("   it 1: the processes run's first iteration (every model built in its worker); |df|/|f|: objective against the serial run's.")
+        print("   start-up: workers started (fk: forked, sp: spawned), each holding its batch of agents (built and ready); serial/it, procs/it: wall per iteration,")
+        print("   each run without the probes of measurement 1; ratio: median of the pairs' ratios; exchange: round trip minus the slowest worker's own time on it;")
+        print("   wk cpu: the workers' CPU time / their wall time on a request (below 100 %: waiting for a core); free: cores free for this job before the pair")
+        print("   (two CPU-bound processes side by side against one alone; 2.00: both); load: the 1-minute load average; cpu est: the ratio two free cores would give,")
+        print("   from CPU clocks (coordinator's CPU per iteration + the busiest worker's, over serial's; an estimate); it 1: the first iteration of the processes run")
+        print("   (every model built in its worker); |df|/|f|: objective against measurement 1's serial run.")
     return missed
 
 
@@ -585,6 +669,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--case", type=int, metavar="N", help="print the N-agent case text and exit")
     p.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     p.add_argument("--workers", type=int, default=0, metavar="K", help="also run the processes executor with the agents in at most K workers (default 0: not run)")
+    p.add_argument("--worker-repeat", type=int, default=3, metavar="R", help="pairs of serial and processes runs for measurement 4 (default 3; medians)")
     return p.parse_args(argv)
 
 
