@@ -137,6 +137,10 @@ class Edge:
         except GridError as exc:
             return ("refused", exc.message, exc.hint)
 
+    def settle_answers(self, asked: dict) -> dict:
+        """The hosted agents' answers of one pass of the settlement's exchange, ``{agent: (price, target, rho)}``."""
+        return {a: self.settle(a, "answer", *args) for a, args in asked.items()}
+
     def node(self) -> str:
         import ray
 
@@ -296,6 +300,25 @@ def remote_call(actor, agent: str, span):
     return call
 
 
+def remote_answers(actors: Mapping[str, object], spans: Mapping):
+    """Ask one pass of the settlement's exchange of every agent at once: one call per edge actor, side by side."""
+    import ray
+
+    def ask_all(asked: Mapping[str, tuple]) -> dict:
+        by_actor: dict[object, dict] = {}
+        for a, args in asked.items():
+            by_actor.setdefault(actors[a], {})[a] = args
+        out = {}
+        for part in ray.get([x.settle_answers.remote(mine) for x, mine in by_actor.items()]):
+            for a, answer in part.items():
+                if isinstance(answer, tuple) and len(answer) == 3 and answer[0] == "refused":
+                    raise GridError(spans[a], f"the edge of '{a}' cannot settle from the parts: {answer[1]}", answer[2])
+                out[a] = answer
+        return out
+
+    return ask_all
+
+
 def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None, formulation: str | None = None, progress=None,
               checkpoint: Path | None = None, settle: bool = False, **settings) -> PartsResult:
     """The cloud's process: compile its side, meet the edges' actors on the cluster at
@@ -351,7 +374,7 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
         built = cloud_view(cloud_path, formulation)[1]
         mine = SettleSide(built, own, lambda: cloud_alone_cost(cloud_path, formulation).cost, "the cloud's")
         calls = {a: local_call(mine) if a == cloud.owner else remote_call(actors[a], a, cloud.spans[a]) for a in p.agents}
-        settlement = settle_coordinate(built, parts, calls)
+        settlement = settle_coordinate(built, parts, calls, ask_all=remote_answers(actors, cloud.spans))
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report, settlement)
 
 

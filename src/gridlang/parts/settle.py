@@ -329,20 +329,52 @@ class SettleSide:
 
 class _Answering:
     """What the exchange (:class:`gridlang.decompose.exchange._Run`) holds of a side: its
-    name and coupling rows, and a way to ask it (``call(method, *args)``)."""
+    name and coupling rows, and a way to ask it (``call(method, *args)``).  With a
+    :class:`_Pass`, the side's answer was asked together with every other side's (in parallel)
+    and is taken from there when its price, target and rho are the ones asked."""
 
-    def __init__(self, sub, call) -> None:
-        self.sub, self.call, self.rho = sub, call, 0.0
+    def __init__(self, sub, call, batch: "_Pass | None" = None) -> None:
+        self.sub, self.call, self.batch, self.rho = sub, call, batch, 0.0
 
     def answer(self, price, target, rho):
         self.rho = rho
+        if self.batch is not None:
+            found = self.batch.take(self.sub.agent, price, target, rho)
+            if found is not None:
+                return found, None
         return self.call("answer", price, target, rho), None
 
 
-def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Settings = SETTINGS) -> PartsSettlement:
+class _Pass:
+    """Every remote side's answer of an exchange pass asked at once (``ask_all({agent: (price,
+    target, rho)})``, e.g. one Ray call per edge actor): a pass's prices and targets depend only
+    on the previous pass (:class:`gridlang.decompose.exchange._Run`), so at a pass's first answer
+    they are computed for every side from the run's state and asked together.  An answer is
+    used only if its side is then asked exactly that (else it is asked again, on its own)."""
+
+    def __init__(self, run: _Run, subs, remote: set[str], ask_all) -> None:
+        self.run, self.subs, self.remote, self.ask_all = run, subs, remote, ask_all
+        self.k, self.asked, self.answers = -1, {}, {}
+
+    def take(self, agent: str, price, target, rho):
+        run = self.run
+        if self.k != run.k:
+            self.k = run.k
+            self.asked = {sub.agent: (rho * run.u[sub.rows], run.y[i] - run.ybar[sub.rows], rho) for i, sub in enumerate(self.subs) if sub.agent in self.remote}
+            self.answers = self.ask_all(self.asked) if self.asked else {}
+        if agent not in self.answers:
+            return None
+        p, t, r = self.asked[agent]
+        y = self.answers.pop(agent)
+        return y if (r == rho and np.array_equal(p, price) and np.array_equal(t, target)) else None
+
+
+def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Settings = SETTINGS, ask_all=None) -> PartsSettlement:
     """The cloud's side of the settlement (see the module doc): ``built`` the cloud view,
     ``parts`` the joined split (the owner's subproblem, the others' coupling rows),
-    ``calls[agent](method, *args)`` asks a :class:`SettleSide` (here or on its edge)."""
+    ``calls[agent](method, *args)`` asks a :class:`SettleSide` (here or on its edge);
+    ``ask_all({agent: (price, target, rho)})``, if given, asks the other sides' answers of a
+    pass at once (:class:`_Pass`)."""
     from gridlang.decompose import nash
     from gridlang.game import AloneGame, settlement
     from gridlang.settle import Settlement, _contribution_value, nash_payments
@@ -376,7 +408,8 @@ def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Setti
     rho = settings.rho * scale
     for a in parts.agents:
         calls[a]("dispatch", rho)
-    agents = [_Answering(sub, calls[sub.agent]) for sub in parts.subproblems]
+    batch = _Pass(run, parts.subproblems, set(edge), ask_all) if ask_all is not None else None
+    agents = [_Answering(sub, calls[sub.agent], batch) for sub in parts.subproblems]
     first = run.admm(agents, rho, None, balance=True)
     dispatched = len(run.primal)
     if not first:  # faces at prices not reached mean nothing: no settlement, and why
