@@ -3,26 +3,33 @@
 Three measurements, each printed beside its target (reported, not asserted):
 
 1. **Import.**  The wall time of ``python -c "import gridlang"`` in a fresh
-   interpreter (best of ``--repeat``), beside that of ``python -c pass`` (the
-   interpreter alone), and the modules it loads that a worker should never
-   need (linopy, xarray, pandas, scipy).  Target: <= 0.3 s.
-2. **Worker start-up.**  A bare worker (``python -m gridlang.decompose.worker``)
-   started and answering a ping: the interpreter, numpy, scipy.sparse and
-   Clarabel (target: <= 0.3 s); then, on ``--case`` (default
-   ``cases/prosumers.grid``, its agents below the network owner as ATC
-   gives them out), each executor built and ready, every worker holding its
-   batch of agents (``ProcessExecutor``/``RayExecutor`` + ``ready()``), per
-   worker.  Ray is started before the clock (``ray.init`` is not counted).
-3. **End to end.**  ``decompose.solve(built, "atc", executor)`` on a fresh
-   compile for ``serial``, ``processes`` and ``ray`` (best of ``--repeat``);
-   iterations and objectives must agree.  Target: processes and Ray no slower
-   than 1.5x serial (2 cores).
+   interpreter (median of ``--repeat``), beside that of ``python -c pass``
+   (the interpreter alone), and the modules it loads that a worker should
+   never need (linopy, xarray, pandas, scipy).  Target: <= 0.3 s.
+2. **Worker start-up.**  A worker started and answering a ping, both ways
+   (:func:`gridlang.decompose.executors.start_method`): *spawned*, a fresh
+   interpreter (``python -m gridlang.decompose.worker``: the interpreter,
+   numpy, scipy.sparse and Clarabel), and *forked* from this process (a
+   compiled case loaded, as in a real run).  Target: <= 0.3 s.  Then, on
+   ``--case`` (default ``cases/prosumers.grid``, its agents below the network
+   owner as ATC gives them out), each executor built and ready, every worker
+   holding its batch of agents, per worker; Ray on a Ray already started.
+3. **End to end.**  ``decompose.solve(built, "atc", executor, workers=W)``
+   on a fresh compile (W: ``--workers``, default the cores, always given, so
+   that a small case is not run serially instead), ``--repeat`` rounds, the
+   executors one after the other in each round, medians: ``serial``,
+   ``processes`` forked, ``processes`` spawned (``GRIDLANG_WORKER_START=spawn``),
+   ``ray`` warm (on a local Ray started before the clock: a user running
+   several solves) and ``ray`` cold (``--cold`` runs on no Ray: ``ray.init``,
+   the actors and ``ray.shutdown`` counted).  Iterations and objectives must
+   agree.  Target: processes and Ray no slower than 1.5x serial (2 cores).
+   The 1-minute load average is printed before and after.
 
 Usage::
 
     python benchmarks/startup.py                   # everything
     python benchmarks/startup.py --no-ray          # without Ray
-    python benchmarks/startup.py --workers 4 --repeat 3
+    python benchmarks/startup.py --workers 4 --repeat 5 --cold 2
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -72,78 +80,151 @@ def bare_worker() -> float:
     return elapsed
 
 
+def forked_worker() -> float:
+    """Seconds from forking a worker (no agents) to its first answer."""
+    from gridlang.decompose.executors import _Worker
+
+    t0 = time.perf_counter()
+    w = _Worker({}, fork=True)
+    w.send(("ping",))
+    w.recv()
+    elapsed = time.perf_counter() - t0
+    w.close()
+    return elapsed
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--case", default=str(ROOT / "cases" / "prosumers.grid"))
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--cold", type=int, default=1, help="runs of Ray cold (ray.init counted; default 1)")
     ap.add_argument("--workers", type=int, default=None, help="workers per executor (default: the cores)")
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    out: dict = {"cores": os.cpu_count()}
+    workers = args.workers or os.cpu_count() or 1
+    out: dict = {"cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    print(f"load average before: {out['load_before']:.2f} (1 min), {os.cpu_count()} cores")
 
-    base = min(fresh("pass")[0] for _ in range(args.repeat))
+    base = med([fresh("pass")[0] for _ in range(args.repeat)])
     runs = [fresh("import gridlang") for _ in range(args.repeat)]
-    imp, heavy = min(r[0] for r in runs), runs[0][1]
-    worker = min(bare_worker() for _ in range(args.repeat))
-    out.update(interpreter=base, import_gridlang=imp, heavy_loaded=heavy, worker_ready=worker)
+    imp, heavy = med([r[0] for r in runs]), runs[0][1]
+    spawned = med([bare_worker() for _ in range(args.repeat)])
+    out.update(interpreter=base, import_gridlang=imp, heavy_loaded=heavy, worker_ready_spawned=spawned)
     print(f"1. import gridlang: {imp:.3f} s (interpreter alone {base:.3f} s; heavy modules loaded: {', '.join(heavy) or 'none'})  target <= 0.3 s  {verdict(imp, 0.3)}")
-    print(f"2. a bare worker ready: {worker:.3f} s  target <= 0.3 s  {verdict(worker, 0.3)}")
 
     import gridlang
     from gridlang import decompose
+    from gridlang.decompose import executors
     from gridlang.decompose.executors import ProcessExecutor, RayExecutor, SerialExecutor, batches
     from gridlang.decompose.split import split
 
-    executors = ["serial", "processes"]
+    built = gridlang.load(args.case).built  # loaded first: a fork copies a process that has compiled a case
+    method, why = executors.start_method()
+    forked = med([forked_worker() for _ in range(args.repeat)]) if method == "fork" else float("nan")
+    out["worker_ready_forked"] = forked
+    print(f"2. a worker ready: spawned {spawned:.3f} s, forked {forked:.4f} s  target <= 0.3 s  {verdict(min(spawned, forked), 0.3)} (start method here: {method}: {why})")
+
+    ray = None
     if not args.no_ray:
         try:
             import ray
-
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-            executors.append("ray")
         except ImportError:
             print("   (Ray is not installed: left out)")
 
-    built = gridlang.load(args.case).built
     upper = built.case.network_owner
     subs = tuple(s for s in split(built).subproblems if s.agent != upper)
-    n_workers = len(batches(subs, args.workers))
-    rows = []
-    for name in executors:
-        kind = {"serial": SerialExecutor, "processes": ProcessExecutor, "ray": RayExecutor}[name]
-        best = float("inf")
+    n_workers = len(batches(subs, workers))
+
+    def ready(name: str) -> float:
+        t0 = time.perf_counter()
+        if name == "serial":
+            pool = SerialExecutor(subs)
+        elif name == "ray":
+            pool = RayExecutor(subs, workers=workers)
+        else:
+            pool = ProcessExecutor(subs, workers, start=name.split()[-1])
+        pool.ready()
+        elapsed = time.perf_counter() - t0
+        pool.close()
+        return elapsed
+
+    def end_to_end(name: str):
+        b = gridlang.load(args.case).built
+        executors.START = name.split()[-1] if name.startswith("processes") else "auto"
+        kind = name.split()[0]
+        t0 = time.perf_counter()
+        if kind == "serial":
+            result, run = decompose.solve(b, "atc", "serial")
+        elif name == "ray cold":
+            result, run = decompose.solve(b, "atc", "ray", address="local", workers=workers)
+        else:
+            result, run = decompose.solve(b, "atc", kind, workers=workers)
+        executors.START = "auto"
+        return time.perf_counter() - t0, result, run
+
+    names = ["serial", "processes fork", "processes spawn"]
+    times: dict[str, list[float]] = {n: [] for n in names}
+    ready_s: dict[str, list[float]] = {n: [] for n in names}
+    last: dict = {}
+    for _ in range(args.repeat):  # rounds: every executor once per round, so that a change of load touches them all
+        for name in names:
+            ready_s[name].append(ready(name))
+            t, result, run = end_to_end(name)
+            times[name].append(t)
+            last[name] = (result, run)
+    if ray is not None:
+        cold = []
+        for _ in range(args.cold):  # before Ray is started here
+            t, result, run = end_to_end("ray cold")
+            cold.append(t)
+            last["ray cold"] = (result, run)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)  # our own Ray, not a cluster another job started here
+        first, _, _ = end_to_end("ray warm")  # the actors start once for the session; later runs take them
+        names += ["ray warm", "ray cold"]
+        times["ray warm"], ready_s["ray warm"] = [], []
         for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            pool = kind(subs) if name == "serial" else kind(subs, workers=args.workers)
-            pool.ready()
-            best = min(best, time.perf_counter() - t0)
-            pool.close()
-        per = best / (1 if name == "serial" else n_workers)
-        rows.append([name, str(len(subs)), "-" if name == "serial" else str(n_workers), f"{best:.3f}", f"{per:.3f}"])
-        out.setdefault("executor_ready", {})[name] = best
-    print(f"   executors on {Path(args.case).name} ({len(subs)} agents below '{upper}'), built and ready:")
+            ready_s["ray warm"].append(ready("ray"))
+            t, result, run = end_to_end("ray warm")
+            times["ray warm"].append(t)
+            last["ray warm"] = (result, run)
+        times["ray cold"] = cold
+        out["ray_first_warm_run"] = first
+
+    rows = []
+    for name in names:
+        if name in ready_s:
+            per = med(ready_s[name]) / (1 if name == "serial" else n_workers)
+            rows.append([name, str(len(subs)), "-" if name == "serial" else str(n_workers), f"{med(ready_s[name]):.3f}", f"{per:.3f}"])
+    out["executor_ready"] = {n: med(v) for n, v in ready_s.items()}
+    print(f"   executors on {Path(args.case).name} ({len(subs)} agents below '{upper}'), built and ready (median of {args.repeat}):")
     print(grid_table(["executor", "agents", "workers", "ready s", "per worker s"], rows))
 
-    rows, times, loops = [], {}, {}
-    for name in executors:
-        best, result, run = float("inf"), None, None
-        for _ in range(args.repeat):
-            b = gridlang.load(args.case).built
-            t0 = time.perf_counter()
-            result, run = decompose.solve(b, "atc", name, workers=args.workers) if name != "serial" else decompose.solve(b, "atc", name)
-            best = min(best, time.perf_counter() - t0)
-        times[name] = best
-        loops[name] = run.trace[-1].seconds
-        ratio = best / times["serial"]
+    serial = med(times["serial"])
+    rows = []
+    for name in names:
+        result, run = last[name]
+        t = med(times[name])
+        ratio = t / serial
         target = "" if name == "serial" else f"<= 1.5x  {verdict(ratio, 1.5)}"
-        rows.append([name, f"{best:.3f}", f"{ratio:.2f}x", target, f"{loops[name]:.3f}", f"{loops[name] / loops['serial']:.2f}x", str(run.iterations), run.status, f"{result.objective:.6f}"])
-    out["end_to_end"], out["loop"] = times, loops
-    print(f"3. end to end, decompose.solve(built, 'atc', executor) on {Path(args.case).name}, {os.cpu_count()} cores (loop: the ATC iterations alone, workers started):")
-    print(grid_table(["executor", "s", "vs serial", "target", "loop s", "loop vs serial", "iterations", "status", "objective"], rows))
-    if "ray" in executors:
-        import ray
-
+        loop = run.trace[-1].seconds
+        spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
+        rows.append([name, str(len(times[name])), f"{t:.3f}", spread, f"{ratio:.2f}x", target, f"{loop:.3f}", str(run.iterations), run.status, f"{result.objective:.6f}"])
+    out["end_to_end"] = {n: times[n] for n in names}
+    print(f"3. end to end, decompose.solve(built, 'atc', executor, workers={workers}) on {Path(args.case).name}, {os.cpu_count()} cores (medians; loop: the ATC iterations of the last run):")
+    print(grid_table(["executor", "runs", "median s", "range s", "vs serial", "target", "loop s", "iterations", "status", "objective"], rows))
+    if "ray_first_warm_run" in out:
+        print(f"   ray warm: the first run on the started Ray took {out['ray_first_warm_run']:.3f} s (its actors start and import gridlang); the runs above take them over")
+    objectives = {round(last[n][0].objective, 6) for n in names}
+    if len(objectives) != 1:
+        print(f"   MISMATCH: the executors' objectives differ: {sorted(objectives)}")
+    out["load_after"] = os.getloadavg()[0]
+    print(f"load average after: {out['load_after']:.2f}")
+    if ray is not None and ray.is_initialized():
         ray.shutdown()
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))

@@ -9,8 +9,9 @@ agents' models and solving them in a loop at every iteration, so a thousand
 agents are a few processes, not a thousand.  A worker receives its agents'
 subproblems once, with their conic rows assembled here (:func:`local.prepare`),
 and then only targets; it returns only contributions.  On Linux a worker is
-this process forked (:func:`start_method`): it is ready in milliseconds and
-already holds its agents (nothing is pickled or sent); elsewhere, or when
+this process forked (:func:`start_method`): it is ready in milliseconds,
+already holds its agents (nothing is pickled or sent) and assembles their
+rows itself, the workers side by side; elsewhere, or when
 forking is not safe here, it is a fresh interpreter importing
 :mod:`gridlang.decompose.worker` (about 0.25 s) sent its agents pickled.  A worker that dies
 (``kill(agent)`` kills the one holding that agent) is started again from its
@@ -129,7 +130,7 @@ class SerialExecutor:
 class _Worker:
     """One worker process (:mod:`gridlang.decompose.worker`) and its two pipes."""
 
-    def __init__(self, payload: dict[str, tuple[Subproblem, Form]] | None = None, fork: bool = False) -> None:
+    def __init__(self, payload: dict[str, tuple[Subproblem, Form | None]] | None = None, fork: bool = False) -> None:
         """Started now: forked holding ``payload`` when ``fork``, else a fresh interpreter
         that gets its agents by :meth:`send_agents`."""
         self.payload = payload
@@ -274,8 +275,8 @@ class ProcessExecutor:
         started = list(started or ())
         self.start, self.why = ("spawn", "workers were spawned before the split") if started else start_method(start)
         self.groups: list[dict[str, tuple[Subproblem, Form]]] = []
-        if self.start == "fork":  # every batch assembled first, then forked: each worker inherits its agents
-            self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in grouped]
+        if self.start == "fork":  # forked at once: each worker inherits its agents and assembles their rows itself, side by side
+            self.groups = [{s.agent: (s, None) for s in group} for group in grouped]
             self.workers = [_Worker(group, fork=True) for group in self.groups]
         else:
             self.workers = (started + [_Worker() for _ in range(len(grouped) - len(started))])[: len(grouped)]  # started first: they import while the rows are assembled here
@@ -298,6 +299,8 @@ class ProcessExecutor:
             self.restarts[a] += 1
             self._costs.pop(a, None)  # a fresh model is at zero until it solves again
         fork = self.start == "fork" and start_method("auto")[0] == "fork"  # still safe now?
+        if not fork:  # a spawned worker needs the rows assembled here
+            self.groups[g] = {a: (sub, form or prepare(sub)) for a, (sub, form) in self.groups[g].items()}
         self.workers[g] = _Worker(self.groups[g], fork=fork)  # fresh models; the next solve warm-starts nothing but loses nothing
         self.workers[g].send_agents()
 
@@ -410,8 +413,8 @@ _HOST = None  # the actor class, made once
 
 class RayExecutor:
     """Ray actors, each holding a batch of agents (:func:`batches`, at most
-    ``workers``, default the cores), on the cluster at ``address`` or on a
-    local Ray started here (and stopped by :meth:`close`).  On a Ray the user
+    ``workers``, default the cores), on the cluster at ``address`` (else
+    ``RAY_ADDRESS``) or on a local Ray started here (and stopped by :meth:`close`).  On a Ray the user
     started, the actors stay after :meth:`close` (holding nothing) and the
     next run takes them: a second solve does not start processes or import
     gridlang again.  An actor that dies is restarted by Ray (``max_restarts``),
@@ -425,8 +428,8 @@ class RayExecutor:
             raise GridError(WHERE, "the ray executor needs Ray", "pip install 'gridlang[ray]'") from None
         self.ray = ray
         self.started = not ray.is_initialized()
-        if self.started:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if self.started:  # "local": a Ray of our own, not a cluster some other job left in /tmp/ray (ray.init's default would join it)
+            ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
         context = ray.get_runtime_context()
         self.session = f"{context.get_session_name()}/{context.get_job_id()}"
         self.run = next(_RUNS)
