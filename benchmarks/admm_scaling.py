@@ -381,7 +381,6 @@ def in_workers(text: str, settings: dict[str, Any], workers: int, repeat: int = 
     (built and ready) apart."""
     import gridlang
     from gridlang import decompose
-    from gridlang.decompose import executors
     from gridlang.decompose.executors import ProcessExecutor
     from gridlang.decompose.split import split
 

@@ -6,14 +6,15 @@ for the whole run, and answers ``solve_all(targets, rho) -> {agent: y}``.
 batch the agents into at most ``workers`` persistent workers (default: the
 number of cores; :func:`batches` balances them by size), each holding its
 agents' models and solving them in a loop at every iteration, so a thousand
-agents are a few processes, not a thousand.  A worker receives its agents'
-subproblems once, with their conic rows assembled here (:func:`local.prepare`),
-and then only targets; it returns only contributions.  On Linux a worker is
-this process forked (:func:`start_method`): it is ready in milliseconds,
-already holds its agents (nothing is pickled or sent) and assembles their
-rows itself, the workers side by side; elsewhere, or when
-forking is not safe here, it is a fresh interpreter importing
-:mod:`gridlang.decompose.worker` (about 0.25 s) sent its agents pickled.  A worker that dies
+agents are a few processes, not a thousand.  On Linux a worker is this
+process forked (:func:`start_method`): ready in milliseconds, it holds its
+agents' subproblems from the start (nothing is pickled or sent) and
+assembles their conic rows itself (:func:`local.prepare`), the workers side
+by side.  Elsewhere, or when a fork is not safe here, it is a fresh
+interpreter importing :mod:`gridlang.decompose.worker` only (about 0.25 s
+idle, 0.5 s on a loaded machine), sent its agents once, pickled, with their
+rows assembled here.  Then a worker gets only targets and returns only
+contributions.  A worker that dies
 (``kill(agent)`` kills the one holding that agent) is started again from its
 agents' subproblems and the pending solve is asked again (the coordinator
 holds the state), and the iteration goes on.
@@ -66,6 +67,8 @@ def start_method(start: str | None = None) -> tuple[str, str]:
     libraries are not fork-safe), with no Python thread besides this one (one
     could hold the import lock or a logging lock) and without Ray started here
     (its gRPC threads); rich's progress-line thread is allowed (:func:`_harmless`).
+    Threads started outside :mod:`threading` (execnet's, native pools) are not
+    seen here; a forked worker touches none of their locks.
     The child imports nothing (:mod:`~gridlang.decompose.worker` is loaded here)
     and reports a failure with ``os.write``, not through ``sys.stderr``.  The native threads of numpy's OpenBLAS and of polars
     (loaded by linopy) are idle pools that the child never uses (OpenBLAS also
@@ -198,7 +201,7 @@ class _Forked:
     """A worker forked from this process, serving ``payload`` on the pipe ends
     ``read``/``write`` (the :class:`subprocess.Popen` methods :class:`_Worker` uses)."""
 
-    def __init__(self, payload: dict[str, tuple[Subproblem, Form]], read: int, write: int, mine: tuple[int, int]) -> None:
+    def __init__(self, payload: dict[str, tuple[Subproblem, Form | None]], read: int, write: int, mine: tuple[int, int]) -> None:
         gc.freeze()  # the objects inherited are not the child's to collect: its garbage collector leaves them (and their pages) alone
         try:
             with warnings.catch_warnings():  # Python 3.12 warns of any native thread; those here are judged by start_method
@@ -255,7 +258,7 @@ def spawn(count: int) -> list[_Worker]:
     """``count`` worker processes started now, without agents yet (they import while the
     caller splits the case and assembles the agents' rows; :class:`ProcessExecutor` takes them).
     None when workers are forked (:func:`start_method`): a fork is ready at once, and is
-    made once the agents' rows are assembled, so that it holds them."""
+    made once the case is split, so that it holds its agents from the start."""
     if start_method()[0] == "fork":
         return []
     return [_Worker() for _ in range(count)]
@@ -274,7 +277,7 @@ class ProcessExecutor:
         grouped = batches(subproblems, workers)
         started = list(started or ())
         self.start, self.why = ("spawn", "workers were spawned before the split") if started else start_method(start)
-        self.groups: list[dict[str, tuple[Subproblem, Form]]] = []
+        self.groups: list[dict[str, tuple[Subproblem, Form | None]]] = []  # a forked worker's forms: None, assembled there
         if self.start == "fork":  # forked at once: each worker inherits its agents and assembles their rows itself, side by side
             self.groups = [{s.agent: (s, None) for s in group} for group in grouped]
             self.workers = [_Worker(group, fork=True) for group in self.groups]
