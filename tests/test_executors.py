@@ -16,7 +16,7 @@ import pytest
 import gridlang
 from gridlang import decompose
 from gridlang.decompose import executors
-from gridlang.decompose.executors import ProcessExecutor, start_method
+from gridlang.decompose.executors import ProcessExecutor, start_cost, start_method
 from gridlang.decompose.split import split
 from gridlang.errors import GridError
 from conftest import CASES
@@ -132,12 +132,14 @@ def test_start_method_forks_only_when_safe(monkeypatch) -> None:
     if not os.uname().sysname == "Linux":
         pytest.skip("fork is used on Linux only")
     assert start_method("auto") == ("fork", "Linux, no other Python thread, no Ray")
+    assert start_cost("processes") is None and start_cost("serial") is None
     stop = threading.Event()
     busy = threading.Thread(target=stop.wait, name="busy")
     busy.start()
     try:
         method, why = start_method("auto")
         assert method == "spawn" and "busy" in why
+        assert "spawned" in start_cost("processes") and "busy" in start_cost("processes")
         with pytest.raises(GridError, match="workers cannot be forked: other Python threads are running"):
             start_method("fork")
         pool = ProcessExecutor(subs_below_owner("prosumers"), 2)  # falls back to spawn and works
@@ -188,3 +190,12 @@ def test_ray_actors_stay_for_the_next_run_and_a_killed_one_gets_its_agents_again
         assert got.objective == pytest.approx(expected.objective, rel=1e-6)
     finally:
         ray.shutdown()
+
+
+def test_starting_ray_here_is_costly_and_says_so() -> None:
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        pytest.skip("Ray is running in this process")
+    assert start_cost("ray") == "Ray is not running, and starting it here takes 7-9 s"

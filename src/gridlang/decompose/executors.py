@@ -91,6 +91,23 @@ def start_method(start: str | None = None) -> tuple[str, str]:
     return "spawn", why
 
 
+def start_cost(executor: str) -> str | None:
+    """Why starting ``executor``'s workers would cost more than a small case's whole
+    serial run (about 0.3 s for prosumers.grid), or None when it is cheap: forked
+    workers are ready in about 0.01 s and Ray actors already started by an earlier
+    run on the same Ray are taken over (0.05 s); a spawned worker takes 0.25-0.5 s
+    to import, and a Ray started here 7-9 s (measured: ``benchmarks/startup.py``)."""
+    if executor == "processes":
+        method, why = start_method()
+        return None if method == "fork" else f"workers are spawned here ({why}), and a spawned worker takes 0.25-0.5 s to start"
+    if executor == "ray":
+        ray = sys.modules.get("ray")
+        if ray is None or not ray.is_initialized():
+            return "Ray is not running, and starting it here takes 7-9 s"
+        return None
+    return None
+
+
 def batches(subproblems: tuple[Subproblem, ...], workers: int | None = None) -> list[tuple[Subproblem, ...]]:
     """The agents in at most ``workers`` groups (default: the cores), largest
     subproblem first to the least loaded group (load: columns plus rows), so
