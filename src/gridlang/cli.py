@@ -506,7 +506,7 @@ def cloud(
     with _reporting(debug):
         if (address is not None) + local + serial != 1:
             raise GridError(COMMAND_LINE, "give one of --address (the cluster the edges joined), --local (start one here) or --serial (no Ray)", "e.g. gridlang cloud cloud.grid --local")
-        settle, why_not = settling(cloud_file, formulation, settle)
+        settle = settling(cloud_file, formulation, settle)
         if settlement_file is not None:
             check_file(settlement_file, "--settlement", "settlement.json")
         if serial:
@@ -523,8 +523,8 @@ def cloud(
             out.print(f"note: {note}", markup=False, highlight=False)
         for event in result.events:
             err.print(f"warning: {event}", markup=False, highlight=False)
-        if why_not:
-            out.print(f"note: no settlement from the parts: {why_not}", markup=False, highlight=False)
+        if result.unsettled:
+            out.print(f"note: no settlement from the parts: {result.unsettled}", markup=False, highlight=False)
         if result.settlement is not None:
             for line in summary(result.settlement):
                 out.print(line, markup=False, highlight=False)

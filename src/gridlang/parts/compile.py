@@ -491,6 +491,7 @@ class PartsResult:
     events: tuple[str, ...] = ()  # edges that left and rejoined during the run
     terminals: tuple[str, ...] = ()  # what each edge filled of its terminals' measurements
     settlement: object = None  # gridlang.parts.settle.PartsSettlement, when settled from the parts
+    unsettled: str = ""  # why there is no settlement from the parts, when it was tried by default and refused
 
 
 def terminal_report(joins: Sequence[Join]) -> tuple[str, ...]:
@@ -538,7 +539,7 @@ def coordinate(parts, pool, method: str, owner: str, config, progress=None) -> t
 
 
 def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None,
-                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, settle: bool = False, **settings) -> PartsResult:
+                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, settle: bool | None = False, **settings) -> PartsResult:
     """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
     process): the objective is the sum of the agents' costs at the point they reach.
     ``measurements``: a terminal CSV file per agent (the network owner's for the cloud)."""
@@ -570,13 +571,13 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
         pool.close()
     if checkpoint is not None:
         pool.finish(run.status)
-    settlement = None
-    if settle and run.status == "converged":
-        from gridlang.parts.settle import settle_parts
+    settlement, unsettled = None, ""
+    if settle is not False and run.status == "converged":  # None: settle if the parts can (else say why)
+        from gridlang.parts.settle import attempt, settle_parts
 
-        settlement = settle_parts(cloud_path, agent_paths, formulation)
+        settlement, unsettled = attempt(settle, lambda: settle_parts(cloud_path, agent_paths, formulation))
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)),
-                       terminals=terminal_report([s.join for s in sides]), settlement=settlement)
+                       terminals=terminal_report([s.join for s in sides]), settlement=settlement, unsettled=unsettled)
 
 
 @dataclass(frozen=True, slots=True)

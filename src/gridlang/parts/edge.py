@@ -132,7 +132,7 @@ class Edge:
         try:
             if agent not in self.settling:
                 path = Path(self.paths[agent])
-                self.settling[agent] = SettleSide(self.views[agent], self.placed[agent], lambda: alone_cost(path, self.formulation).cost, f"'{agent}''s")
+                self.settling[agent] = SettleSide(self.views[agent], self.placed[agent], lambda: alone_cost(path, self.formulation).cost, f"{agent}'s")
             return getattr(self.settling[agent], method)(*args)
         except GridError as exc:
             return ("refused", exc.message, exc.hint)
@@ -320,7 +320,7 @@ def remote_answers(actors: Mapping[str, object], spans: Mapping):
 
 
 def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None, formulation: str | None = None, progress=None,
-              checkpoint: Path | None = None, settle: bool = False, **settings) -> PartsResult:
+              checkpoint: Path | None = None, settle: bool | None = False, **settings) -> PartsResult:
     """The cloud's process: compile its side, meet the edges' actors on the cluster at
     ``address`` (or the Ray this process is connected to), plan, and run ATC or ADMM;
     with ``settle``, once converged, the settlement of the case's markets and games with
@@ -366,16 +366,20 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     if checkpoint is not None:
         pool.finish(run.status)
     report = terminal_report([m for m, _ in hellos.values()])
-    settlement = None
-    if settle and run.status == "converged":
-        from gridlang.parts.compile import cloud_alone_cost, cloud_view
-        from gridlang.parts.settle import SettleSide, coordinate as settle_coordinate, local_call
+    settlement, unsettled = None, ""
+    if settle is not False and run.status == "converged":  # None: settle if the parts can (else say why)
+        from gridlang.parts.compile import cloud_alone_cost
+        from gridlang.parts.settle import SettleSide, attempt, check_cloud, coordinate as settle_coordinate, local_call
 
-        built = cloud_view(cloud_path, formulation)[1]
-        mine = SettleSide(built, own, lambda: cloud_alone_cost(cloud_path, formulation).cost, "the cloud's")
-        calls = {a: local_call(mine) if a == cloud.owner else remote_call(actors[a], a, cloud.spans[a]) for a in p.agents}
-        settlement = settle_coordinate(built, parts, calls, ask_all=remote_answers(actors, cloud.spans))
-    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report, settlement)
+        def settling():
+            built = check_cloud(cloud_path, formulation)
+            mine = SettleSide(built, own, lambda: cloud_alone_cost(cloud_path, formulation).cost, "the cloud's")
+            calls = {a: local_call(mine) if a == cloud.owner else remote_call(actors[a], a, cloud.spans[a]) for a in p.agents}
+            return settle_coordinate(built, parts, calls, ask_all=remote_answers(actors, cloud.spans))
+
+        settlement, unsettled = attempt(settle, settling)
+    return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report,
+                       settlement, unsettled)
 
 
 def hosting(agents: Sequence[str], nodes: int | None = None) -> list[list[str]]:
@@ -419,7 +423,7 @@ def join_edge(paths: Sequence[Path], address: str, formulation: str | None = Non
 
 
 def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = None, nodes: int | None = None, checkpoint: Path | None = None,
-              settle: bool = False, **settings) -> PartsResult:
+              settle: bool | None = False, **settings) -> PartsResult:
     """One machine: a local cluster with a node per agent (or ``nodes`` nodes sharing
     them), each node's actor reading ``<cloud folder>/<agent>/<agent>.grid`` (as
     gridlang split writes them), and the cloud run here."""

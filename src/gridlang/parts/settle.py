@@ -268,7 +268,7 @@ class SettleSide:
     return cross; ``island`` computes its cost alone (its own assets as an island)."""
 
     def __init__(self, built: Built, sub, island, who: str | None = None) -> None:
-        check_linear(built, who or f"'{sub.agent}''s")
+        check_linear(built, who or f"{sub.agent}'s")
         self.sub, self.built, self.island = sub, built, island
         self.side = _side(built, sub.vlabels, sub.agent)
         self.alone: dict[str, float] = {}  # market or game -> its cost alone
@@ -477,7 +477,7 @@ def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str
     cloud = compile_cloud(cloud_path, formulation)
     compiled = [compile_agent_built(Path(p), formulation) for p in agent_paths]
     for side, built in compiled:
-        check_linear(built, f"'{side.agent}''s")
+        check_linear(built, f"{side.agent}'s")
     parts = join(cloud, [s for s, _ in compiled])
     views = {cloud.owner: cloud_built, **{s.agent: b for s, b in compiled}}
     paths = {s.agent: Path(p) for (s, _), p in zip(compiled, agent_paths)}
@@ -507,24 +507,32 @@ def summary(ps: PartsSettlement) -> list[str]:
     return lines
 
 
-def settling(cloud_path: Path, formulation: str | None, wanted: bool | None) -> tuple[bool, str]:
-    """Whether ``gridlang cloud`` settles, and why not: asked for (``wanted`` True), a case
-    the parts cannot settle is refused (a GridError); by default (None) it settles when the
-    case has a market or game and can be settled, and says why not otherwise."""
+def settling(cloud_path: Path, formulation: str | None, wanted: bool | None) -> bool | None:
+    """What ``gridlang cloud`` does about the settlement: nothing (False: not wanted, or no
+    market and no game by default), settle or refuse (True: asked for; a case the parts
+    cannot settle is a GridError, before any dispatch), or settle if it can (None: the
+    default for a case with a market or game; why not is then said, see :func:`attempt`)."""
     if wanted is False:
-        return False, ""
+        return False
     _, built = cloud_view(cloud_path, formulation)
     if not has_settlement(built):
         if wanted:
             raise GridError(COMMAND_LINE, "--settle: the cloud file declares no market and no game to settle", "leave --settle out, or declare a market or game in the cloud file")
-        return False, ""
+        return False
+    if wanted:
+        check_cloud(cloud_path, formulation)  # refused before the dispatch, not after
+    return wanted
+
+
+def attempt(settle: bool | None, run) -> tuple[PartsSettlement | None, str]:
+    """``run()`` the settlement: asked for (``settle`` True), a refusal is raised; by default
+    (None) a refusal is the reason there is no settlement, returned instead."""
     try:
-        check_cloud(cloud_path, formulation)
+        return run(), ""
     except GridError as exc:
-        if wanted:
+        if settle:
             raise
-        return False, f"{exc.message} ({exc.hint})"
-    return True, ""
+        return None, f"{exc.message} ({exc.hint})" if exc.hint else exc.message
 
 
 def write_settlement(ps: PartsSettlement, path: Path) -> None:
