@@ -23,7 +23,8 @@ Three measurements, each printed beside its target (reported, not asserted):
    several solves) and ``ray`` cold (``--cold`` runs on no Ray: ``ray.init``,
    the actors and ``ray.shutdown`` counted).  Iterations and objectives must
    agree.  Target: processes and Ray no slower than 1.5x serial (2 cores).
-   The 1-minute load average is printed before and after.
+   The 1-minute load average and the cores free for this job
+   (``admm_scaling.free_cores``) are printed before and after.
 
 Usage::
 
@@ -107,8 +108,11 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     workers = args.workers or os.cpu_count() or 1
-    out: dict = {"cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
-    print(f"load average before: {out['load_before']:.2f} (1 min), {os.cpu_count()} cores")
+    from admm_scaling import free_cores
+
+    out: dict = {"cores": os.cpu_count(), "load_before": os.getloadavg()[0], "free_cores_before": free_cores()}
+    print(f"load average before: {out['load_before']:.2f} (1 min), {os.cpu_count()} cores, {out['free_cores_before']:.2f} free for this job "
+          "(two CPU-bound processes side by side against one alone)")
 
     base = med([fresh("pass")[0] for _ in range(args.repeat)])
     runs = [fresh("import gridlang") for _ in range(args.repeat)]
@@ -222,8 +226,8 @@ def main() -> None:
     objectives = {round(last[n][0].objective, 6) for n in names}
     if len(objectives) != 1:
         print(f"   MISMATCH: the executors' objectives differ: {sorted(objectives)}")
-    out["load_after"] = os.getloadavg()[0]
-    print(f"load average after: {out['load_after']:.2f}")
+    out["load_after"], out["free_cores_after"] = os.getloadavg()[0], free_cores()
+    print(f"load average after: {out['load_after']:.2f}, {out['free_cores_after']:.2f} cores free")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
     if args.json:
