@@ -29,6 +29,14 @@ Usage::
     python benchmarks/pypsa_dispatch.py --budget 600 --max-cells 2000000
     python benchmarks/pypsa_dispatch.py --sizes 1000 --steps 8760 --max-cells 1e7 --presolve off
 
+``--orders`` times HiGHS alone, in one process, on the three LPs of a size:
+gridlang's in linopy's order (asset by asset), gridlang's as its HiGHS backend
+hands it over (step by step) and PyPSA's, round after round, the fastest and
+the median kept: on a shared machine, runs in separate processes minutes apart
+differ by more than the orders do::
+
+    python benchmarks/pypsa_dispatch.py --orders --sizes 1000 --steps 168 --rounds 4
+
 At 1,000 assets x 8,760 h (8,760 rows, 13 million columns) HiGHS's presolve
 needs more than 17 GB and a minute per tenth of the year, whichever tool
 built the model; ``--presolve off`` gives the same HiGHS option to both.
@@ -80,24 +88,8 @@ def run_gridlang(c: CopperPlate, out: Path, highs: dict) -> dict:
 
 
 def run_pypsa(c: CopperPlate, out: Path, highs: dict) -> dict:
-    import logging
-
-    import pandas as pd
-    import pypsa
-
-    logging.getLogger("pypsa").setLevel(logging.ERROR)
-    logging.getLogger("linopy").setLevel(logging.ERROR)
     t = [time.perf_counter()]
-    scale = pd.read_csv(c.load_csv, index_col="hour")
-    avail = pd.read_csv(c.pv_csv, index_col="hour")
-    n = pypsa.Network()
-    n.set_snapshots(range(c.steps))
-    n.add("Bus", "b1")
-    n.add("Generator", "up", bus="b1", p_nom=c.import_max, marginal_cost=c.import_price)
-    n.add("Generator", c.gen_names, bus="b1", p_nom=c.gen_pmax, marginal_cost=c.gen_cost)
-    n.add("Load", c.load_names, bus="b1", p_set=(scale[c.load_names] * c.load_p).set_axis(n.snapshots))
-    if c.pv_names:
-        n.add("Generator", c.pv_names, bus="b1", p_nom=c.pv_capacity, p_max_pu=avail[c.pv_names].set_axis(n.snapshots), marginal_cost=0.0)
+    n = pypsa_network(c)
     t.append(time.perf_counter())
     n.optimize.create_model()
     t.append(time.perf_counter())
@@ -109,6 +101,90 @@ def run_pypsa(c: CopperPlate, out: Path, highs: dict) -> dict:
         raise RuntimeError(f"pypsa: {status}, {condition}")
     solver = n.model.solver_model.getRunTime()
     return {"objective": float(n.objective + n.objective_constant), "solver": solver, **{s: t[i + 1] - t[i] for i, s in enumerate(STAGES)}}
+
+
+def pypsa_network(c: CopperPlate):
+    """The case as a PyPSA network, its profiles read from the CSV files by pandas."""
+    import logging
+
+    import pandas as pd
+    import pypsa
+
+    logging.getLogger("pypsa").setLevel(logging.ERROR)
+    logging.getLogger("linopy").setLevel(logging.ERROR)
+    scale = pd.read_csv(c.load_csv, index_col="hour")
+    avail = pd.read_csv(c.pv_csv, index_col="hour")
+    n = pypsa.Network()
+    n.set_snapshots(range(c.steps))
+    n.add("Bus", "b1")
+    n.add("Generator", "up", bus="b1", p_nom=c.import_max, marginal_cost=c.import_price)
+    n.add("Generator", c.gen_names, bus="b1", p_nom=c.gen_pmax, marginal_cost=c.gen_cost)
+    n.add("Load", c.load_names, bus="b1", p_set=(scale[c.load_names] * c.load_p).set_axis(n.snapshots))
+    if c.pv_names:
+        n.add("Generator", c.pv_names, bus="b1", p_nom=c.pv_capacity, p_max_pu=avail[c.pv_names].set_axis(n.snapshots), marginal_cost=0.0)
+    return n
+
+
+ORDERS = ("gridlang, linopy's order", "gridlang, step by step", "pypsa")
+
+
+def orders(n: int, steps: int, rounds: int, highs: dict) -> dict[str, dict]:
+    """HiGHS's run time on each LP of :data:`ORDERS`, ``rounds`` times in turn:
+    {name: {"runs": [s, ...], "objective": ...}}."""
+    import warnings
+
+    import gridlang
+    from gridlang.solvers.common import quiet
+    from gridlang.solvers.highs import _solve_step_by_step
+
+    opts = {"output_flag": False, **highs}
+    with tempfile.TemporaryDirectory(prefix="bench-pypsa-") as tmp:
+        c = copper_plate_case(n, steps, Path(tmp) / "case")
+        case = gridlang.load(c.grid_file)
+        case.compile()
+        net = pypsa_network(c)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # PyPSA's note on a default to change in 2.0
+        net.optimize.create_model()
+    m = case.built.model
+
+    def linopy_order() -> tuple[float, float]:
+        m.solve(solver_name="highs", io_api="direct", **opts)
+        return m.solver_model.getRunTime(), float(m.objective.value) + case.built.offset
+
+    def step_by_step() -> tuple[float, float]:
+        _solve_step_by_step(m, opts)
+        return m.solver_model.getRunTime(), float(m.objective.value) + case.built.offset
+
+    def pypsa() -> tuple[float, float]:
+        net.optimize.solve_model(solver_name="highs", io_api="direct", solver_options=opts)
+        return net.model.solver_model.getRunTime(), float(net.objective + net.objective_constant)
+
+    found: dict[str, dict] = {name: {"runs": []} for name in ORDERS}
+    for _ in range(rounds):
+        for name, run in zip(ORDERS, (linopy_order, step_by_step, pypsa)):
+            with quiet():
+                seconds, found[name]["objective"] = run()
+            found[name]["runs"].append(seconds)
+    return found
+
+
+def main_orders(args: argparse.Namespace, sizes: list[int], steps_list: list[int]) -> int:
+    import numpy as np
+
+    print(f"HiGHS alone on each LP, {args.rounds} rounds in turn in one process; times in seconds; HiGHS presolve {args.presolve}\n", flush=True)
+    rows, ok = [], True
+    for n in sizes:
+        for s in steps_list:
+            found = orders(n, s, args.rounds, {} if args.presolve == "choose" else {"presolve": args.presolve})
+            ref = found["pypsa"]["objective"]
+            for name, r in found.items():
+                rel = abs(r["objective"] - ref) / max(1.0, abs(ref))
+                ok &= rel <= REL_TOL
+                rows.append([str(n), str(s), name, f"{min(r['runs']):.3f}", f"{float(np.median(r['runs'])):.3f}", " ".join(f"{v:.2f}" for v in r["runs"]), f"{r['objective']:.6f}"])
+    print(grid_table(["assets", "hours", "LP", "HiGHS fastest", "median", "runs", "objective"], rows))
+    print(f"\nobjectives {'all equal to' if ok else 'NOT all equal to'} {REL_TOL:g} relative")
+    return 0 if ok else 1
 
 
 RUN = {"gridlang": run_gridlang, "pypsa": run_pypsa}
@@ -168,6 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-cells", type=float, default=2e6, help="skip sizes with more assets x hours than this (memory)")
     p.add_argument("--presolve", choices=("choose", "off"), default="choose",
                    help="HiGHS's presolve for both tools (off: for 1,000 assets x 8,760 h, where it needs more memory than this machine has)")
+    p.add_argument("--orders", action="store_true", help="time HiGHS alone on gridlang's LP in linopy's order, in step order, and on PyPSA's (one process)")
+    p.add_argument("--rounds", type=int, default=3, help="with --orders: rounds of the three solves")
     p.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -177,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.sizes, args.steps = "10,100", "24,168"
     sizes, steps_list = ints(args.sizes), ints(args.steps)
+    if args.orders:
+        return main_orders(args, sizes, steps_list)
     if args.worker:
         try:
             res = worker(args.worker, sizes[0], steps_list[0], {} if args.presolve == "choose" else {"presolve": args.presolve})
