@@ -2,9 +2,9 @@
 1e-4, whole model within ``FEASIBILITY_TOL``) in a bounded number of iterations, and the
 market's payments (or the game's final bills) within 1e-3 of the surplus of the central
 solve's.  The bounds are today's counts plus a small margin, so that a change of the
-method that slows a case down shows here (today: ``three_microgrids`` 115 with cones,
-98 LinDistFlow; ``microgrid_market`` 98; ``community4`` 25; ``prosumers`` 17).  Issue 15
-asks for 100 on ``three_microgrids`` with cones: that bound is to be lowered when it holds.
+method that slows a case down shows here (today: ``three_microgrids`` 94 with cones,
+96 LinDistFlow; ``microgrid_market`` 96; ``community4`` 25; ``prosumers`` 17);
+``three_microgrids`` with cones (the shipped case) is held to issue 15's 100.
 
 The planning cases (``collaborative_planning*.grid``) are mixed-integer: they are not
 decomposed (their alternation's final upper level is; see tests/test_collaborate.py)."""
@@ -21,7 +21,7 @@ from gridlang.solvers.result import FEASIBILITY_TOL
 
 #: (case, formulation or None for the case's own, the most iterations default ADMM may take)
 CASES_BOUNDS = [
-    ("three_microgrids", None, 120),  # 115 today; issue 15 asks for 100 (not met yet)
+    ("three_microgrids", None, 100),  # issue 15
     ("three_microgrids", "lindistflow", 100),
     ("microgrid_market", None, 100),
     ("community4", None, 28),
