@@ -78,15 +78,23 @@ def test_process_executor_gives_the_serial_numbers_and_survives_a_killed_worker(
     assert processes.objective == pytest.approx(serial.objective, rel=1e-9)
 
 
-def test_a_small_case_is_solved_serially_unless_workers_are_asked_for() -> None:
-    """Without a number of workers, a case of fewer than SMALL variables runs serially and says so."""
+def test_a_small_case_is_solved_serially_when_its_workers_would_be_spawned(monkeypatch) -> None:
+    """Without a number of workers, a case of fewer than SMALL variables whose workers
+    would be spawned runs serially and says why; forked workers are cheap and used."""
+    from gridlang.decompose import executors
     from gridlang.decompose.run import SMALL
 
     built = gridlang.load(THREE).built
     assert built.model._xCounter < SMALL
+    monkeypatch.setattr(executors, "START", "spawn")
     result, run = decompose.solve(built, executor="processes")
     assert result.solver == "admm/serial" and run.converged
     assert any(w.startswith("executor processes: the case is small") and "workers=N" in w for w in result.warnings)
+    if executors.start_method("auto")[0] == "fork":
+        monkeypatch.setattr(executors, "START", "auto")
+        result, run = decompose.solve(built, executor="processes")
+        assert result.solver == "admm/processes" and run.converged
+        assert not any("the case is small" in w for w in result.warnings)
 
 
 def test_closed_form_admm_payments_equal_the_nash_solution() -> None:

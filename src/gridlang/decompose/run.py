@@ -12,7 +12,7 @@ import xarray as xr
 from gridlang.compiler.build import Built
 from gridlang.decompose import atc
 from gridlang.decompose.admm import CHECKS, Run, Settings, admm, penalties, problems
-from gridlang.decompose.executors import EXECUTORS, spawn
+from gridlang.decompose.executors import EXECUTORS, spawn, start_cost
 from gridlang.decompose.split import Split, split
 from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
 from gridlang.solvers.conic import cone_violation
@@ -22,8 +22,10 @@ from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_res
 
 
 #: a case with fewer variables is solved serially when ``processes`` or ``ray`` is asked
-#: for without a number of workers (the run says so): a worker's start-up, about 0.3 s,
-#: is more than it saves (prosumers.grid, 5,300 variables: processes 2.3x serial end to end)
+#: for without a number of workers and starting them is costly (:func:`executors.start_cost`:
+#: spawned workers, 0.25-0.5 s each, or a Ray started here, 7-9 s), which is more than the
+#: whole serial run (prosumers.grid, 5,300 variables: 0.3-0.6 s); forked workers (0.01 s)
+#: and a Ray already running are used (prosumers: 1.16x and 1.18x serial on 2 busy cores)
 SMALL = 10_000
 
 
@@ -62,9 +64,10 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
     small = ()
     columns = int(built.model._xCounter)
-    if executor in ("processes", "ray") and workers is None and columns < SMALL:
+    costly = start_cost(executor) if executor in ("processes", "ray") and workers is None and columns < SMALL else None
+    if costly:
         small = (f"executor {executor}: the case is small ({columns:,} variables, under {SMALL:,}), so its agents were solved here, one after the other: "
-                 f"starting workers (about 0.3 s each) would cost more than they save; give workers=N (--workers N) to use them anyway",)
+                 f"{costly}, more than the whole run here; give workers=N (--workers N) to use them anyway",)
         executor = "serial"
     early = []
     if executor == "processes":  # started first: the interpreters load numpy and Clarabel while the case is split here
