@@ -206,3 +206,23 @@ def test_three_microgrids_by_default_admm_reach_the_central_optimum() -> None:
     assert run.converged and result.termination == "converged" and not result.doubts()
     assert result.residual <= FEASIBILITY_TOL
     assert result.objective == pytest.approx(central.objective, rel=1e-4)
+
+
+@pytest.mark.parametrize("b, solved", [(1.3e-8, True), (1e-3, False)], ids=["within-tolerance", "violated"])
+def test_an_agent_row_of_fixed_columns_holds_within_the_central_tolerance(b: float, solved: bool) -> None:
+    """A row whose columns are all fixed is the constant ``0 = b``: within FEASIBILITY_TOL it
+    constrains nothing (a plan fixed at a MILP's ``units = 0.99999997`` left 1.3e-8 on
+    collaborative_planning_shared's mg2, which Clarabel at 1e-10 called infeasible); beyond
+    it the agent's solve fails and says so."""
+    import scipy.sparse as sp
+
+    from gridlang.decompose.local import PersistentConic
+
+    A = sp.csr_matrix(np.array([[0.0, 0.0], [1.0, 1.0]]))  # row 0: no column left, 0 = b
+    H = sp.identity(2, format="csc")
+    model = PersistentConic(A, np.array([b, 1.0]), np.array(["=", ">"]), np.zeros(2), np.full(2, 10.0), H, 0 * H, 1.0, np.zeros(2), [], "agent 'a'")
+    if solved:
+        np.testing.assert_allclose(model.run(), [0.5, 0.5], atol=1e-7)
+    else:
+        with pytest.raises(GridError, match="agent 'a': its subproblem ended"):
+            model.run()

@@ -61,7 +61,28 @@ def assemble(A, b, sense, lb, ub, cones) -> Form:
 
     n = A.shape[1]
     f = conic.assemble(sp.csr_matrix(A), b, sense, lb, ub, None, np.zeros(n), list(cones), np.arange(n), np.full(n, "C"))
-    return Form(f.A, f.b, f.zero, f.nonneg, f.soc, f.keep, f.fixed)
+    return _without_constant_rows(Form(f.A, f.b, f.zero, f.nonneg, f.soc, f.keep, f.fixed))
+
+
+def _without_constant_rows(form: Form) -> Form:
+    """The form without the equality and inequality rows whose columns are all fixed
+    (``0 = b`` or ``0 <= b``) and which hold within :data:`FEASIBILITY_TOL`, the central
+    solve's tolerance.  Such a row constrains nothing, but Clarabel, solving to
+    :data:`TOL`, calls ``0 = 1.3e-8`` infeasible (a plan fixed at a MILP's
+    ``units = 0.99999997``).  A row violated by more is kept: the agent's solve
+    then fails and says so."""
+    from gridlang.solvers.result import FEASIBILITY_TOL
+
+    A = sp.csr_matrix(form.A)
+    m = A.shape[0]
+    rows = np.arange(m)
+    empty = np.diff(A.indptr) == 0
+    zero, nonneg = rows < form.zero, (rows >= form.zero) & (rows < form.zero + form.nonneg)
+    drop = empty & ((zero & (np.abs(form.b) <= FEASIBILITY_TOL)) | (nonneg & (form.b >= -FEASIBILITY_TOL)))
+    if not drop.any():
+        return form
+    kept = ~drop
+    return Form(sp.csc_matrix(A[kept]), form.b[kept], int((zero & kept).sum()), int((nonneg & kept).sum()), form.soc, form.keep, form.fixed)
 
 
 def prepare(sub: Subproblem) -> Form:
