@@ -135,13 +135,11 @@ class _StepByStep(linopy.solvers.Highs):
     def _build_direct(self, explicit_coordinate_names: bool = False, *, set_names: bool, log_fn: Path | None = None, **kwargs: object) -> None:
         model = self.model
         cols, rows = step_order(model)
-        h = _permuted_highs(model, cols, rows, set_names=set_names, explicit_coordinate_names=explicit_coordinate_names)
+        h, self._bounds = _permuted_highs(model, cols, rows, set_names=set_names, explicit_coordinate_names=explicit_coordinate_names)
         self._set_solver_params(h, log_fn)
         self.solver_model, self.io_api, self.sense = h, "direct", model.sense
         self._cache_model_labels(model)
         self._vlabels, self._clabels = self._vlabels[cols], self._clabels[rows]
-        lp = h.getLp()
-        self._bounds = (np.asarray(lp.col_lower_), np.asarray(lp.col_upper_))
 
     def _run_direct(self, **kwargs: object) -> linopy.constants.Result:
         """HiGHS's run, a value beyond its column's bound by rounding
@@ -162,14 +160,16 @@ class _StepByStep(linopy.solvers.Highs):
         return result
 
 
-def _permuted_highs(model: linopy.Model, cols: np.ndarray, rows: np.ndarray, *, set_names: bool, explicit_coordinate_names: bool) -> highspy.Highs:
+def _permuted_highs(model: linopy.Model, cols: np.ndarray, rows: np.ndarray, *, set_names: bool, explicit_coordinate_names: bool) -> tuple[highspy.Highs, tuple[np.ndarray, np.ndarray]]:
     """A Highs instance for ``model`` with column ``j`` linopy's column ``cols[j]``
-    and row ``i`` its row ``rows[i]``: the same LP, MILP or QP, reordered."""
+    and row ``i`` its row ``rows[i]``: the same LP, MILP or QP, reordered; and
+    its columns' lower and upper bounds."""
     M = model.matrices
     h = highspy.Highs()
     n = len(cols)
+    lower, upper = M.lb[cols], M.ub[cols]
     # the costs with the columns: changeColsCost afterwards takes 5-10 times as long
-    h.addCols(n, M.c[cols], M.lb[cols], M.ub[cols], 0, np.zeros(n, dtype=np.int32), np.empty(0, dtype=np.int32), np.empty(0))
+    h.addCols(n, M.c[cols], lower, upper, 0, np.zeros(n, dtype=np.int32), np.empty(0, dtype=np.int32), np.empty(0))
     if len(model.binaries) + len(model.integers) + len(list(model.variables.semi_continuous)):
         vtypes = M.vtypes[cols]
         kinds = np.select([np.isin(vtypes, ("B", "I")), vtypes == "S"], [1, 2], 0).astype(np.uint8)
@@ -197,7 +197,7 @@ def _permuted_highs(model: linopy.Model, cols: np.ndarray, rows: np.ndarray, *, 
         h.passHessian(n, q.nnz, 1, q.indptr, q.indices, q.data)
     if model.objective.sense == "max":
         h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-    return h
+    return h, (lower, upper)
 
 
 def _solve_step_by_step(m: linopy.Model, opts: Mapping[str, object]) -> None:
