@@ -491,6 +491,7 @@ def cloud(
     serial: Annotated[bool, typer.Option("--serial", help="no Ray: compile every side in this process, each on its own, from <folder>/<agent>/<agent>.grid")] = False,
     nodes: Annotated[Optional[int], typer.Option("--nodes", help="with --local: this many nodes, each hosting several agents (default: one node per agent)")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="JSON file holding, after every pass, the targets sent and answers received (the last consistent iterate)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="with --checkpoint: continue from the iterate saved in that file instead of from zero (ATC only)")] = False,
     method: Annotated[str, typer.Option("--method", help="atc or admm")] = "atc",
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     settle: Annotated[Optional[bool], typer.Option("--settle/--no-settle", help="settle the case's markets and games from the parts, each agent's side on its edge (default: when the case has any and is linear)")] = None,
@@ -506,6 +507,12 @@ def cloud(
     with _reporting(debug):
         if (address is not None) + local + serial != 1:
             raise GridError(COMMAND_LINE, "give one of --address (the cluster the edges joined), --local (start one here) or --serial (no Ray)", "e.g. gridlang cloud cloud.grid --local")
+        if resume and checkpoint is None:
+            raise GridError(COMMAND_LINE, "--resume needs --checkpoint: the file to continue from", "e.g. gridlang cloud cloud.grid --serial --checkpoint checkpoint.json --resume")
+        if resume and method == "admm":
+            from gridlang.parts.resume import refuse_admm
+
+            refuse_admm(method, resume)
         settle = settling(cloud_file, formulation, settle)
         if settlement_file is not None:
             check_file(settlement_file, "--settlement", "settlement.json")
@@ -513,10 +520,12 @@ def cloud(
             from gridlang.parts.compile import solve_parts
             from gridlang.parts.format import agent_files, read_cloud
 
-            result = solve_parts(cloud_file, list(agent_files(read_cloud(cloud_file)).values()), method, formulation, checkpoint=checkpoint, settle=settle)
+            result = solve_parts(cloud_file, list(agent_files(read_cloud(cloud_file)).values()), method, formulation, checkpoint=checkpoint, settle=settle, resume=resume)
         else:
-            result = run_local(cloud_file, method, formulation, nodes, checkpoint, settle) if local else run_cloud(cloud_file, method, address, formulation, checkpoint=checkpoint, settle=settle)
-        out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
+            result = (run_local(cloud_file, method, formulation, nodes, checkpoint, settle, resume) if local
+                      else run_cloud(cloud_file, method, address, formulation, checkpoint=checkpoint, settle=settle, resume=resume))
+        resumed = f" (resumed at iteration {result.resumed + 1} from {checkpoint})" if result.resumed else ""
+        out.print(f"{cloud_file}: {method.upper()} {result.status} after {result.iterations} iterations{resumed}, objective {result.objective:.10g}, {len(result.rows)} coupling rows", markup=False, highlight=False)
         for agent, cost in result.costs.items():
             out.print(f"  {agent}: cost {cost:.6g}", markup=False, highlight=False)
         for note in result.terminals:

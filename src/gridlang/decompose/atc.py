@@ -24,6 +24,13 @@ must hold: at the assembled point the coupling rows are violated by
 ``E (y - t)`` (the upper level's rows hold with the targets), whose largest
 entry must be at most :data:`~gridlang.solvers.result.FEASIBILITY_TOL`.  Until
 all three hold the cascade goes on, up to ``max_iter`` passes.
+
+**Resuming**: the cascade is a map from one pass's end state, :class:`AtcState`
+(the passes done, the responses ``y``, the multipliers ``v``, the weight, the
+last inconsistency and total cost), to the next; ``keep`` is given that state
+after every pass that does not stop the run, and ``start`` continues from one
+(then ``max_iter`` counts the passes of this run).  Without ``start`` the run
+starts from ``y = v = 0`` as always.
 """
 
 from __future__ import annotations
@@ -39,6 +46,21 @@ from gridlang.decompose.local import PersistentConic
 from gridlang.decompose.split import Split, Subproblem
 from gridlang.errors import GridError, Span
 from gridlang.solvers.result import FEASIBILITY_TOL
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AtcState:
+    """Where the cascade stands after ``iteration`` passes: what the next pass starts from.
+
+    ``y`` and ``v`` are per target, in the order of the lower agents in the split
+    (each agent's coupling rows in its ``rows`` order)."""
+
+    iteration: int
+    y: np.ndarray
+    v: np.ndarray
+    weight: float
+    previous_gap: float  # |t - y| of the last pass (the weight grows when the next one falls by less than gamma)
+    previous_cost: float  # the total cost of the last pass (the next pass's cost change is measured from it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +122,12 @@ class _Upper:
         return x[: self.n], x[self.n :]
 
 
-def atc(split: Split, upper_agent: str, executor, settings: Settings = Settings(), progress=None) -> tuple[Run, np.ndarray]:
-    """Cascade until targets and responses agree (see the module doc); returns the run and the operator's point."""
+def atc(split: Split, upper_agent: str, executor, settings: Settings = Settings(), progress=None,
+        start: AtcState | None = None, keep=None) -> tuple[Run, np.ndarray]:
+    """Cascade until targets and responses agree (see the module doc); returns the run and the operator's point.
+
+    ``start``: continue from this state instead of zero; ``keep(state)``: called with the
+    state after every pass that does not end the run."""
     subs = {s.agent: s for s in split.subproblems}
     if upper_agent not in subs:
         raise GridError(Span("<decomposition>", 0, 0), f"ATC needs the network owner '{upper_agent}' as an agent", "give the network an owner")
@@ -110,11 +136,17 @@ def atc(split: Split, upper_agent: str, executor, settings: Settings = Settings(
     weight = settings.weight if settings.weight is not None else np.sqrt(_price_scale(split) / 2)
     nt = upper.nt
     y, v = np.zeros(nt), np.zeros(nt)
+    previous_gap, previous_cost, first = np.inf, np.inf, 1
+    if start is not None:
+        if start.y.shape != (nt,) or start.v.shape != (nt,):
+            raise ValueError(f"ATC start state has {start.y.shape} responses and {start.v.shape} multipliers for {nt} targets")
+        y, v, weight = start.y.astype(float), start.v.astype(float), float(start.weight)
+        previous_gap, previous_cost, first = float(start.previous_gap), float(start.previous_cost), start.iteration + 1
     trace, log = [], []
-    start, previous_gap, previous_cost = time.perf_counter(), np.inf, np.inf
+    began = time.perf_counter()
     status = "iteration_limit"
     x_upper = np.zeros(upper.n)
-    for k in range(1, settings.max_iter + 1):
+    for k in range(first, first + settings.max_iter):
         x_upper, t = upper.solve(weight, y, v)
         rho = 2 * weight**2
         answers = executor.solve_all({s.agent: t[sl] + v[sl] / rho for s, sl in zip(lower, upper.slices)}, rho)
@@ -128,7 +160,7 @@ def atc(split: Split, upper_agent: str, executor, settings: Settings = Settings(
         np.add.at(violation, upper.target_rows, y - t)
         worst = float(np.max(np.abs(violation), initial=0.0))
         eps = np.sqrt(nt) * settings.tol + settings.rel * max(float(np.linalg.norm(t)), float(np.linalg.norm(y)))
-        trace.append(Step(k, gap, abs(cost - previous_cost), weight, time.perf_counter() - start, (), eps, settings.cost_rel * sum(map(abs, parts)), worst))
+        trace.append(Step(k, gap, abs(cost - previous_cost), weight, time.perf_counter() - began, (), eps, settings.cost_rel * sum(map(abs, parts)), worst))
         if progress is not None:
             progress(trace[-1])
         if not np.isfinite(gap + cost):
@@ -141,4 +173,6 @@ def atc(split: Split, upper_agent: str, executor, settings: Settings = Settings(
         if gap > settings.gamma * previous_gap:
             weight *= settings.beta
         previous_gap, previous_cost = gap, cost
+        if keep is not None:
+            keep(AtcState(k, y.copy(), v.copy(), float(weight), previous_gap, previous_cost))
     return Run(status == "converged", status, len(trace), trace, log, None, 2 * weight**2), x_upper

@@ -492,6 +492,7 @@ class PartsResult:
     terminals: tuple[str, ...] = ()  # what each edge filled of its terminals' measurements
     settlement: object = None  # gridlang.parts.settle.PartsSettlement, when settled from the parts
     unsettled: str = ""  # why there is no settlement from the parts, when it was tried by default and refused
+    resumed: int = 0  # the passes of the checkpoint this run continued from (0: started from zero)
 
 
 def terminal_report(joins: Sequence[Join]) -> tuple[str, ...]:
@@ -522,16 +523,18 @@ def configure(method: str, settings: Mapping[str, object]):
     return config
 
 
-def coordinate(parts, pool, method: str, owner: str, config, progress=None) -> tuple:
+def coordinate(parts, pool, method: str, owner: str, config, progress=None, start=None) -> tuple:
     """ADMM or ATC (the network ``owner`` above) on the sides' answers through
-    ``pool``; the run and every side's cost at the point reached."""
+    ``pool``; the run and every side's cost at the point reached.  ATC continues from
+    ``start`` (an :class:`~gridlang.decompose.atc.AtcState`) if given, and hands ``pool``
+    its state after every pass if it keeps one (:class:`gridlang.parts.resume.Checkpoint`)."""
     from gridlang.decompose import atc as atc_mod
     from gridlang.decompose.admm import admm
 
     if method == "admm":
         run = admm(parts, pool, config, progress)
         return run, pool.costs()
-    run, x_upper = atc_mod.atc(parts, owner, pool, config, progress)
+    run, x_upper = atc_mod.atc(parts, owner, pool, config, progress, start, getattr(pool, "keep", None))
     costs = pool.costs()
     up = next(s for s in parts.subproblems if s.agent == owner)
     costs[owner] = float(up.c @ x_upper + 0.5 * x_upper @ (up.Q @ x_upper))
@@ -539,14 +542,20 @@ def coordinate(parts, pool, method: str, owner: str, config, progress=None) -> t
 
 
 def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None,
-                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, settle: bool | None = False, **settings) -> PartsResult:
+                measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, settle: bool | None = False,
+                resume: bool = False, **settings) -> PartsResult:
     """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
     process): the objective is the sum of the agents' costs at the point they reach.
-    ``measurements``: a terminal CSV file per agent (the network owner's for the cloud)."""
+    ``measurements``: a terminal CSV file per agent (the network owner's for the cloud);
+    ``resume``: ATC continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
     from gridlang.decompose.admm import penalties
     from gridlang.decompose.executors import SerialExecutor
+    from gridlang.parts.resume import Checkpoint, read_state, refuse_admm, targets
 
     config = configure(method, settings)
+    refuse_admm(method, resume)
+    if resume and checkpoint is None:
+        raise GridError(COMMAND_LINE, "--resume needs --checkpoint: the file to continue from", "e.g. --checkpoint checkpoint.json --resume")
     if settle:
         from gridlang.parts.settle import check_cloud
 
@@ -561,12 +570,14 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     if method == "admm" and config.row_scaling:
         parts = penalties(parts)
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != cloud.owner)
+    names = coupling_names(cloud, parts)
+    pairs = targets(parts, cloud.owner, names) if method == "atc" else []
+    start = read_state(checkpoint, method, pairs) if resume else None  # refused before any side starts
     pool = SerialExecutor(subs)
     if checkpoint is not None:
-        names = coupling_names(cloud, parts)
-        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs})
+        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs}, method, pairs, start)
     try:
-        run, costs = coordinate(parts, pool, method, cloud.owner, config, progress)
+        run, costs = coordinate(parts, pool, method, cloud.owner, config, progress, start)
     finally:
         pool.close()
     if checkpoint is not None:
@@ -577,7 +588,8 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
 
         settlement, unsettled = attempt(settle, lambda: settle_parts(cloud_path, agent_paths, formulation))
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)),
-                       terminals=terminal_report([s.join for s in sides]), settlement=settlement, unsettled=unsettled)
+                       terminals=terminal_report([s.join for s in sides]), settlement=settlement, unsettled=unsettled,
+                       resumed=start.iteration if start is not None else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -614,39 +626,3 @@ def cloud_alone_cost(path: Path, formulation: str | None = None) -> Alone:
     """The network owner's disagreement point on the cloud's side: its networks and assets alone."""
     _, built = cloud_view(path, formulation)
     return _alone(built.case, built.case.network_owner)
-
-
-class Checkpoint:
-    """An executor that saves, after every pass, the last consistent iterate: the targets
-    the coordinator sent and the answers it got back in that pass, per agent and named
-    row, to a JSON file written atomically (``status`` "running" until the run ends).
-    If the cloud's process dies, the file says how far it came and holds that iterate."""
-
-    def __init__(self, inner, path: Path, names: dict[str, list[str]]) -> None:
-        self.inner, self.path, self.names, self.passes = inner, Path(path), names, 0
-        from gridlang.io.results import check_file
-
-        check_file(self.path, "--checkpoint", "checkpoint.json")
-
-    def _write(self, status: str, targets=None, answers=None) -> None:
-        import json
-
-        from gridlang.io.results import write_atomic
-
-        agents = {a: {"rows": self.names.get(a, []), "target": np.asarray(targets[a]).tolist(), "answer": np.asarray(answers[a]).tolist()}
-                  for a in (answers or {}) if a in (targets or {})}
-        text = json.dumps({"written by gridlang": "cloud checkpoint", "status": status, "pass": self.passes, "agents": agents}, indent=1)
-        write_atomic(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-    def solve_all(self, targets, rho):
-        answers = self.inner.solve_all(targets, rho)
-        self.passes += 1
-        self._write("running", targets, answers)
-        self.last = (targets, answers)
-        return answers
-
-    def finish(self, status: str) -> None:
-        self._write(status, *getattr(self, "last", (None, None)))
-
-    def __getattr__(self, name):  # costs, points, kill, ready, close: the inner executor's
-        return getattr(self.inner, name)

@@ -66,7 +66,7 @@ import numpy as np
 
 from gridlang.decompose.split import Split
 from gridlang.errors import COMMAND_LINE, GridError
-from gridlang.parts.compile import Checkpoint, PartsResult, compile_cloud, configure, coordinate, initial, penalties_from, place, plan, scales, stub, terminal_report
+from gridlang.parts.compile import PartsResult, compile_cloud, configure, coordinate, initial, penalties_from, place, plan, scales, stub, terminal_report
 
 NAMESPACE = "gridlang"
 PREFIX = "gridlang-edge:"
@@ -320,14 +320,20 @@ def remote_answers(actors: Mapping[str, object], spans: Mapping):
 
 
 def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None, formulation: str | None = None, progress=None,
-              checkpoint: Path | None = None, settle: bool | None = False, **settings) -> PartsResult:
+              checkpoint: Path | None = None, settle: bool | None = False, resume: bool = False, **settings) -> PartsResult:
     """The cloud's process: compile its side, meet the edges' actors on the cluster at
     ``address`` (or the Ray this process is connected to), plan, and run ATC or ADMM;
     with ``settle``, once converged, the settlement of the case's markets and games with
-    each agent's side on its edge (:func:`gridlang.parts.settle.coordinate`)."""
+    each agent's side on its edge (:func:`gridlang.parts.settle.coordinate`); with ``resume``,
+    ATC continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
     import ray
 
+    from gridlang.parts.resume import Checkpoint, read_state, refuse_admm, targets
+
     config = configure(method, settings)
+    refuse_admm(method, resume)
+    if resume and checkpoint is None:
+        raise GridError(COMMAND_LINE, "--resume needs --checkpoint: the file to continue from", "e.g. --checkpoint checkpoint.json --resume")
     if settle:
         from gridlang.parts.settle import check_cloud
 
@@ -359,10 +365,12 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     ray.get([x.place.remote({a: p.numbering[a] for a in actors if actors[a] is x}, {a: pen[a] for a in actors if actors[a] is x and a in pen}) for x in hosts])
     rows = {a: tuple(m.rows) for a, (m, _) in hellos.items()}
     pool = EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0, penalties=pen)
+    names = p.names(cloud)
+    pairs = targets(parts, cloud.owner, names) if method == "atc" else []
+    start = read_state(checkpoint, method, pairs) if resume else None
     if checkpoint is not None:
-        names = p.names(cloud)
-        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs})
-    run, costs = coordinate(parts, pool, method, cloud.owner, config, progress)
+        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs}, method, pairs, start)
+    run, costs = coordinate(parts, pool, method, cloud.owner, config, progress, start)
     if checkpoint is not None:
         pool.finish(run.status)
     report = terminal_report([m for m, _ in hellos.values()])
@@ -379,7 +387,7 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
 
         settlement, unsettled = attempt(settle, settling)
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report,
-                       settlement, unsettled)
+                       settlement, unsettled, start.iteration if start is not None else 0)
 
 
 def hosting(agents: Sequence[str], nodes: int | None = None) -> list[list[str]]:
@@ -423,7 +431,7 @@ def join_edge(paths: Sequence[Path], address: str, formulation: str | None = Non
 
 
 def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = None, nodes: int | None = None, checkpoint: Path | None = None,
-              settle: bool | None = False, **settings) -> PartsResult:
+              settle: bool | None = False, resume: bool = False, **settings) -> PartsResult:
     """One machine: a local cluster with a node per agent (or ``nodes`` nodes sharing
     them), each node's actor reading ``<cloud folder>/<agent>/<agent>.grid`` (as
     gridlang split writes them), and the cloud run here."""
@@ -439,7 +447,7 @@ def run_local(cloud_path: Path, method: str = "atc", formulation: str | None = N
         ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
         handles = [start_edge({a: files[a] for a in group}, formulation) for group in groups]
         try:
-            return run_cloud(cloud.path, method, None, formulation, None, checkpoint, settle, **settings)
+            return run_cloud(cloud.path, method, None, formulation, None, checkpoint, settle, resume, **settings)
         finally:
             for h in handles:
                 ray.kill(h, no_restart=True)
