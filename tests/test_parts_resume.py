@@ -145,3 +145,17 @@ def test_a_damaged_missing_foreign_or_admm_checkpoint_is_refused(community, tmp_
         solve_parts(folder / "cloud.grid", agents, "admm", checkpoint=admm, resume=True)
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--resume"])
     assert r.exit_code == 1 and "--resume needs --checkpoint" in r.output
+
+
+@pytest.mark.xdist_group("ray")  # one local cluster at a time (pytest -n: the same worker)
+def test_a_checkpoint_of_the_serial_run_resumes_on_a_local_cluster_that_numbered_the_rows_anew(community, tmp_path):
+    pytest.importorskip("ray")
+    folder, _, fresh, saved = community
+    ck = _copy(saved, tmp_path / "ck.json")
+    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--local", "--nodes", "2", "--no-settle", "--checkpoint", str(ck), "--resume"])
+    assert r.exit_code == 0, r.output
+    assert f"(resumed at iteration {STOP} from {ck})" in r.output
+    found = float(re.search(r"objective (\S+),", r.output).group(1))
+    iterations = int(re.search(r"after (\d+) iterations", r.output).group(1))
+    assert found == pytest.approx(fresh.objective, rel=1e-6) and iterations < fresh.iterations
+    assert json.loads(ck.read_text())["status"] == "converged"
