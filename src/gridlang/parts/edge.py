@@ -50,7 +50,8 @@ measurements never leave the edge.  An edge whose node dies is bridged with
 its last answer (ADMM, at most ``max_staleness`` passes, then the cloud waits;
 ATC waits at once) and rejoins when it is started again
 (:class:`EdgeExecutor`); ``checkpoint`` keeps the cloud's last consistent
-iterate in a file.
+iterate in a file, and ``resume`` continues ATC from it (:mod:`gridlang.parts.resume`),
+whatever the order in which the edges joined this time.
 For one machine, :func:`local_cluster` starts a head and one node per agent,
 or a few nodes each hosting several agents (:func:`hosting`), for tests and
 demonstrations.
