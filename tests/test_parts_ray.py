@@ -36,7 +36,8 @@ def test_a_case_in_parts_on_a_local_cluster_of_edge_nodes(tmp_path, name, nodes)
     if name == "three_microgrids":  # mg1's terminals, read and filled on its edge's node
         terminals = tmp_path / "mg1_terminals.csv"
         terminals.write_text("hour,mg1_ld.scale\n" + "".join(f"{h},{'' if h == 5 else 0.8}\n" for h in range(24)))
-    central = gridlang.load(CASES / f"{name}.grid", measurements=terminals).solve().objective
+    central_result = gridlang.load(CASES / f"{name}.grid", measurements=terminals).solve(compare_plans=False)
+    central = central_result.objective
     cluster = local_cluster(groups)
     try:
         for group in groups:  # each edge as its machine would start it
@@ -53,7 +54,8 @@ def test_a_case_in_parts_on_a_local_cluster_of_edge_nodes(tmp_path, name, nodes)
         assert len(set(on.values())) == len(groups)
 
         parts_compile._cloud_built.cache_clear()  # the edges above ran in this process: compile the cloud afresh
-        result, files = opening(lambda: run_cloud(folder / "cloud.grid", "atc"))
+        settle = name == "prosumers"  # the game settled on the same nodes (three_microgrids: below, under LinDistFlow)
+        result, files = opening(lambda: run_cloud(folder / "cloud.grid", "atc", settle=settle))
         assert str((folder / "cloud.grid").resolve()) in files
         assert not [p for p in files if p.startswith(tuple(str((folder / a).resolve()) for a in agents))]
         if terminals is not None:  # the cloud never sees the measurements, only what the edge filled
@@ -70,6 +72,8 @@ def test_a_case_in_parts_on_a_local_cluster_of_edge_nodes(tmp_path, name, nodes)
         assert log and all(set(m) == {"agent", "iteration", "rows", "y"} for m in log)
         assert all(len(m["rows"]) == len(m["y"]) for m in log)
         assert all(isinstance(k, RowKey) for k in result.rows)
+        if settle:
+            _check_game_settlement(result.settlement, central_result.games[0], set(agents))
     finally:
         for actor in set(edges().values()) if ray.is_initialized() else ():
             ray.kill(actor, no_restart=True)
@@ -129,62 +133,41 @@ def test_an_edge_node_killed_mid_run_is_bridged_and_rejoins(tmp_path):
         cluster.shutdown()
 
 
-def _central(name: str, formulation: str | None):
-    return gridlang.load(CASES / f"{name}.grid", formulation=formulation).solve(compare_plans=False)
-
-
-def test_the_settlement_on_edge_nodes_is_the_central_one_and_only_numbers_cross(tmp_path):
-    """prosumers, 3 edge nodes: after ATC converges, each prosumer's side of the settlement
-    (its cost and schedule alone, its answers, its face, its numbers at the point) runs on
-    its edge's actor; the cloud's process opens no agent file, hears only prices, powers
-    and per-side numbers, and reaches the central game's money within 1e-6 of the surplus."""
+def _check_game_settlement(ps, c, agents: set[str]) -> None:
+    """prosumers after ATC on edge nodes: each prosumer's side of the settlement (its cost
+    and schedule alone, its answers, its face, its numbers at the point) ran on its edge's
+    actor (the caller checks that the cloud opened no agent file); the cloud heard only
+    prices, powers and per-side numbers, and reached the central game's money ``c`` within
+    1e-6 of the surplus."""
     import numpy as np
 
-    from gridlang.parts.edge import NAMESPACE, edges, hosting, local_cluster, run_cloud, start_edge
-    from gridlang.parts.format import agent_files, read_cloud
     from gridlang.parts.settle import REPORTS
 
-    folder = tmp_path / "parts"
-    split_case(CASES / "prosumers.grid", folder)
-    files = agent_files(read_cloud(folder / "cloud.grid"))
-    groups = hosting(list(files), 3)
-    central = _central("prosumers", None)
-    cluster = local_cluster(groups)
-    try:
-        ray.init(address=cluster.address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        for group in groups:
-            start_edge({a: files[a] for a in group})
-        parts_compile._cloud_built.cache_clear()
-        result, opened = opening(lambda: run_cloud(folder / "cloud.grid", "atc", settle=True))
-        assert not [p for p in opened if p.startswith(tuple(str((folder / a).resolve()) for a in files))]  # no agent file, in the settlement either
-        assert result.status == "converged" and result.objective == pytest.approx(central.objective, rel=1e-6)
-        ps = result.settlement
-        assert ps is not None and ps.converged and not ps.messages
-        c, p = central.games[0], ps.games[0]
-        S = c.surplus
-        assert S > 0 and abs(p.surplus - S) <= 1e-6 * S
-        assert np.abs(p.alone - c.alone).max() <= 1e-6 * S and abs(p.operator_alone - c.operator_alone) <= 1e-6 * S
-        assert np.abs(p.gain - c.gain).max() <= 1e-6 * S and abs(p.operator_gain - c.operator_gain) <= 1e-6 * S
-        # the settlement's messages, by name: prices and powers per coupling row, a few numbers per side
-        senders = {m.sender for m in ps.log if m.kind in REPORTS}
-        cloud = {m.receiver for m in ps.log if m.kind in REPORTS}
-        assert len(cloud) == 1 and senders == set(files)
-        owner = next(iter(cloud))
-        assert {m.kind for m in ps.log if m.sender == owner} == {"price", "power"}
-        for m in ps.log:
-            assert m.kind in ("price", "power", *REPORTS)
-            assert isinstance(m.values, np.ndarray) and m.values.dtype == float and np.isfinite(m.values).all()
-            if m.kind in ("schedule", "net_import"):
-                assert m.values.shape == (24,)
-            elif m.kind not in ("price", "power"):
-                assert m.values.shape == (1,)
-            else:
-                assert m.values.size < 24 * 10  # an agent's coupling rows, never a model
-    finally:
-        for actor in set(edges().values()) if ray.is_initialized() else ():
-            ray.kill(actor, no_restart=True)
-        ray.shutdown()
-        cluster.shutdown()
+    assert ps is not None and ps.converged and not ps.messages
+    p = ps.games[0]
+    S = c.surplus
+    assert S > 0 and abs(p.surplus - S) <= 1e-6 * S
+    assert np.abs(p.alone - c.alone).max() <= 1e-6 * S and abs(p.operator_alone - c.operator_alone) <= 1e-6 * S
+    assert np.abs(p.gain - c.gain).max() <= 1e-6 * S and abs(p.operator_gain - c.operator_gain) <= 1e-6 * S
+    # the settlement's messages, by name: prices and powers per coupling row, a few numbers per side
+    senders = {m.sender for m in ps.log if m.kind in REPORTS}
+    cloud = {m.receiver for m in ps.log if m.kind in REPORTS}
+    assert len(cloud) == 1 and senders == agents
+    owner = next(iter(cloud))
+    assert {m.kind for m in ps.log if m.sender == owner} == {"price", "power"}
+    for m in ps.log:
+        assert m.kind in ("price", "power", *REPORTS)
+        assert isinstance(m.values, np.ndarray) and m.values.dtype == float and np.isfinite(m.values).all()
+        if m.kind in ("schedule", "net_import"):
+            assert m.values.shape == (24,)
+        elif m.kind not in ("price", "power"):
+            assert m.values.shape == (1,)
+        else:
+            assert m.values.size < 24 * 10  # an agent's coupling rows, never a model
+
+
+def _central(name: str, formulation: str | None):
+    return gridlang.load(CASES / f"{name}.grid", formulation=formulation).solve(compare_plans=False)
 
 
 def test_gridlang_cloud_local_settles_three_microgrids_as_the_central_solve(tmp_path):

@@ -566,6 +566,11 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
         cloud = compile_cloud(cloud_path, formulation, measurements[cloud.owner])
     sides = [compile_agent(p, formulation, measurements.get(read_agent(p).name)) for p in agent_paths]
     parts = join(cloud, sides)
+    if settle:
+        from gridlang.parts.settle import check_side
+
+        for sub in parts.subproblems:  # asked for: refused before the dispatch, not after
+            check_side(sub)
     config = initial(method, config, [scales(s)[0] for s in parts.subproblems])  # as the Ray cloud does, from each side's numbers
     if method == "admm" and config.row_scaling:
         parts = penalties(parts)

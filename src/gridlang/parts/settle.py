@@ -250,8 +250,17 @@ SETTINGS = Settings(face_tol=1e-7)
 
 def check_linear(built: Built, who: str, span=COMMAND_LINE) -> None:
     """Refuse a side whose model is not an LP: its optimal face would not be that of an LP."""
-    if built.integer or built.cones or built.quadratic:
-        what = "conic (e.g. formulation = distflow_soc)" if built.cones else "integer" if built.integer else "quadratic"
+    _refuse(who, "conic (e.g. formulation = distflow_soc)" if built.cones else "integer" if built.integer else "quadratic" if built.quadratic else "", span)
+
+
+def check_side(sub) -> None:
+    """:func:`check_linear` on a side's subproblem (its cones and Hessian), so that a
+    settlement asked for is refused before the dispatch, not after it."""
+    _refuse(f"{sub.agent}'s", "conic (e.g. formulation = distflow_soc)" if sub.cones else "quadratic" if sub.Q.nnz else "", COMMAND_LINE)
+
+
+def _refuse(who: str, what: str, span) -> None:
+    if what:
         raise GridError(span, f"the settlement from the parts needs a linear case: {who} model is {what}, so its optimal face is not that of an LP",
                         "settle it under a linear formulation (--formulation lindistflow) with linear costs, or centrally (gridlang solve on the single-file case)")
 
