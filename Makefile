@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-determinism bench bench-socp bench-admm bench-plan bench-pypsa bench-edge-cloud clean
+.PHONY: demo test test-all test-determinism bench bench-socp bench-admm bench-plan bench-pypsa bench-edge-cloud clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or run: make PYTHON=python3 ...)"; exit 1; }
@@ -17,7 +17,12 @@ demo: $(STAMP)
 	$(BIN)/gridlang check cases/ieee33_dispatch.grid
 	$(BIN)/gridlang solve cases/ieee33_dispatch.grid --out results/ieee33_dispatch
 
+# the default run leaves out the tests marked slow (each repeats a faster test's check on
+# a bigger case); test-all runs them too
 test: $(STAMP)
+	$(BIN)/python -m pytest -n auto --dist loadgroup -m "not slow"
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 # the suite again with one thread for BLAS/OpenMP and another hash seed, then with

@@ -21,7 +21,7 @@ from gridlang.decompose.split import split
 from gridlang.errors import GridError
 from conftest import CASES
 
-CASES_AND_METHODS = [("prosumers", "atc"), ("prosumers", "admm"), ("three_microgrids", "atc")]  # ADMM on processes: prosumers (three_microgrids's 94 iterations twice cost 15 s)
+CASES_AND_METHODS = [("prosumers", "atc"), ("prosumers", "admm"), pytest.param("three_microgrids", "atc", marks=pytest.mark.slow)]  # three_microgrids: 20 s, make test-all
 _serial: dict = {}
 
 

@@ -458,13 +458,28 @@ def test_cloud_command_refuses_to_settle_a_conic_case_and_says_why_it_did_not(pa
     assert r.exit_code == 1 and "gridlang did not write it" in r.output and taken.read_text() == "{}"
 
 
+def _conic_prosumer(parts_dir, tmp_path):
+    """prosumers in parts with p10's own model conic (an inverter rating); the cloud's stays linear."""
+    folder = _copy(parts_dir, "prosumers", tmp_path)
+    mine = folder / "p10" / "p10.grid"
+    mine.write_text(mine.read_text() + "storage es10_inverter at b10 { energy = 10 kWh; power = 5 kW; rating = 6 kVA }\n")
+    return folder
+
+
+def test_cloud_command_refuses_to_settle_a_conic_edge_before_the_dispatch(parts_dir, tmp_path):
+    """--settle with an agent whose own model has a cone: exit 1 at once, naming the agent and the reason."""
+    folder = _conic_prosumer(parts_dir, tmp_path)
+    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--settle"])
+    assert r.exit_code == 1 and "p10's model is conic" in r.output and "lindistflow" in r.output
+    assert "ATC" not in r.output  # refused before the dispatch
+
+
+@pytest.mark.slow  # 30 s (a whole dispatch with a conic agent); make test-all
 def test_cloud_command_says_why_an_edge_cannot_settle_and_refuses_when_asked(parts_dir, tmp_path):
     """A prosumer whose own model has a cone (an inverter rating) while the cloud's is linear:
     the refusal comes from that agent's side; by default the dispatch is reported with a note
     naming the agent and the reason; with --settle it is an error."""
-    folder = _copy(parts_dir, "prosumers", tmp_path)
-    mine = folder / "p10" / "p10.grid"
-    mine.write_text(mine.read_text() + "storage es10_inverter at b10 { energy = 10 kWh; power = 5 kW; rating = 6 kVA }\n")
+    folder = _conic_prosumer(parts_dir, tmp_path)
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial"])
     assert r.exit_code == 0, r.output
     assert "ATC converged" in r.output and "note: no settlement from the parts: the settlement from the parts needs a linear case: p10's model is conic" in r.output
