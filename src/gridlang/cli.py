@@ -507,12 +507,9 @@ def cloud(
     with _reporting(debug):
         if (address is not None) + local + serial != 1:
             raise GridError(COMMAND_LINE, "give one of --address (the cluster the edges joined), --local (start one here) or --serial (no Ray)", "e.g. gridlang cloud cloud.grid --local")
-        if resume and checkpoint is None:
-            raise GridError(COMMAND_LINE, "--resume needs --checkpoint: the file to continue from", "e.g. gridlang cloud cloud.grid --serial --checkpoint checkpoint.json --resume")
-        if resume and method == "admm":
-            from gridlang.parts.resume import refuse_admm
+        from gridlang.parts.resume import check_resume
 
-            refuse_admm(method, resume)
+        check_resume(method, resume, checkpoint)
         settle = settling(cloud_file, formulation, settle)
         if settlement_file is not None:
             check_file(settlement_file, "--settlement", "settlement.json")

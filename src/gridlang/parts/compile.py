@@ -541,6 +541,22 @@ def coordinate(parts, pool, method: str, owner: str, config, progress=None, star
     return run, costs
 
 
+def before_dispatch(cloud_path: Path, formulation: str | None, method: str, settings: Mapping[str, object],
+                    settle: bool | None, resume: bool, checkpoint: Path | None):
+    """The method's settings (:func:`configure`), after every refusal that must come
+    before any side solves: a resume that cannot be (:func:`~gridlang.parts.resume.check_resume`)
+    and, with ``settle`` asked for, a cloud the parts cannot settle."""
+    from gridlang.parts.resume import check_resume
+
+    config = configure(method, settings)
+    check_resume(method, resume, checkpoint)
+    if settle:
+        from gridlang.parts.settle import check_cloud
+
+        check_cloud(cloud_path, formulation)
+    return config
+
+
 def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "atc", formulation: str | None = None,
                 measurements: dict[str, Path] | None = None, checkpoint: Path | None = None, progress=None, settle: bool | None = False,
                 resume: bool = False, **settings) -> PartsResult:
@@ -550,16 +566,9 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     ``resume``: ATC continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
     from gridlang.decompose.admm import penalties
     from gridlang.decompose.executors import SerialExecutor
-    from gridlang.parts.resume import Checkpoint, read_state, refuse_admm, targets
+    from gridlang.parts.resume import Checkpoint, read_state, targets
 
-    config = configure(method, settings)
-    refuse_admm(method, resume)
-    if resume and checkpoint is None:
-        raise GridError(COMMAND_LINE, "--resume needs --checkpoint: the file to continue from", "e.g. --checkpoint checkpoint.json --resume")
-    if settle:
-        from gridlang.parts.settle import check_cloud
-
-        check_cloud(cloud_path, formulation)  # refused before the dispatch, not after
+    config = before_dispatch(cloud_path, formulation, method, settings, settle, resume, checkpoint)
     measurements = measurements or {}
     cloud = compile_cloud(cloud_path, formulation)
     if measurements.get(cloud.owner) is not None:

@@ -67,7 +67,7 @@ import numpy as np
 
 from gridlang.decompose.split import Split
 from gridlang.errors import COMMAND_LINE, GridError
-from gridlang.parts.compile import PartsResult, compile_cloud, configure, coordinate, initial, penalties_from, place, plan, scales, stub, terminal_report
+from gridlang.parts.compile import PartsResult, before_dispatch, compile_cloud, coordinate, initial, penalties_from, place, plan, scales, stub, terminal_report
 
 NAMESPACE = "gridlang"
 PREFIX = "gridlang-edge:"
@@ -329,16 +329,9 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     ATC continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
     import ray
 
-    from gridlang.parts.resume import Checkpoint, read_state, refuse_admm, targets
+    from gridlang.parts.resume import Checkpoint, read_state, targets
 
-    config = configure(method, settings)
-    refuse_admm(method, resume)
-    if resume and checkpoint is None:
-        raise GridError(COMMAND_LINE, "--resume needs --checkpoint: the file to continue from", "e.g. --checkpoint checkpoint.json --resume")
-    if settle:
-        from gridlang.parts.settle import check_cloud
-
-        check_cloud(cloud_path, formulation)  # refused before the dispatch, not after
+    config = before_dispatch(cloud_path, formulation, method, settings, settle, resume, checkpoint)
     cloud = compile_cloud(cloud_path, formulation)
     if not ray.is_initialized():
         ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False, configure_logging=False)

@@ -36,8 +36,11 @@ def targets(parts, owner: str, names: Sequence) -> list[tuple[str, str]]:
     return [(s.agent, str(names[i])) for s in parts.subproblems if s.agent != owner for i in s.rows]
 
 
-def refuse_admm(method: str, resume: bool) -> None:
-    """``--resume`` continues ATC only (the ADMM coordinator takes no start state yet)."""
+def check_resume(method: str, resume: bool, checkpoint: Path | None) -> None:
+    """``--resume`` needs the checkpoint to continue from, and continues ATC only (the
+    ADMM coordinator takes no start state yet)."""
+    if resume and checkpoint is None:
+        raise GridError(COMMAND_LINE, "--resume needs --checkpoint: the file to continue from", "e.g. gridlang cloud cloud.grid --serial --checkpoint checkpoint.json --resume")
     if resume and method == "admm":
         raise GridError(COMMAND_LINE, "--resume is not supported with --method admm yet: only ATC continues from a checkpoint",
                         "resume with --method atc (the default), or leave out --resume to start ADMM from zero")
