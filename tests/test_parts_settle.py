@@ -12,6 +12,7 @@ import pytest
 
 from conftest import CASES
 import gridlang
+from gridlang.parts.compile import solve_parts
 from gridlang.parts.format import read_cloud
 from gridlang.parts.settle import REPORTS, settle_parts
 
@@ -24,9 +25,12 @@ def _agents(folder: Path) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def prosumers():
+    """The game settled after the serial dispatch, on the sides it compiled (``gridlang cloud --serial``)."""
     folder = PARTS / "prosumers"
     central = gridlang.load(CASES / "prosumers.grid").solve(compare_plans=False)
-    return central, settle_parts(folder / "cloud.grid", _agents(folder))
+    run = solve_parts(folder / "cloud.grid", _agents(folder), "atc", settle=True)
+    assert run.status == "converged" and not run.unsettled
+    return central, run.settlement
 
 
 @pytest.fixture(scope="module")

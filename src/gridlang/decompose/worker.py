@@ -46,9 +46,12 @@ def serve(inbox: Connection, outbox: Connection, agents: dict | None = None) -> 
     ({agent: (subproblem, form)}) are held from the start (a forked worker's)."""
     local: dict[str, LocalSolver] = {}
     sizes: dict[str, int] = {}
-    if agents:
-        local.update({a: LocalSolver(sub, form) for a, (sub, form) in agents.items()})
-        sizes.update({a: len(sub.rows) for a, (sub, _) in agents.items()})
+
+    def hold(batch: dict) -> None:
+        local.update({a: LocalSolver(sub, form) for a, (sub, form) in batch.items()})
+        sizes.update({a: len(sub.rows) for a, (sub, _) in batch.items()})
+
+    hold(agents or {})
     while True:
         try:
             request = inbox.recv()
@@ -56,8 +59,7 @@ def serve(inbox: Connection, outbox: Connection, agents: dict | None = None) -> 
             return
         kind = request[0]
         if kind == "agents":
-            local.update({a: LocalSolver(sub, form) for a, (sub, form) in request[1].items()})
-            sizes.update({a: len(sub.rows) for a, (sub, _) in request[1].items()})
+            hold(request[1])
         elif kind == "ping":
             outbox.send(("pong",))
         elif kind == "solve":

@@ -573,7 +573,8 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     cloud = compile_cloud(cloud_path, formulation)
     if measurements.get(cloud.owner) is not None:
         cloud = compile_cloud(cloud_path, formulation, measurements[cloud.owner])
-    sides = [compile_agent(p, formulation, measurements.get(read_agent(p).name)) for p in agent_paths]
+    built_sides = [compile_agent_built(p, formulation, measurements.get(read_agent(p).name)) for p in agent_paths]
+    sides = [side for side, _ in built_sides]
     parts = join(cloud, sides)
     if settle:
         from gridlang.parts.settle import check_side
@@ -600,7 +601,7 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     if settle is not False and run.status == "converged":  # None: settle if the parts can (else say why)
         from gridlang.parts.settle import attempt, settle_parts
 
-        settlement, unsettled = attempt(settle, lambda: settle_parts(cloud_path, agent_paths, formulation))
+        settlement, unsettled = attempt(settle, lambda: settle_parts(cloud_path, agent_paths, formulation, compiled=(cloud, built_sides)))
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)),
                        terminals=terminal_report([s.join for s in sides]), settlement=settlement, unsettled=unsettled,
                        resumed=start.iteration if start is not None else 0)

@@ -479,12 +479,18 @@ def check_cloud(cloud_path: Path, formulation: str | None = None) -> Built:
     return cloud_built
 
 
-def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str | None = None, settings: Settings = SETTINGS) -> PartsSettlement:
+def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str | None = None, settings: Settings = SETTINGS,
+                 compiled=None) -> PartsSettlement:
     """Every market's and game's settlement of a case in parts, each side on its own model
-    (see the module doc); in one process, but nothing but the logged messages crosses."""
+    (see the module doc); in one process, but nothing but the logged messages crosses.
+    ``compiled``: the cloud's side and every agent's ``(side, built view)`` as the dispatch
+    compiled them (its terminal measurements filled), in ``agent_paths``' order; else
+    compiled here."""
     cloud_built = check_cloud(cloud_path, formulation)
-    cloud = compile_cloud(cloud_path, formulation)
-    compiled = [compile_agent_built(Path(p), formulation) for p in agent_paths]
+    if compiled is None:
+        cloud, compiled = compile_cloud(cloud_path, formulation), [compile_agent_built(Path(p), formulation) for p in agent_paths]
+    else:
+        cloud, compiled = compiled
     for side, built in compiled:
         check_linear(built, f"{side.agent}'s")
     parts = join(cloud, [s for s, _ in compiled])
