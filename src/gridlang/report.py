@@ -21,12 +21,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
-from rich.table import Table
 
 from gridlang.settle import Settlement
+
+if TYPE_CHECKING:  # rich is loaded by the tables only: writing a summary does not need it
+    from rich.table import Table
 
 
 #: names the compiler gives to helper variables of a cone (``{cone}_m{k}``)
@@ -239,6 +242,8 @@ def game_dataset(games) -> xr.Dataset:
 
 def game_tables(g) -> list[Table]:
     """The interactive price per step (its range over the prosumers), and each agent's money."""
+    from rich.table import Table
+
     price = Table("step", "interactive price, lowest", "highest", "prosumers' net import, MW", title=f"game {g.game}: interactive price per step (each prosumer's between feed-in and retail)")
     for t, m in enumerate(g.net_import.sum(axis=0)):
         price.add_row(str(t), f"{g.price[:, t].min():,.2f}", f"{g.price[:, t].max():,.2f}", f"{m:+.3f}")
@@ -267,6 +272,8 @@ def net_sales(dataset: xr.Dataset, market: str) -> xr.DataArray:
 
 
 def settlement_tables(s: Settlement, dataset: xr.Dataset) -> list[Table]:
+    from rich.table import Table
+
     money = Table("agent", "power", "cost (stage 1)", "fees paid", "alone (disagreement)", "gain", "payment", "final cost", title=f"market {s.market}: Nash bargaining")
     for i, agent in enumerate(s.agents):
         money.add_row(agent, f"{s.powers[i]:.3g}", *(f"{v:,.2f}" for v in (s.cost[i], s.fees_paid[i], s.disagreement[i], s.gain[i], s.payment[i], s.cost[i] + s.payment[i])))
