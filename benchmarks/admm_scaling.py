@@ -9,14 +9,26 @@ curtailable load at its own bus ``b<k>`` (laterals of ten buses off ``b0``),
 24 steps.  There is no market: the nodal balances couple every prosumer with
 the operator (two agents per coupling row under LinDistFlow, N + 1 under a
 copper plate).  Prosumer data are drawn from ``--seed``; both networks hold
-the same prosumers.  Every case is first solved centrally
-(``gridlang.load(text).solve()``, HiGHS) and must end optimal.
+the same prosumers.
 
-Three measurements per size, all in this one process (after a warm-up on a
-two-prosumer case, so imports and first-use costs are left out):
+Every size is measured in two fresh processes of this script, one after the
+other, each after a warm-up on a two-prosumer case (imports and first-use
+costs left out) and each reporting its own peak resident memory
+(``ru_maxrss``; this process, which only orchestrates, never imports
+gridlang, so a child's high-water mark is its own): the *central* one
+compiles the case and solves it with HiGHS (``case.solve()``, must end
+optimal), the *decomposed* one compiles it and runs the measurements below,
+given the central objective for the gap.  A size is run only when each
+process's peak, estimated linearly from the two largest sizes run, fits its
+limit: the decomposed run's 8 GiB (the target); the central solve's 16 GiB
+or the memory available, else the central solve alone is skipped (the
+reason printed) and the gap and the decomposed/central ratio are not
+measured.
+
+Three measurements per size, in the decomposed process:
 
 1. **Runner overhead.**  ``gridlang.decompose.solve(built, "admm",
-   "serial")`` on a fresh compile.  Inside this process only, Clarabel's
+   "serial")`` on a fresh compile.  Inside that process only, Clarabel's
    solver object in every ``LocalSolver`` model (``local.PersistentConic.solver``) is
    wrapped so that its ``solve()`` and ``update()`` calls are timed with
    ``time.perf_counter``, and ``SerialExecutor.solve_all`` (one call per
@@ -43,7 +55,8 @@ two-prosumer case, so imports and first-use costs are left out):
    residual at the decomposed point, against the central solve's wall time
    (``case.solve()`` on a compiled case) and the decomposed wall time
    (``decompose.solve``: split, executor, ADMM, collecting the results; its
-   ADMM loop alone in brackets).  No target; printed for scale.
+   ADMM loop alone in brackets), and the peak memory of each process
+   (target: the decomposed one <= 8 GiB).
 
 Targets are printed next to the measurements ("ok" / "MISS"), not asserted.
 When a target is missed the script profiles (cProfile, probes removed) a
@@ -70,7 +83,9 @@ import os
 import platform
 import pstats
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -82,7 +97,8 @@ TARGET_OVERHEAD = 0.25  # (iteration wall - Clarabel solve) / iteration wall, se
 TARGET_SPEEDUP = 5.0  # rebuilding every agent's Clarabel model each iteration / updating it in place
 TARGET_WORKERS = 0.6  # processes executor, two workers: wall per iteration / serial's
 TARGET_ITERATIONS = 100  # ADMM iterations at every size and on both networks, growing no faster than log N
-MEMORY_BUDGET = 8 * 2**30  # bytes: a size whose estimated peak exceeds it is skipped, with the reason printed
+MEMORY_BUDGET = 8 * 2**30  # bytes: the decomposed run's peak; a size whose estimate exceeds it is skipped, with the reason printed
+CENTRAL_LIMIT = 16 * 2**30  # bytes: the central solve is skipped (alone) when its estimated peak exceeds this or the memory available
 
 WARMUP_AGENTS = 2
 
@@ -150,7 +166,7 @@ def make_case(n_agents: int, steps: int = 24, seed: int = 0, network: str = "lin
     return "\n".join(out) + "\n"
 
 
-# ============================================================ probes (this process only)
+# ============================================================ probes (the decomposed process only)
 
 
 class Probe:
@@ -176,9 +192,6 @@ class Probe:
         self._open()
 
     def install(self) -> None:
-        if getattr(self, "installed", False):  # once per process (both networks share it)
-            return
-        self.installed = True
         from gridlang.decompose import executors, local
         from gridlang.solvers import conic
 
@@ -222,7 +235,6 @@ class Probe:
         for owner, name, original in self._saved:
             setattr(owner, name, original)
         self._saved = []
-        self.installed = False
 
 
 class TimedClarabel:
@@ -288,6 +300,7 @@ def decomposed(text: str, settings: dict[str, Any], record: int) -> tuple[dict[s
     t0 = time.perf_counter()
     result, run = decompose.solve(built, "admm", "serial", **settings)
     wall = time.perf_counter() - t0
+    peak = peak_rss()  # this process so far: the warm-up, the compile and the decomposed run
     per = PROBE.iterations
     if len(per) != run.iterations:
         raise RuntimeError(f"{len(per)} executor calls for {run.iterations} iterations: the probe lost track")
@@ -304,8 +317,11 @@ def decomposed(text: str, settings: dict[str, Any], record: int) -> tuple[dict[s
     parts = {"clarabel_solve": solve, "clarabel_update": update, "local_gridlang": local, "coordinator": coord}
     agents = len(PROBE.subs)
     out = {
+        "variables": int(built.model._xCounter),
+        "constraints": int(built.model._cCounter),
         "status": run.status,
         "iterations": run.iterations,
+        "peak_rss": peak,
         "state_bytes_per_agent": (PROBE.rss_after_first - rss_before) / max(agents, 1),  # split, penalties, every agent's model
         "objective": float(result.objective),
         "residual": float(result.residual),
@@ -384,55 +400,52 @@ def in_workers(text: str, settings: dict[str, Any], workers: int, repeat: int = 
     from gridlang.decompose.executors import ProcessExecutor
     from gridlang.decompose.split import split
 
-    PROBE.uninstall()
-    try:
-        built = gridlang.load(text).built
-        t0 = time.perf_counter()
-        pool = ProcessExecutor(split(built).subproblems, workers)
-        pool.ready()
-        startup = time.perf_counter() - t0
-        count, start = len(pool.workers), pool.start
-        pool.close()
-        pools: list = []
-        original = ProcessExecutor.close
+    PROBE.uninstall()  # for good: measurement 1 and the replay are done
+    built = gridlang.load(text).built
+    t0 = time.perf_counter()
+    pool = ProcessExecutor(split(built).subproblems, workers)
+    pool.ready()
+    startup = time.perf_counter() - t0
+    count, start = len(pool.workers), pool.start
+    pool.close()
+    pools: list = []
+    original = ProcessExecutor.close
 
-        def close(self) -> None:
-            pools.append(self)
-            original(self)
+    def close(self) -> None:
+        pools.append(self)
+        original(self)
 
-        def per_iteration(run) -> tuple[float, float]:
-            it_wall = np.diff([s.seconds for s in run.trace], prepend=0.0)
-            return float(np.median(it_wall[1:] if run.iterations > 1 else it_wall)), float(it_wall[0])
+    def per_iteration(run) -> tuple[float, float]:
+        it_wall = np.diff([s.seconds for s in run.trace], prepend=0.0)
+        return float(np.median(it_wall[1:] if run.iterations > 1 else it_wall)), float(it_wall[0])
 
-        def cpu_per_iteration(clock: list[float]) -> float:
-            return float(np.median(np.diff(clock)[1:])) if len(clock) > 2 else float("nan")
+    def cpu_per_iteration(clock: list[float]) -> float:
+        return float(np.median(np.diff(clock)[1:])) if len(clock) > 2 else float("nan")
 
-        reps = []
-        for _ in range(repeat):
-            free = free_cores()
-            load = os.getloadavg()[0]
-            s_clock: list[float] = [time.process_time()]
-            _, s_run = decompose.solve(gridlang.load(text).built, "admm", "serial", progress=lambda step: s_clock.append(time.process_time()), **settings)
-            ProcessExecutor.close = close
-            p_clock: list[float] = []
-            try:
-                t0 = time.perf_counter()
-                p_clock.append(time.process_time())
-                result, run = decompose.solve(gridlang.load(text).built, "admm", "processes", workers=workers, progress=lambda step: p_clock.append(time.process_time()), **settings)
-                wall = time.perf_counter() - t0
-            finally:
-                ProcessExecutor.close = original
-            timing = pools[-1].timing[1:]
-            worker_cpu = float(np.median([max(c for _, c in busy) for _, busy in timing]))
-            estimate = (cpu_per_iteration(p_clock) + worker_cpu) / cpu_per_iteration(s_clock)
-            exchange = [trip - max(w for w, _ in busy) for trip, busy in timing]
-            cpu = [c / w for _, busy in timing for w, c in busy if w > 0]
-            (serial_it, _), (procs_it, first) = per_iteration(s_run), per_iteration(run)
-            reps.append({"free_cores": free, "load": load, "serial_per_iter_s": serial_it, "wall_per_iter_s": procs_it, "ratio": procs_it / serial_it,
-                         "first_iteration_s": first, "exchange_s": float(np.median(exchange)), "worker_cpu_share": float(np.median(cpu)), "cpu_estimate": estimate,
-                         "wall_s": wall, "iterations": run.iterations, "status": run.status, "objective": float(result.objective)})
-    finally:
-        PROBE.install()
+    reps = []
+    for _ in range(repeat):
+        free = free_cores()
+        load = os.getloadavg()[0]
+        s_clock: list[float] = [time.process_time()]
+        _, s_run = decompose.solve(gridlang.load(text).built, "admm", "serial", progress=lambda step: s_clock.append(time.process_time()), **settings)
+        ProcessExecutor.close = close
+        p_clock: list[float] = []
+        try:
+            t0 = time.perf_counter()
+            p_clock.append(time.process_time())
+            result, run = decompose.solve(gridlang.load(text).built, "admm", "processes", workers=workers, progress=lambda step: p_clock.append(time.process_time()), **settings)
+            wall = time.perf_counter() - t0
+        finally:
+            ProcessExecutor.close = original
+        timing = pools[-1].timing[1:]
+        worker_cpu = float(np.median([max(c for _, c in busy) for _, busy in timing]))
+        estimate = (cpu_per_iteration(p_clock) + worker_cpu) / cpu_per_iteration(s_clock)
+        exchange = [trip - max(w for w, _ in busy) for trip, busy in timing]
+        cpu = [c / w for _, busy in timing for w, c in busy if w > 0]
+        (serial_it, _), (procs_it, first) = per_iteration(s_run), per_iteration(run)
+        reps.append({"free_cores": free, "load": load, "serial_per_iter_s": serial_it, "wall_per_iter_s": procs_it, "ratio": procs_it / serial_it,
+                     "first_iteration_s": first, "exchange_s": float(np.median(exchange)), "worker_cpu_share": float(np.median(cpu)), "cpu_estimate": estimate,
+                     "wall_s": wall, "iterations": run.iterations, "status": run.status, "objective": float(result.objective)})
     med = lambda key: float(np.median([r[key] for r in reps]))
     return {"workers": count, "start": start, "startup_s": startup, "repeats": reps, **{k: med(k) for k in reps[0] if k not in ("status", "iterations", "objective")},
             "iterations": reps[-1]["iterations"], "status": reps[-1]["status"], "objective": reps[-1]["objective"]}
@@ -497,17 +510,70 @@ def replay(k: int) -> dict[str, Any]:
     }
 
 
-def measure(n: int, args: argparse.Namespace) -> dict[str, Any]:
+# ============================================================ the two processes of a size
+
+
+def measure_central(n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """The central process: a warm-up, then ``n`` agents compiled and solved with HiGHS; its peak RSS."""
+    central(make_case(WARMUP_AGENTS, args.steps, args.seed, args.network))
+    out = central(make_case(n, args.steps, args.seed, args.network))
+    out["peak_rss"] = peak_rss()
+    return out
+
+
+def measure_decomposed(n: int, args: argparse.Namespace, central_objective: float | None) -> dict[str, Any]:
+    """The decomposed process: a warm-up, measurements 1 and 2 (and 4 with ``--workers``),
+    the gap to ``central_objective`` (None: the central solve was skipped, no gap)."""
+    PROBE.install()
+    decomposed(make_case(WARMUP_AGENTS, args.steps, args.seed, args.network), {"max_iter": 20}, 0)
     text = make_case(n, args.steps, args.seed, args.network)
-    c = central(text)
     settings = {"max_iter": args.max_iter} if args.max_iter else {}
     if args.tol is not None:
         settings["tol"] = args.tol
     d, _ = decomposed(text, settings, args.replay)
     r = replay(args.replay) if n <= args.replay_max else {"iterations": 0}
-    d["gap"] = abs(d["objective"] - c["objective"]) / max(abs(c["objective"]), 1e-12)
+    d["gap"] = None if central_objective is None else abs(d["objective"] - central_objective) / max(abs(central_objective), 1e-12)
     w = in_workers(text, settings, args.workers, args.worker_repeat) if args.workers else None
-    return {"agents": n, "steps": args.steps, "network": args.network, "central": c, "admm": d, "replay": r, "processes": w, "peak_rss": peak_rss()}
+    return {"admm": d, "replay": r, "processes": w}
+
+
+def in_child(kind: str, n: int, args: argparse.Namespace, central_objective: float | None = None) -> Any:
+    """Run ``kind`` (central, decomposed or profile) for ``n`` agents in a fresh process of
+    this script (:func:`child`) and return what it measured."""
+    with tempfile.TemporaryDirectory(prefix="admm_scaling.") as tmp:
+        spec = Path(tmp, "spec.json")
+        settings = {k: v for k, v in vars(args).items() if k != "json"}
+        spec.write_text(json.dumps({"kind": kind, "agents": n, "central_objective": central_objective, "args": settings}))
+        sys.stdout.flush()
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(spec)])
+        if done.returncode:
+            raise RuntimeError(f"the {kind} process for {n} agents failed (exit status {done.returncode})")
+        return json.loads(spec.with_suffix(".out").read_text())
+
+
+def child(spec_path: Path) -> int:
+    """The body of a process started by :func:`in_child`: the result goes next to the spec."""
+    spec = json.loads(spec_path.read_text())
+    args, n, kind = argparse.Namespace(**spec["args"]), spec["agents"], spec["kind"]
+    if kind == "central":
+        out = measure_central(n, args)
+    elif kind == "decomposed":
+        out = measure_decomposed(n, args, spec["central_objective"])
+    else:
+        out = profile(n, args)
+    spec_path.with_suffix(".out").write_text(json.dumps(out))
+    return 0
+
+
+def available_memory() -> float:
+    """The memory available to a new process now, in bytes (``MemAvailable``; infinite where unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("inf")
 
 
 def rss_now() -> int:
@@ -519,7 +585,9 @@ def rss_now() -> int:
 
 
 def peak_rss() -> int:
-    """This process's peak resident memory so far, in bytes (``ru_maxrss`` is in KiB on Linux)."""
+    """This process's peak resident memory so far, in bytes (``ru_maxrss`` is in KiB on Linux).
+    Linux carries the high-water mark of the process that started this one over its
+    ``exec``; that process (the orchestrator, numpy only) is small, so the peak is this one's."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -533,27 +601,23 @@ def log_growth(rows: list[dict[str, Any]]) -> list[bool]:
 
 
 def profile(n: int, args: argparse.Namespace) -> str:
-    """cProfile of a steady-state serial ADMM run (models built beforehand), probes removed."""
+    """cProfile of a steady-state serial ADMM run (models built beforehand), in a process without the probes."""
     import gridlang
     from gridlang.decompose.admm import Settings, _price_scale, admm
     from gridlang.decompose.executors import SerialExecutor
     from gridlang.decompose.split import split
 
-    PROBE.uninstall()
-    try:
-        parts = split(gridlang.load(make_case(n, args.steps, args.seed, args.network)).built)
-        settings = Settings(max_iter=args.profile_iter, **({"tol": args.tol} if args.tol is not None else {}))
-        pool = SerialExecutor(parts.subproblems)
-        rho = settings.rho if settings.rho is not None else _price_scale(parts)  # the coordinator's first rho
-        pool.solve_all({s.agent: np.zeros(len(s.rows)) for s in parts.subproblems}, rho)  # build every model
-        prof = cProfile.Profile()
-        t0 = time.perf_counter()
-        prof.enable()
-        run = admm(parts, pool, settings)
-        prof.disable()
-        wall = time.perf_counter() - t0
-    finally:
-        PROBE.install()
+    parts = split(gridlang.load(make_case(n, args.steps, args.seed, args.network)).built)
+    settings = Settings(max_iter=args.profile_iter, **({"tol": args.tol} if args.tol is not None else {}))
+    pool = SerialExecutor(parts.subproblems)
+    rho = settings.rho if settings.rho is not None else _price_scale(parts)  # the coordinator's first rho
+    pool.solve_all({s.agent: np.zeros(len(s.rows)) for s in parts.subproblems}, rho)  # build every model
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    run = admm(parts, pool, settings)
+    prof.disable()
+    wall = time.perf_counter() - t0
     buf = io.StringIO()
     buf.write(f"cProfile: serial ADMM, {n} agents, {run.iterations} iterations, {wall:.2f} s under the profiler\n")
     for key in ("tottime", "cumulative"):
@@ -581,7 +645,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
         sh = s["shares"]
         ok = s["overhead"] <= TARGET_OVERHEAD
         print(
-            f"{row['agents']:>6} {row['central']['variables']:>7} {row['admm']['iterations']:>5} {s['wall_per_iter_s'] * 1e3:>7.1f}ms {s['solver_per_iter_s'] * 1e3:>7.1f}ms "
+            f"{row['agents']:>6} {row['admm']['variables']:>7} {row['admm']['iterations']:>5} {s['wall_per_iter_s'] * 1e3:>7.1f}ms {s['solver_per_iter_s'] * 1e3:>7.1f}ms "
             f"{s['overhead']:>8.1%} {mark(ok):4} {sh['clarabel_update']:>6.1%} {sh['local_gridlang']:>6.1%} {sh['coordinator']:>6.1%} {f['wall_s'] * 1e3:>6.0f}ms {f['build_s'] * 1e3:>6.0f}ms"
         )
         if not ok:
@@ -614,19 +678,28 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
     print("   speed-up if updating cost nothing else; new LS: a new LocalSolver per solve; max |dy|: largest difference between the answers.")
     print()
     print(f"3. Convergence against the central solve (iterations: target <= {TARGET_ITERATIONS}, growing no faster than log N)")
-    print(f"{'agents':>6} {'status':>15} {'iters':>5} {'':4} {'log N':>5} {'gap':>9} {'residual':>9} {'central':>9} {'decomposed':>11} {'(ADMM loop)':>11} {'ratio':>7} {'peak RSS':>9} {'':4} {'state/agent':>11}")
+    print(f"{'agents':>6} {'status':>15} {'iters':>5} {'':4} {'log N':>5} {'gap':>9} {'residual':>9} {'central':>9} {'decomposed':>11} {'(ADMM loop)':>11} {'ratio':>7} "
+          f"{'decomposed peak':>15} {'':4} {'central peak':>12} {'state/agent':>11}")
     for row, slow in zip(rows, log_growth(rows)):
         a, c = row["admm"], row["central"]
         ok = a["iterations"] <= TARGET_ITERATIONS and a["status"] == "converged"
+        gap, solve, ratio, c_peak = (f"{a['gap']:>9.2e}", f"{c['solve_s']:>8.2f}s", f"{a['wall_s'] / c['solve_s']:>6.1f}x", f"{c['peak_rss'] / 2**20:>9.0f}MiB") if c else ("-", "-", "-", "-")
         print(
-            f"{row['agents']:>6} {a['status']:>15} {a['iterations']:>5} {mark(ok):4} {mark(slow):>5} {a['gap']:>9.2e} {a['residual']:>9.1e} {c['solve_s']:>8.2f}s {a['wall_s']:>10.2f}s {a['admm_loop_s']:>10.2f}s {a['wall_s'] / c['solve_s']:>6.1f}x {row['peak_rss'] / 2**20:>7.0f}MiB {mark(row['peak_rss'] <= MEMORY_BUDGET):4} {a['state_bytes_per_agent'] / 2**10:>8.0f}KiB"
+            f"{row['agents']:>6} {a['status']:>15} {a['iterations']:>5} {mark(ok):4} {mark(slow):>5} {gap:>9} {a['residual']:>9.1e} {solve:>9} {a['wall_s']:>10.2f}s {a['admm_loop_s']:>10.2f}s {ratio:>7} "
+            f"{a['peak_rss'] / 2**20:>12.0f}MiB {mark(a['peak_rss'] <= MEMORY_BUDGET):4} {c_peak:>12} {a['state_bytes_per_agent'] / 2**10:>8.0f}KiB"
         )
         if not (ok and slow) and row["agents"] not in missed:
             missed.append(row["agents"])
-    print(f"   log N: iterations within the smallest size's x ln N / ln N0 (+5); ratio: decomposed / central wall time; peak RSS: the process so far (target <= {MEMORY_BUDGET / 2**30:.0f} GiB);")
+    for row in rows:
+        if row["central_skipped"]:
+            print(f"   {row['agents']} agents: central solve not run ({row['central_skipped']}): gap and ratio not measured.")
+    print("   log N: iterations within the smallest size's x ln N / ln N0 (+5); ratio: decomposed / central wall time;")
+    print(f"   decomposed peak, central peak: the peak RSS of each size's decomposed process (target <= {MEMORY_BUDGET / 2**30:.0f} GiB: warm-up, compile, decompose.solve)")
+    print("   and of its central process (warm-up, compile, HiGHS), two fresh processes one after the other;")
     print("   state/agent: resident memory added from before the split to after the first iteration (every agent's model built), per agent.")
     print("   gap = |f_admm - f_central| / |f_central|; residual: the whole model's primal residual at the decomposed point (p.u.);")
-    print(f"   central = case.solve() on a compiled case ({rows[0]['central']['solver'] if rows else ''}); decomposed = decompose.solve (split, models, ADMM, results).")
+    solver = next((r["central"]["solver"] for r in rows if r["central"]), "")
+    print(f"   central = case.solve() on a compiled case ({solver}); decomposed = decompose.solve (split, models, ADMM, results).")
     if args.workers:
         print()
         print(f"4. The processes executor, agents batched into at most {args.workers} workers, against serial, {args.worker_repeat} pairs of runs one after the other "
@@ -652,7 +725,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("Usage::")[-1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", default="10,100,1000,10000", help="comma-separated agent counts (default: 10,100,1000,10000; a size is run only when its estimated peak memory fits in 8 GiB and its estimated time in --time-budget, else extrapolated)")
+    p.add_argument("--sizes", default="10,100,1000,10000", help="comma-separated agent counts (default: 10,100,1000,10000; a size is run only when its decomposed run's estimated peak memory fits in 8 GiB and its estimated time in --time-budget, else extrapolated; the central solve alone is skipped when its estimated peak exceeds 16 GiB or the memory available)")
     p.add_argument("--time-budget", type=float, default=900.0, metavar="S", help="skip (and extrapolate) a size whose estimated measurement time exceeds S seconds (default 900)")
     p.add_argument("--quick", action="store_true", help="10 and 50 agents, no replay: a smoke test")
     p.add_argument("--steps", type=int, default=24, help="steps of one hour (default 24)")
@@ -669,11 +742,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write every measurement to this JSON file")
     p.add_argument("--workers", type=int, default=0, metavar="K", help="also run the processes executor with the agents in at most K workers (default 0: not run)")
     p.add_argument("--worker-repeat", type=int, default=3, metavar="R", help="pairs of serial and processes runs for measurement 4 (default 3; medians)")
+    p.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # a measuring process: the spec file written by in_child
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.child:
+        return child(args.child)
     if args.network == "both":
         code = 0
         for network in ("copper_plate", "lindistflow"):
@@ -683,37 +759,46 @@ def main(argv: list[str] | None = None) -> int:
     return main_one(args)
 
 
-def fits(n: int, rows: list[dict[str, Any]]) -> str | None:
-    """Why ``n`` agents would not fit in :data:`MEMORY_BUDGET` (None if they would): the
-    peak grows about linearly in the agents, estimated from the two largest sizes run."""
-    estimate, per = memory_estimate(n, rows)
-    if estimate > MEMORY_BUDGET:
-        return f"{n} agents skipped: estimated peak {estimate / 2**30:.1f} GiB ({per / 2**20:.2f} MiB per agent) exceeds {MEMORY_BUDGET / 2**30:.0f} GiB"
-    return None
-
-
-def memory_estimate(n: int, rows: list[dict[str, Any]]) -> tuple[float, float]:
-    """The peak RSS at ``n`` agents and its growth per agent, linear through the two largest sizes run."""
-    if len(rows) < 2:
-        return (rows[-1]["peak_rss"] if rows else 0.0), 0.0
-    (n1, m1), (n2, m2) = [(r["agents"], r["peak_rss"]) for r in rows[-2:]]
+def peak_estimate(n: int, rows: list[dict[str, Any]], process: str) -> tuple[float, float]:
+    """The peak RSS of the ``process`` ("admm": decomposed, or "central") at ``n`` agents and
+    its growth per agent: linear through the two largest sizes where it ran, through the
+    origin from one (an upper bound when the peak has a positive intercept), 0 from none."""
+    points = [(r["agents"], r[process]["peak_rss"]) for r in rows if r[process]]
+    if not points:
+        return 0.0, 0.0
+    if len(points) == 1:
+        (n1, m1), = points
+        return m1 * n / n1, m1 / n1
+    (n1, m1), (n2, m2) = points[-2:]
     per = max((m2 - m1) / max(n2 - n1, 1), 0.0)
     return m2 + per * (n - n2), per
 
 
-def extrapolate(n: int, rows: list[dict[str, Any]]) -> str:
+def too_big(n: int, rows: list[dict[str, Any]], process: str, limit: float) -> str | None:
+    """Why ``process`` at ``n`` agents would not fit in ``limit`` bytes (None if it would)."""
+    estimate, per = peak_estimate(n, rows, process)
+    if estimate > limit:
+        return f"estimated peak {estimate / 2**30:.1f} GiB ({per / 2**20:.2f} MiB per agent) over {limit / 2**30:.1f} GiB"
+    return None
+
+
+def extrapolate(n: int, rows: list[dict[str, Any]], why: str) -> str:
     """What ``n`` agents would give, from the sizes run: iterations by a least-squares fit
     ``a + b ln N``, times and memory linear in N from the largest size.  Labelled as an estimate."""
+    if not rows:
+        return f"{n} agents NOT RUN ({why})"
     last = rows[-1]
     scale = n / last["agents"]
     ns = np.array([r["agents"] for r in rows], dtype=float)
     its = np.array([r["admm"]["iterations"] for r in rows], dtype=float)
     fit = np.polyfit(np.log(ns), its, 1) if len(rows) >= 2 else np.array([0.0, its[-1]])
-    memory, _ = memory_estimate(n, rows)
-    return (f"{n} agents NOT RUN (estimated {last['seconds'] * scale:.0f} s, over --time-budget {{budget:.0f}} s); EXTRAPOLATED from {', '.join(str(r['agents']) for r in rows)} agents: "
-            f"about {np.polyval(fit, np.log(n)):.0f} iterations (fit {fit[1]:.1f} + {fit[0]:.1f} ln N), central {last['central']['solve_s'] * scale:.0f} s, "
-            f"decomposed {last['admm']['wall_s'] * scale:.0f} s (ADMM loop {last['admm']['admm_loop_s'] * scale:.0f} s, if iterations stayed at {last['admm']['iterations']}), "
-            f"peak {memory / 2**30:.2f} GiB, state {last['admm']['state_bytes_per_agent'] / 2**10:.0f} KiB per agent")
+    a = last["admm"]
+    central = f"central {last['central']['solve_s'] * scale:.0f} s, " if last["central"] else ""
+    return (f"{n} agents NOT RUN ({why}); EXTRAPOLATED from {', '.join(str(r['agents']) for r in rows)} agents: "
+            f"about {np.polyval(fit, np.log(n)):.0f} iterations (fit {fit[1]:.1f} + {fit[0]:.1f} ln N), {central}"
+            f"decomposed {a['wall_s'] * scale:.0f} s (ADMM loop {a['admm_loop_s'] * scale:.0f} s, if iterations stayed at {a['iterations']}), "
+            f"decomposed peak {peak_estimate(n, rows, 'admm')[0] / 2**30:.2f} GiB, central peak {peak_estimate(n, rows, 'central')[0] / 2**30:.2f} GiB, "
+            f"state {a['state_bytes_per_agent'] / 2**10:.0f} KiB per agent")
 
 
 def main_one(args: argparse.Namespace) -> int:
@@ -723,34 +808,34 @@ def main_one(args: argparse.Namespace) -> int:
     sizes = [10, 50] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     if args.quick:
         args.replay, args.profile = 0, 0
-    import clarabel
-    import highspy  # noqa: F401
-
-    import gridlang
+    from importlib.metadata import version  # gridlang itself is imported only in the measuring processes
 
     print(f"ADMM scaling: {args.network}, {args.steps} steps, sizes {sizes}, max_iter {args.max_iter or 'default'}; "
-          f"Python {platform.python_version()}, gridlang {getattr(gridlang, '__version__', '?')}, clarabel {getattr(clarabel, '__version__', '?')}, {os.cpu_count()} CPUs")
-    PROBE.install()
+          f"Python {platform.python_version()}, gridlang {version('gridlang')}, clarabel {version('clarabel')}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     t_all = time.perf_counter()
-    warm = make_case(WARMUP_AGENTS, args.steps, args.seed, args.network)
-    central(warm)
-    decomposed(warm, {"max_iter": 20}, 0)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n in sizes:
-        reason = fits(n, rows)
-        if reason:
-            print("  " + reason)
-            continue
-        if rows and rows[-1]["seconds"] * n / rows[-1]["agents"] > args.time_budget:
-            print("  " + extrapolate(n, rows).replace("{budget:.0f}", f"{args.time_budget:.0f}"), flush=True)
+        why = too_big(n, rows, "admm", MEMORY_BUDGET)
+        why = why and f"the decomposed run's {why}"
+        if not why and rows and rows[-1]["seconds"] * n / rows[-1]["agents"] > args.time_budget:
+            why = f"estimated {rows[-1]['seconds'] * n / rows[-1]['agents']:.0f} s, over --time-budget {args.time_budget:.0f} s"
+        if why:
+            print("  " + extrapolate(n, rows, why), flush=True)
             continue
         t0 = time.perf_counter()
-        row = measure(n, args)
+        limit = min(CENTRAL_LIMIT, available_memory())
+        skipped = too_big(n, rows, "central", limit)
+        c = None if skipped else in_child("central", n, args)
+        row = {"agents": n, "steps": args.steps, "network": args.network, "central": c, "central_skipped": skipped,
+               **in_child("decomposed", n, args, c["objective"] if c else None), "seconds": 0.0}
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
-        a, c = row["admm"], row["central"]
-        print(f"  {n} agents: {c['variables']} variables, central {c['solve_s']:.2f} s, ADMM {a['status']} after {a['iterations']} iterations "
-              f"in {a['wall_s']:.1f} s, gap {a['gap']:.1e} ({time.perf_counter() - t0:.0f} s with the replay)", flush=True)
+        a = row["admm"]
+        central_s = f"central {c['solve_s']:.2f} s (peak {c['peak_rss'] / 2**20:.0f} MiB)" if c else f"central not run ({skipped})"
+        gap = f", gap {a['gap']:.1e}" if c else ""
+        print(f"  {n} agents: {a['variables']} variables, {central_s}, ADMM {a['status']} after {a['iterations']} iterations "
+              f"in {a['wall_s']:.1f} s (peak {a['peak_rss'] / 2**20:.0f} MiB){gap}; {row['seconds']:.0f} s for both processes, load average {os.getloadavg()[0]:.1f}", flush=True)
         if args.per_iteration:
             pi = a["per_iteration"]
             print(f"    {'it':>5} {'wall':>9} {'solver':>9} {'overhead':>8} {'primal':>9} {'dual':>9} {'rho':>9}")
@@ -760,8 +845,8 @@ def main_one(args: argparse.Namespace) -> int:
     profiles = {}
     if missed and args.profile > 0:
         n = max(missed)
-        print(f"\nA target was missed at {', '.join(map(str, missed))} agents: profiling {n} agents.")
-        profiles[n] = profile(n, args)
+        print(f"\nA target was missed at {', '.join(map(str, missed))} agents: profiling {n} agents.", flush=True)
+        profiles[n] = in_child("profile", n, args)
         print(profiles[n])
     print(f"total {time.perf_counter() - t_all:.0f} s")
     if args.json:
