@@ -153,49 +153,94 @@ def test_start_method_forks_only_when_safe(monkeypatch) -> None:
         busy.join()
 
 
-@pytest.mark.xdist_group("ray")
-def test_ray_actors_stay_for_the_next_run_and_a_killed_one_gets_its_agents_again() -> None:
-    """On a Ray the user started, a second run takes the first run's actors (no new
-    processes) and gives the same answer; an actor killed mid-run is restarted
-    empty, given its batch again, and the run still reaches serial's optimum."""
-    ray = pytest.importorskip("ray")
-    from gridlang.decompose.executors import _IDLE, RayExecutor
-
-    expected, s_run = serial("prosumers", "atc")
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)  # our own, not a cluster another job started here
-    try:
-        seen: list = []
-        original = RayExecutor.solve_all
-
-        def solve_all(self, targets, rho):
-            seen.append(self)
-            out = original(self, targets, rho)
-            if len(seen) == 2 * s_run.iterations + 1:  # the third run, after its first iteration
-                self.kill("p5")
-            return out
-
-        RayExecutor.solve_all = solve_all
-        try:
-            runs = [decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "ray", workers=2) for _ in range(3)]
-        finally:
-            RayExecutor.solve_all = original
-        first, second, third = (seen[i * s_run.iterations] for i in range(3))
-        assert {a._actor_id for a in first.actors} == {a._actor_id for a in second.actors} == {a._actor_id for a in third.actors}
-        assert len(first.actors) == 2
-        assert len(_IDLE[first.session]) == 2  # back, holding nothing
-        for got, run in runs[:2]:
-            assert run.converged and run.iterations == s_run.iterations and got.objective == expected.objective
-        got, run = runs[2]
-        assert run.converged and not got.doubts()
-        assert got.objective == pytest.approx(expected.objective, rel=1e-6)
-    finally:
-        ray.shutdown()
-
-
 def test_starting_ray_here_is_costly_and_says_so() -> None:
     import sys
 
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         pytest.skip("Ray is running in this process")
-    assert start_cost("ray") == "Ray is not running, and starting it here takes 7-9 s"
+    assert start_cost("ray") == "Ray is not running, and starting it here takes 4-9 s"
+
+
+@pytest.fixture(scope="module")
+def started_ray():
+    """A local Ray started once for this module's Ray tests (as a user would: ``ray.init``), stopped after them."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)  # our own, not a cluster another job started here
+    yield ray
+    ray.shutdown()
+
+
+def forget_idle_actors(ray) -> None:
+    """This process's idle gridlang actors on ``ray`` stopped: the next run finds none (as a new process would)."""
+    for actor in executors._IDLE.pop(executors._session(ray), []):
+        ray.kill(actor, no_restart=True)
+
+
+@pytest.mark.xdist_group("ray")
+def test_ray_actors_stay_for_the_next_run_and_a_killed_one_gets_its_agents_again(started_ray) -> None:
+    """On a Ray the user started, a second run takes the first run's actors (no new
+    processes) and gives the same answer; an actor killed mid-run is restarted
+    empty, given its batch again, and the run still reaches serial's optimum."""
+    ray = started_ray
+    from gridlang.decompose.executors import _IDLE, RayExecutor
+
+    forget_idle_actors(ray)
+    expected, s_run = serial("prosumers", "atc")
+    seen: list = []
+    original = RayExecutor.solve_all
+
+    def solve_all(self, targets, rho):
+        seen.append(self)
+        out = original(self, targets, rho)
+        if len(seen) == 2 * s_run.iterations + 1:  # the third run, after its first iteration
+            self.kill("p5")
+        return out
+
+    RayExecutor.solve_all = solve_all
+    try:
+        runs = [decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "ray", workers=2) for _ in range(3)]
+    finally:
+        RayExecutor.solve_all = original
+    first, second, third = (seen[i * s_run.iterations] for i in range(3))
+    assert {a._actor_id for a in first.actors} == {a._actor_id for a in second.actors} == {a._actor_id for a in third.actors}
+    assert len(first.actors) == 2 and (first.taken, second.taken) == (0, 2)
+    assert len(_IDLE[first.session]) == 2  # back, holding nothing
+    for got, run in runs[:2]:
+        assert run.converged and run.iterations == s_run.iterations and got.objective == expected.objective
+    got, run = runs[2]
+    assert run.converged and not got.doubts()
+    assert got.objective == pytest.approx(expected.objective, rel=1e-6)
+
+
+@pytest.mark.xdist_group("ray")
+def test_a_small_case_runs_here_until_ray_holds_actors_for_it(started_ray, monkeypatch) -> None:
+    """On a started Ray without this process's actors, a small case asked for
+    ``ray`` without workers is solved here, serially, and the warning says why and
+    that workers=N forces Ray; with workers given it runs on Ray, and a default run
+    after that takes the actors the forced run left (on Ray, the serial numbers).
+    Two cores assumed (``os.cpu_count``), so that two idle actors are enough."""
+    ray = started_ray
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    forget_idle_actors(ray)
+    expected, s_run = serial("prosumers", "atc")
+    assert start_cost("ray", 2) == ("Ray is running but holds none of the 2 gridlang actors it needs from an earlier run of this process, "
+                                    "and a new actor takes 0.5-1 s to start and import gridlang")
+
+    def run(**kw):
+        return decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "ray", **kw)
+
+    here, h_run = run()
+    assert here.solver == "atc/serial" and not here.doubts() and here.objective == expected.objective
+    (why,) = [w for w in here.warnings if w.startswith("executor ray")]
+    assert "solved here, one after the other" in why and "holds none of the 2 gridlang actors" in why and "--workers N" in why
+    forced, f_run = run(workers=1)  # one actor: the default run below still lacks one
+    assert forced.solver == "atc/ray" and f_run.iterations == s_run.iterations and forced.objective == expected.objective
+    assert not any(w.startswith("executor ray") for w in forced.warnings)
+    assert executors.idle_actors() == 1 and "only 1 of the 2 gridlang actors" in start_cost("ray", 2)
+    assert run()[0].solver == "atc/serial"
+    run(workers=2)
+    assert executors.idle_actors() == 2 and start_cost("ray", 2) is None
+    warm, w_run = run()
+    assert warm.solver == "atc/ray" and not warm.doubts() and w_run.iterations == s_run.iterations and warm.objective == expected.objective
+    assert executors.idle_actors() == 2  # the same two, back

@@ -91,19 +91,26 @@ def start_method(start: str | None = None) -> tuple[str, str]:
     return "spawn", why
 
 
-def start_cost(executor: str) -> str | None:
-    """Why starting ``executor``'s workers would cost more than a small case's whole
-    serial run (about 0.3 s for prosumers.grid), or None when it is cheap: forked
-    workers are ready in about 0.01 s and Ray actors already started by an earlier
-    run on the same Ray are taken over (0.05 s); a spawned worker takes 0.25-0.5 s
-    to import, and a Ray started here 7-9 s (measured: ``benchmarks/startup.py``)."""
+def start_cost(executor: str, count: int | None = None) -> str | None:
+    """Why starting ``executor``'s ``count`` workers (default: the cores) would cost
+    more than a small case's whole serial run (about 0.3 s for prosumers.grid), or
+    None when it is cheap: forked workers are ready in about 0.01 s, and Ray actors
+    left idle by an earlier run of this process on the same Ray are taken over
+    (0.05 s).  A spawned worker takes 0.25-0.5 s to import; a Ray started here 4-9 s;
+    on a Ray already running, a new actor is a process that imports Ray's serializers
+    and gridlang (0.5 s, more on the first run of a process, which loads Ray's
+    serializers here too; measured: ``benchmarks/startup.py``)."""
     if executor == "processes":
         method, why = start_method()
         return None if method == "fork" else f"workers are spawned here ({why}), and a spawned worker takes 0.25-0.5 s to start"
     if executor == "ray":
         ray = sys.modules.get("ray")
         if ray is None or not ray.is_initialized():
-            return "Ray is not running, and starting it here takes 7-9 s"
+            return "Ray is not running, and starting it here takes 4-9 s"
+        need, idle = max(1, count or os.cpu_count() or 1), idle_actors()
+        if idle < need:
+            held = f"only {idle} of the {need} gridlang actors it needs" if idle else f"none of the {need} gridlang actors it needs"
+            return f"Ray is running but holds {held} from an earlier run of this process, and a new actor takes 0.5-1 s to start and import gridlang"
         return None
     return None
 
@@ -396,52 +403,33 @@ class ProcessExecutor:
             w.close()
 
 
-class _RayHost:
-    """A Ray actor that holds one run's batch of agents' persistent subproblems
-    (:meth:`load`); it outlives the run, so that a user's next solve on the same
-    Ray finds it started, with gridlang imported."""
-
-    def __init__(self) -> None:
-        self.run: int | None = None
-        self.local: dict[str, LocalSolver] = {}
-
-    def load(self, run: int, payload: dict[str, tuple[Subproblem, Form]]) -> None:
-        self.run, self.local = run, {a: LocalSolver(sub, form) for a, (sub, form) in payload.items()}
-
-    def drop(self) -> None:
-        self.run, self.local = None, {}
-
-    def solve(self, run: int, targets: dict[str, np.ndarray], rho: float) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
-        """The agents' answers, or None when this actor does not hold run ``run`` (restarted by Ray)."""
-        if run != self.run:
-            return None
-        y = {a: self.local[a].solve(v, rho) for a, v in targets.items()}
-        return y, {a: self.local[a].cost() for a in targets}
-
-    def state(self, run: int) -> dict[str, tuple[float, np.ndarray]] | None:
-        return {a: (s.cost(), s.x) for a, s in self.local.items()} if run == self.run else None
-
-    def ping(self) -> bool:
-        return True
-
-
-#: idle :class:`_RayHost` actors, by Ray session (the Ray a user started: kept between runs)
+#: idle :class:`~gridlang.decompose.worker.RayHost` actors, by Ray session (the Ray a user started: kept between runs)
 _IDLE: dict[str, list] = {}
 _RUNS = iter(range(1, 2**62))
 _HOST = None  # the actor class, made once
 
 
-class RayExecutor:
-    """Ray actors, each holding a batch of agents (:func:`batches`, at most
-    ``workers``, default the cores), on the cluster at ``address`` (else
-    ``RAY_ADDRESS``) or on a local Ray started here (and stopped by :meth:`close`).  On a Ray the user
-    started, the actors stay after :meth:`close` (holding nothing) and the
-    next run takes them: a second solve does not start processes or import
-    gridlang again.  An actor that dies is restarted by Ray (``max_restarts``),
-    the pending call retried (``max_task_retries``); the restarted actor holds
-    no agents, says so, and is given its batch again from the object store."""
+def _session(ray) -> str:
+    context = ray.get_runtime_context()
+    return f"{context.get_session_name()}/{context.get_job_id()}"
 
-    def __init__(self, subproblems: tuple[Subproblem, ...], address: str | None = None, workers: int | None = None) -> None:
+
+def idle_actors() -> int:
+    """How many idle gridlang actors this process holds on the Ray it is connected to (0 when none is)."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return 0
+    return len(_IDLE.get(_session(ray), ()))
+
+
+class RayStart:
+    """Ray joined (started here when it is not running, on the cluster at ``address``,
+    else ``RAY_ADDRESS``, else a local Ray of our own) and ``count`` actors asked
+    for: idle ones of an earlier run taken first, the others created now, so that they
+    start (a process each, importing Ray's serializers and :mod:`gridlang.decompose.worker`)
+    while the caller splits the case; :class:`RayExecutor` takes them (``started=``)."""
+
+    def __init__(self, count: int, address: str | None = None) -> None:
         try:
             import ray
         except ImportError:
@@ -450,18 +438,62 @@ class RayExecutor:
         self.started = not ray.is_initialized()
         if self.started:  # "local": a Ray of our own, not a cluster some other job left in /tmp/ray (ray.init's default would join it)
             ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
-        context = ray.get_runtime_context()
-        self.session = f"{context.get_session_name()}/{context.get_job_id()}"
-        self.run = next(_RUNS)
-        self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in batches(subproblems, workers)]
-        self.home = {a: g for g, group in enumerate(self.groups) for a in group}
-        self.payloads = [ray.put(group) for group in self.groups]  # held here: a restarted actor is given its batch again
-        idle = _IDLE.setdefault(self.session, [])
+        self.session = _session(ray)
         global _HOST
         if _HOST is None:
-            _HOST = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(_RayHost)
-        self._host = _HOST
-        self.actors = [idle.pop() if idle else self._host.remote() for _ in self.groups]
+            from gridlang.decompose.worker import RayHost
+
+            _HOST = ray.remote(num_cpus=0, max_restarts=3, max_task_retries=3)(RayHost)
+        self.host = _HOST
+        idle = _IDLE.setdefault(self.session, [])
+        self.taken = min(count, len(idle))  # actors of an earlier run: started, gridlang imported
+        self.actors = [idle.pop() for _ in range(self.taken)] + [self.host.remote() for _ in range(count - self.taken)]
+
+    def new(self):
+        return self.host.remote()
+
+    def give_back(self, actors: list) -> None:
+        """Actors holding nothing, kept for the next run (on a Ray this process did not start)."""
+        if not self.started:
+            _IDLE.setdefault(self.session, []).extend(actors)
+
+    def close(self) -> None:
+        """Not used after all (the split failed): the actors kept, or our own Ray stopped."""
+        if self.started:
+            _IDLE.pop(self.session, None)
+            self.ray.shutdown()
+        else:
+            self.give_back(self.actors)
+        self.actors = []
+
+
+class RayExecutor:
+    """Ray actors (:class:`~gridlang.decompose.worker.RayHost`), each holding a batch
+    of agents (:func:`batches`, at most ``workers``, default the cores), on the
+    cluster at ``address`` (else ``RAY_ADDRESS``) or on a local Ray started here (and
+    stopped by :meth:`close`).  ``started``: the actors asked for before the split
+    (:class:`RayStart`).  On a Ray the user started, the actors stay after
+    :meth:`close` (holding nothing) and the next run takes them: a second solve does
+    not start processes or import gridlang again.  An actor gets its batch (the
+    subproblems and their rows, assembled here) and, right behind it
+    on the same actor, the first solve: no round trip waits for the loading.  An
+    actor that dies is restarted by Ray (``max_restarts``), the pending call retried
+    (``max_task_retries``); the restarted actor holds no agents, says so, and is
+    given its batch again from the object store."""
+
+    def __init__(self, subproblems: tuple[Subproblem, ...], address: str | None = None, workers: int | None = None, started: RayStart | None = None) -> None:
+        grouped = batches(subproblems, workers)
+        start = started or RayStart(len(grouped), address)
+        ray = self.ray = start.ray
+        self.started, self.session = start.started, start.session
+        self.run = next(_RUNS)
+        self.groups = [{s.agent: (s, prepare(s)) for s in group} for group in grouped]  # assembled here (that needs the compiler), while the new actors start
+        self.home = {a: g for g, group in enumerate(self.groups) for a in group}
+        self.payloads = [ray.put(group) for group in self.groups]  # held here: a restarted actor is given its batch again
+        self._host = start.host
+        self.actors = (start.actors + [start.new() for _ in range(len(grouped) - len(start.actors))])[: len(grouped)]
+        start.give_back(start.actors[len(grouped) :])
+        self.taken = min(start.taken, len(grouped))  # actors of an earlier run among them
         self._loads = [actor.load.remote(self.run, ref) for actor, ref in zip(self.actors, self.payloads)]
         self.order = [s.agent for s in subproblems]  # answers in the subproblems' order, as serial gives them (sums stay the same)
         self._costs: dict[str, float] = {}  # every agent's cost at its last answer (ATC asks at every pass)
@@ -471,11 +503,22 @@ class RayExecutor:
 
     def _ask(self, method: str, args: dict[int, tuple]) -> dict[int, object]:
         """``method`` on the actors ``args`` names, side by side; an actor that answers
-        None (restarted, empty) is given its batch again and asked again, once."""
+        None (restarted, empty) is given its batch again and asked again, once.  The
+        first call goes right behind the loads (an actor runs its calls in order); an
+        actor found dead then (an idle one lost since its last run) is replaced."""
+        def call():
+            refs = {g: getattr(self.actors[g], method).remote(self.run, *a) for g, a in args.items()}
+            return dict(zip(refs, self.ray.get(list(refs.values()))))
+
         if self._loads:
-            self.ready()
-        refs = {g: getattr(self.actors[g], method).remote(self.run, *a) for g, a in args.items()}
-        out = dict(zip(refs, self.ray.get(list(refs.values()))))
+            try:
+                out = call()
+            except self.ray.exceptions.RayActorError:
+                self.ready()
+                out = call()
+            self._loads = []
+        else:
+            out = call()
         for g in [g for g, v in out.items() if v is None]:
             self._reload(g)
             out[g] = self.ray.get(getattr(self.actors[g], method).remote(self.run, *args[g]))

@@ -12,7 +12,7 @@ import xarray as xr
 from gridlang.compiler.build import Built
 from gridlang.decompose import atc
 from gridlang.decompose.admm import CHECKS, Run, Settings, admm, penalties, problems
-from gridlang.decompose.executors import EXECUTORS, spawn, start_cost
+from gridlang.decompose.executors import EXECUTORS, RayStart, spawn, start_cost
 from gridlang.decompose.split import Split, split
 from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
 from gridlang.solvers.conic import cone_violation
@@ -23,9 +23,10 @@ from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_res
 
 #: a case with fewer variables is solved serially when ``processes`` or ``ray`` is asked
 #: for without a number of workers and starting them is costly (:func:`executors.start_cost`:
-#: spawned workers, 0.25-0.5 s each, or a Ray started here, 7-9 s), which is more than the
-#: whole serial run (prosumers.grid, 5,300 variables: 0.3-0.6 s); forked workers (0.01 s)
-#: and a Ray already running are used (prosumers: 1.16x and 1.18x serial on 2 busy cores)
+#: spawned workers, 0.25-0.5 s each; a Ray started here, 4-9 s; on a running Ray, actors
+#: this process has not started before, 0.5-1 s), which is more than the whole serial run
+#: (prosumers.grid, 5,300 variables: 0.3-0.6 s); forked workers (0.01 s) and the idle
+#: actors of an earlier run on the same Ray are used (prosumers: about 1x serial)
 SMALL = 10_000
 
 
@@ -64,16 +65,20 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
     small = ()
     columns = int(built.model._xCounter)
-    costly = start_cost(executor) if executor in ("processes", "ray") and workers is None and columns < SMALL else None
+    agents = len(set(built.case.owners.values()))
+    count = max(1, min(agents, workers or os.cpu_count() or 1))  # the workers or actors a run would start
+    costly = start_cost(executor, count) if executor in ("processes", "ray") and workers is None and columns < SMALL else None
     if costly:
         small = (f"executor {executor}: the case is small ({columns:,} variables, under {SMALL:,}), so its agents were solved here, one after the other: "
                  f"{costly}, more than the whole run here; give workers=N (--workers N) to use them anyway",)
         executor = "serial"
-    early = []
+    early: list = []
+    ray_start: RayStart | None = None
     if executor == "processes":  # started first: the interpreters load numpy and Clarabel while the case is split here
-        agents = len(set(built.case.owners.values()))
-        early = spawn(max(1, min(agents, workers or os.cpu_count() or 1)))
+        early = spawn(count)
     try:
+        if executor == "ray":  # the same: new actors start and import gridlang while the case is split
+            ray_start = RayStart(count, address)
         parts = split(built)
         picked = ()
         if method == "auto":
@@ -87,12 +92,14 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         if executor == "serial":
             pool = EXECUTORS[executor](subs)
         elif executor == "ray":
-            pool = EXECUTORS[executor](subs, address, workers)
+            pool = EXECUTORS[executor](subs, address, workers, started=ray_start)
         else:
             pool = EXECUTORS[executor](subs, workers, started=early)
     except BaseException:
         for w in early:
             w.close()
+        if ray_start is not None:
+            ray_start.close()
         raise
     try:
         if method == "admm":

@@ -25,6 +25,9 @@ fork.  Otherwise it is started as a fresh interpreter that imports this module o
 (``gridlang``, ``gridlang.decompose`` and :mod:`local` load nothing heavy):
 numpy, scipy.sparse and Clarabel, not linopy, xarray or pandas, and not the
 parent's ``__main__`` (as a ``multiprocessing`` spawn would).
+
+:class:`RayHost` is the same worker as a Ray actor (``executor = ray``): it lives
+here so that a Ray worker process becoming one imports this light module only.
 """
 
 from __future__ import annotations
@@ -79,6 +82,37 @@ def serve(inbox: Connection, outbox: Connection, agents: dict | None = None) -> 
             outbox.send(("state", {a: (s.cost(), s.x) for a, s in local.items()}))
         else:
             return
+
+
+class RayHost:
+    """A Ray actor that holds one run's batch of agents' persistent subproblems
+    (:meth:`load`); it outlives the run, so that a user's next solve on the same
+    Ray finds it started, with gridlang imported.  A batch comes as
+    ``{agent: (subproblem, form)}``, the form assembled by the caller (assembling
+    it needs the compiler, which an actor does not import)."""
+
+    def __init__(self) -> None:
+        self.run: int | None = None
+        self.local: dict[str, LocalSolver] = {}
+
+    def load(self, run: int, payload: dict) -> None:
+        self.run, self.local = run, {a: LocalSolver(sub, form) for a, (sub, form) in payload.items()}
+
+    def drop(self) -> None:
+        self.run, self.local = None, {}
+
+    def solve(self, run: int, targets: dict[str, np.ndarray], rho: float) -> tuple[dict[str, np.ndarray], dict[str, float]] | None:
+        """The agents' answers, or None when this actor does not hold run ``run`` (restarted by Ray)."""
+        if run != self.run:
+            return None
+        y = {a: self.local[a].solve(v, rho) for a, v in targets.items()}
+        return y, {a: self.local[a].cost() for a in targets}
+
+    def state(self, run: int) -> dict[str, tuple[float, np.ndarray]] | None:
+        return {a: (s.cost(), s.x) for a, s in self.local.items()} if run == self.run else None
+
+    def ping(self) -> int:
+        return os.getpid()
 
 
 if __name__ == "__main__":
