@@ -57,7 +57,7 @@ class _Scope:
     typical: dict[str, np.ndarray] = field(default_factory=dict)  # typical-day series by column
     plan_days: tuple = (("horizon",), np.ones(1), "")  # scenario labels, weights, how they were found
     notes: list[str] = field(default_factory=list)  # what resolve decided and says
-    tables: dict[Path, pd.DataFrame] = field(default_factory=dict)  # CSV files read so far
+    tables: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # CSV files read so far, by (naming file, name written)
 
 
 def load_modules(main: ast.Module, root: Path, allow_outside: bool) -> list[ast.Module]:
@@ -348,18 +348,21 @@ def _typical(c: ast.Call, scope: _Scope) -> Quantity:
 
 
 def _read_csv(path: ast.Str, scope: _Scope) -> pd.DataFrame:
-    """The table in a CSV file of the case, read once per resolve however many profiles use it."""
-    file = case_path(path, scope.root, scope.allow_outside)
-    if file not in scope.tables:
+    """The table in a CSV file of the case, read (and its path checked) once per resolve
+    however many profiles use it."""
+    key = (path.span.file, path.value)
+    if key not in scope.tables:
+        file = case_path(path, scope.root, scope.allow_outside)
         try:
-            scope.tables[file] = pd.read_csv(file, skipinitialspace=True)
+            scope.tables[key] = pd.read_csv(file, skipinitialspace=True)
         except Exception as exc:  # pandas raises many kinds for malformed files
             raise GridError(path.span, f"cannot read '{path.value}' as CSV: {exc}") from None
-    return scope.tables[file]
+    return scope.tables[key]
 
 
 def _numeric(series: pd.Series, span: Span) -> Quantity:
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    numbers = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    values = series.to_numpy(dtype=float) if numbers else pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(np.isnan(values))
     if bad.size:
         raise GridError(span, f"row {bad[0] + 2} of the column is not a number ({series.iloc[bad[0]]!r})", "fill every row with a number")
