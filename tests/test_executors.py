@@ -218,7 +218,8 @@ def test_a_small_case_runs_here_until_ray_holds_actors_for_it(started_ray, monke
     """On a started Ray without this process's actors, a small case asked for
     ``ray`` without workers is solved here, serially, and the warning says why and
     that workers=N forces Ray; with workers given it runs on Ray, and a default run
-    after that takes the actors the forced run left (on Ray, the serial numbers).
+    after that takes the actors the forced run left (on Ray, the serial numbers);
+    a run refused after taking them (a mistake in its settings) gives them back.
     Two cores assumed (``os.cpu_count``), so that two idle actors are enough."""
     ray = started_ray
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
@@ -244,3 +245,6 @@ def test_a_small_case_runs_here_until_ray_holds_actors_for_it(started_ray, monke
     warm, w_run = run()
     assert warm.solver == "atc/ray" and not warm.doubts() and w_run.iterations == s_run.iterations and warm.objective == expected.objective
     assert executors.idle_actors() == 2  # the same two, back
+    with pytest.raises(GridError, match="unknown atc setting 'max_iterr'"):  # a mistake found after the actors were taken: they are given back
+        run(workers=2, max_iterr=3)
+    assert executors.idle_actors() == 2

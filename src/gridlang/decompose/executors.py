@@ -449,6 +449,13 @@ class RayStart:
         self.taken = min(count, len(idle))  # actors of an earlier run: started, gridlang imported
         self.actors = [idle.pop() for _ in range(self.taken)] + [self.host.remote() for _ in range(count - self.taken)]
 
+    @classmethod
+    def early(cls, count: int, address: str | None = None) -> RayStart | None:
+        """Started now when Ray is running here (cheap), else None: a Ray to start (4-9 s)
+        waits until the case and its settings have been checked (:class:`RayExecutor`)."""
+        ray = sys.modules.get("ray")
+        return cls(count, address) if ray is not None and ray.is_initialized() else None
+
     def new(self):
         return self.host.remote()
 

@@ -77,8 +77,8 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     if executor == "processes":  # started first: the interpreters load numpy and Clarabel while the case is split here
         early = spawn(count)
     try:
-        if executor == "ray":  # the same: new actors start and import gridlang while the case is split
-            ray_start = RayStart(count, address)
+        if executor == "ray":  # the same on a running Ray: new actors start and import gridlang while the case is split
+            ray_start = RayStart.early(count, address)
         parts = split(built)
         picked = ()
         if method == "auto":
