@@ -65,7 +65,8 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
     small = ()
     columns = int(built.model._xCounter)
-    agents = len(set(built.case.owners.values()))
+    owners = set(built.case.owners.values())
+    agents = len(owners) - (method != "admm" and built.case.network_owner in owners)  # ATC (and auto, which may pick it) leaves the network owner here
     count = max(1, min(agents, workers or os.cpu_count() or 1))  # the workers or actors a run would start
     costly = start_cost(executor, count) if executor in ("processes", "ray") and workers is None and columns < SMALL else None
     if costly:
