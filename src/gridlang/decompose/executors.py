@@ -17,7 +17,12 @@ rows assembled here.  Then a worker gets only targets and returns only
 contributions.  A worker that dies
 (``kill(agent)`` kills the one holding that agent) is started again from its
 agents' subproblems and the pending solve is asked again (the coordinator
-holds the state), and the iteration goes on.
+holds the state), and the iteration goes on.  On Ray, a worker is an actor
+(:class:`~gridlang.decompose.worker.RayHost`): asked for before the case is split
+(:class:`RayStart`), kept idle after the run on a Ray the user started, and taken
+over by this process's next run; a new one costs 0.5-1 s (a process that imports
+Ray's serializers and gridlang), so a small case runs here instead until there
+are idle ones (:func:`start_cost`).
 """
 
 from __future__ import annotations
