@@ -226,7 +226,7 @@ def test_a_small_case_runs_here_until_ray_holds_actors_for_it(started_ray, monke
     forget_idle_actors(ray)
     expected, s_run = serial("prosumers", "atc")
     assert start_cost("ray", 2) == ("Ray is running but holds none of the 2 gridlang actors it needs from an earlier run of this process, "
-                                    "and a new actor takes 0.5-1 s to start and import gridlang")
+                                    "and a new actor takes 0.5-1 s to start and import gridlang (a run with workers given leaves its actors to the next runs)")
 
     def run(**kw):
         return decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "ray", **kw)

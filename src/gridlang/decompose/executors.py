@@ -115,7 +115,7 @@ def start_cost(executor: str, count: int | None = None) -> str | None:
         need, idle = max(1, count or os.cpu_count() or 1), idle_actors()
         if idle < need:
             held = f"only {idle} of the {need} gridlang actors it needs" if idle else f"none of the {need} gridlang actors it needs"
-            return f"Ray is running but holds {held} from an earlier run of this process, and a new actor takes 0.5-1 s to start and import gridlang"
+            return f"Ray is running but holds {held} from an earlier run of this process, and a new actor takes 0.5-1 s to start and import gridlang (a run with workers given leaves its actors to the next runs)"
         return None
     return None
 
