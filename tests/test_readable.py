@@ -102,6 +102,20 @@ def test_helpers_binaries_and_negative_zero_left_readable():
     assert number(-0.0) == "0" and number(-1e-17) == "0" and number(-2.5) == "-2.5" and number(12345.6) == "12,346"
 
 
+def test_a_power_within_the_feasibility_tolerance_is_shown_as_zero():
+    """A decomposed answer's grid export of -4e-9 MW (noise within the tolerance of 1e-5 p.u.)
+    is 0 in the summary, minimum, mean, maximum and total alike; results.nc keeps the exact value."""
+    c = gridlang.load(CASES / "ieee33_dispatch.grid")
+    result = c.solve()
+    base = c.built.case.system.base.power_va / 1e6
+    export = result.dataset["grid-export"]
+    noisy = result.dataset.assign({"grid-export": export * 0 - 4e-9, "grid-import": export * 0 + 3e-5 * base})
+    rows = {row[0]: row for row in quantity_rows(replace(result, dataset=noisy), c.built)}
+    assert rows["grid-export"][2:] == ("0", "0", "0", "0 MWh")
+    assert rows["grid-import"][2] == number(3e-5 * base) != "0"  # 3e-5 p.u., above the tolerance: shown
+    assert number(-4e-6, zero=1e-5) == "0" and number(-4e-6) == "-4e-06"
+
+
 def test_json_prints_the_summary_and_nothing_else(tmp_path):
     out = tmp_path / "res"
     r = runner.invoke(app, ["solve", str(CASES / "ieee33_base.grid"), "--out", str(out), "--json"])

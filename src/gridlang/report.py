@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from gridlang.settle import Settlement
+from gridlang.solvers.result import FEASIBILITY_TOL
 
 if TYPE_CHECKING:  # rich is loaded by the tables only: writing a summary does not need it
     from rich.table import Table
@@ -47,6 +48,7 @@ class Scale:
     currency: str  # symbol ('$') or code
     dt: float  # hours per step
     weight: np.ndarray | None = None  # steps of the year each step stands for (plans)
+    base_mw: float = 1.0  # the system's base power, MVA
 
     @staticmethod
     def of(built) -> "Scale":
@@ -56,7 +58,7 @@ class Scale:
         if built is None:
             return Scale(False, "currency", 1.0)
         system = built.case.system
-        return Scale(system.base.power_va < 1e6, currency_symbol(system.base.currency), system.dt, system.step_weight)
+        return Scale(system.base.power_va < 1e6, currency_symbol(system.base.currency), system.dt, system.step_weight, system.base.power_va / 1e6)
 
     def unit(self, unit: str, name: str = "") -> tuple[str, float]:
         """(shown unit, factor from the reported unit): 'MW' -> ('kW', 1000) in a kW-scale case,
@@ -69,11 +71,12 @@ class Scale:
         return unit.replace("currency", self.currency), factor
 
 
-def number(x: float) -> str:
-    """A figure for people: no '-0', thousands separated, about four significant digits."""
+def number(x: float, zero: float = 1e-9) -> str:
+    """A figure for people: no '-0', thousands separated, about four significant digits;
+    below ``zero`` in magnitude (e.g. the solution's own accuracy) it is 0."""
     if not math.isfinite(x):
         return str(x)
-    if abs(x) < 1e-9:
+    if abs(x) < zero:
         return "0"
     if abs(x) >= 1e4:
         return f"{x:,.0f}"
@@ -106,13 +109,16 @@ def quantity_rows(result, built=None) -> list[tuple[str, str, str, str, str, str
         if declared:
             unit = declared
         values = array * factor
+        # a power within the feasibility tolerance of zero is zero to the solution's accuracy
+        zero = FEASIBILITY_TOL * scale.base_mw * factor if unit in _KILO or unit in _KILO.values() else 1e-9
         total = ""
         if declared is None and unit in _POWER and "time" in array.dims and not {"bus", "line"} & set(array.dims):
             steps = scale.dt if scale.weight is None or len(scale.weight) != array.sizes["time"] else scale.dt * xr.DataArray(scale.weight, coords={"time": array["time"]}, dims="time")
-            total = f"{number(float((values * steps).sum()))} {unit}h"
+            energy = values * steps
+            total = f"{number(float(energy.sum()), zero * float(np.sum(steps * xr.ones_like(values))))} {unit}h"
         elif declared is None and unit == scale.currency:
             total = f"{number(float(values.sum()))} {unit}"
-        rows.append((name, unit, *(number(float(f())) for f in (values.min, values.mean, values.max)), total))
+        rows.append((name, unit, *(number(float(f()), zero) for f in (values.min, values.mean, values.max)), total))
     return rows
 
 
