@@ -61,8 +61,8 @@ def test_anderson_memory_zero_is_the_plain_map() -> None:
     assert not aa.pending
 
 
-def _community(n: int, network: str) -> str:
-    """The benchmark's synthetic prosumer community (benchmarks/admm_scaling.make_case)."""
+def _benchmark():
+    """benchmarks/admm_scaling.py as a module."""
     import importlib.util
     from pathlib import Path
 
@@ -70,7 +70,12 @@ def _community(n: int, network: str) -> str:
     spec = importlib.util.spec_from_file_location("admm_scaling", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.make_case(n, network=network)
+    return module
+
+
+def _community(n: int, network: str) -> str:
+    """The benchmark's synthetic prosumer community (benchmarks/admm_scaling.make_case)."""
+    return _benchmark().make_case(n, network=network)
 
 
 def test_the_operator_of_a_copper_plate_takes_a_share_by_its_range() -> None:
@@ -108,7 +113,32 @@ def test_the_scaling_benchmark_runs_quick() -> None:
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, str(root / "benchmarks" / "admm_scaling.py"), "--quick", "--network", "copper_plate"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    table = out.stdout.split("3. Convergence")[1].splitlines()[2:4]
+    head, *table = out.stdout.split("3. Convergence")[1].splitlines()[1:4]
+    assert "decomposed peak" in head and "central peak" in head, head
     for line, agents in zip(table, ("10", "50")):
         cells = line.split()
         assert cells[0] == agents and cells[1] == "converged" and int(cells[2]) <= 100, line
+        # each size's two processes report their own peaks: the decomposed one within 8 GiB
+        decomposed, mark, central = cells[-4:-1]
+        assert decomposed.endswith("MiB") and mark == "ok" and central.endswith("MiB"), line
+        assert 0 < float(decomposed[:-3]) <= 8 * 1024 and float(central[:-3]) > 0, line
+
+
+def test_the_scaling_benchmark_estimates_each_process_apart() -> None:
+    """A size is skipped by the decomposed run's own estimated peak (linear through the two
+    largest sizes), the central solve by its own, from the sizes where it ran."""
+    bench = _benchmark()
+    mib = 2**20
+    rows = [
+        {"agents": 100, "admm": {"peak_rss": 300 * mib}, "central": {"peak_rss": 250 * mib}},
+        {"agents": 1000, "admm": {"peak_rss": 480 * mib}, "central": {"peak_rss": 1000 * mib}},
+        {"agents": 2000, "admm": {"peak_rss": 680 * mib}, "central": None},  # central skipped there
+    ]
+    estimate, per = bench.peak_estimate(10000, rows, "admm")
+    assert per == pytest.approx(0.2 * mib) and estimate == pytest.approx(2280 * mib)
+    estimate, per = bench.peak_estimate(10000, rows, "central")  # through 100 and 1,000 agents
+    assert per == pytest.approx(750 * mib / 900) and estimate == pytest.approx(1000 * mib + 9000 * per)
+    assert bench.too_big(10000, rows, "admm", 8 * 2**30) is None
+    assert "over 4.0 GiB" in bench.too_big(10000, rows, "central", 4 * 2**30)
+    one = rows[:1]  # one size: through the origin, an upper bound
+    assert bench.peak_estimate(1000, one, "admm") == (pytest.approx(3000 * mib), pytest.approx(3 * mib))
