@@ -320,6 +320,17 @@ def test_no_trustworthy_answer_exits_3_and_writes_nothing(tmp_path, args, ended)
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_a_solver_out_of_memory_is_doubted_with_a_way_out():
+    """HiGHS's presolve out of memory ends 'resource_interrupt' (measured: 10,000 copper-plate
+    prosumers, 22.8 GiB): the doubt says what it means and how to need less memory."""
+    from dataclasses import replace
+
+    result = gridlang.load(BASE).solve()
+    assert not result.doubts()
+    doubts = replace(result, termination="resource_interrupt").doubts()
+    assert len(doubts) == 1 and "ran out of memory" in doubts[0] and "--option presolve=off" in doubts[0]
+
+
 def test_no_trustworthy_answer_keeps_the_previous_result(tmp_path):
     out = tmp_path / "res"
     assert runner.invoke(app, ["solve", str(BASE), "--out", str(out)]).exit_code == 0

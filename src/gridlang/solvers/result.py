@@ -71,7 +71,10 @@ class Result:
         reported settlement number is NaN or infinite.
         """
         out = []
-        if self.termination not in TRUSTED:
+        if self.termination == "resource_interrupt":  # HiGHS out of memory, e.g. its presolve on a very wide LP
+            out.append("the solve ended 'resource_interrupt', not 'optimal': the solver ran out of memory or another resource "
+                       "(with HiGHS, --option presolve=off needs far less memory on a wide LP)")
+        elif self.termination not in TRUSTED:
             out.append(f"the solve ended '{self.termination}', not 'optimal'")
         if self.primal_status != "feasible":
             out.append(f"the primal status is '{self.primal_status}', not 'feasible'")
