@@ -1,7 +1,8 @@
 """Resuming a case in parts from the cloud's checkpoint (gridlang.parts.resume): ATC
 stopped mid-run continues from the iterate saved, keyed by agent and named row, to the
 uninterrupted run's objective in the passes that run still had to go; a checkpoint of
-another case, with a target missing, damaged, absent or of ADMM is refused at the file."""
+another case, with a target missing, damaged, absent or of the other method is refused at the file;
+ADMM resumes the same way."""
 
 from __future__ import annotations
 
@@ -86,6 +87,32 @@ def test_the_checkpoint_is_keyed_by_names_so_its_order_does_not_matter_on_the_co
     assert found == pytest.approx(fresh.objective, rel=1e-6) and iterations < fresh.iterations
 
 
+def test_a_stopped_admm_run_resumes_from_its_checkpoint_to_the_uninterrupted_objective(community, tmp_path):
+    """ADMM's state (rho, the consensus point per agent and named row, the price per named
+    row) saved in the pass the cloud died in, and continued from: the uninterrupted run's
+    objective, in fewer iterations than starting over."""
+    folder, agents, _, _ = community
+    fresh = solve_parts(folder / "cloud.grid", agents, "admm")
+    assert fresh.status == "converged" and fresh.iterations > STOP
+    saved = tmp_path / "admm.json"
+
+    def dies(step) -> None:
+        if step.iteration == STOP:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        solve_parts(folder / "cloud.grid", agents, "admm", checkpoint=saved, progress=dies)
+    data = json.loads(saved.read_text())
+    assert data["method"] == "admm" and data["status"] == "running" and data["state"]["iteration"] == STOP - 1
+    state = data["state"]
+    assert {"dso", "house1"} <= set(state["contributions"]) and len(state["prices"]["rows"]) == len(state["prices"]["u"]) > 0
+    resumed = solve_parts(folder / "cloud.grid", agents, "admm", checkpoint=saved, resume=True)
+    assert resumed.status == "converged" and resumed.resumed == STOP - 1 and resumed.run.trace[0].iteration == STOP
+    assert resumed.objective == pytest.approx(fresh.objective, rel=1e-4)
+    assert resumed.iterations < fresh.iterations
+    assert json.loads(saved.read_text())["status"] == "converged"
+
+
 def _refused(folder: Path, ck: Path, *extra: str) -> str:
     before = ck.read_bytes() if ck.exists() else None
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--no-settle", "--checkpoint", str(ck), "--resume", *extra])
@@ -140,9 +167,16 @@ def test_a_damaged_missing_foreign_or_admm_checkpoint_is_refused(community, tmp_
     admm = tmp_path / "admm.json"
     solve_parts(folder / "cloud.grid", agents, "admm", checkpoint=admm, max_iter=2)
     assert "the checkpoint was written by an ADMM run; an ATC run cannot continue from it" in _refused(folder, admm)
-    assert "--resume is not supported with --method admm yet" in _refused(folder, admm, "--method", "admm")
-    with pytest.raises(GridError, match="--resume is not supported with --method admm"):
-        solve_parts(folder / "cloud.grid", agents, "admm", checkpoint=admm, resume=True)
+    assert "the checkpoint was written by an ATC run; an ADMM run cannot continue from it" in _refused(folder, _copy(saved, tmp_path / "atc.json"), "--method", "admm")
+
+    def no_price(data) -> None:
+        prices = data["state"]["prices"]
+        del prices["rows"][0], prices["u"][0]
+
+    out = _refused(folder, _copy(admm, tmp_path / "price.json", no_price), "--method", "admm")
+    assert re.search(r"price\.json: error: the checkpoint does not fit this case: it has no price at feeder-balance_p\[", out)
+    with pytest.raises(GridError, match="the checkpoint is damaged"):
+        solve_parts(folder / "cloud.grid", agents, "admm", checkpoint=_copy(admm, tmp_path / "rho.json", lambda d: d["state"].__setitem__("rho", -1.0)), resume=True)
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--resume"])
     assert r.exit_code == 1 and "--resume needs --checkpoint" in r.output
 

@@ -491,7 +491,7 @@ def cloud(
     serial: Annotated[bool, typer.Option("--serial", help="no Ray: compile every side in this process, each on its own, from <folder>/<agent>/<agent>.grid")] = False,
     nodes: Annotated[Optional[int], typer.Option("--nodes", help="with --local: this many nodes, each hosting several agents (default: one node per agent)")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="JSON file holding, after every pass, the targets sent and answers received (the last consistent iterate)")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="with --checkpoint: continue from the iterate saved in that file instead of from zero (ATC only)")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="with --checkpoint: continue from the iterate saved in that file instead of from zero (ATC or ADMM, as the file was written)")] = False,
     method: Annotated[str, typer.Option("--method", help="atc or admm")] = "atc",
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
     settle: Annotated[Optional[bool], typer.Option("--settle/--no-settle", help="settle the case's markets and games from the parts, each agent's side on its edge (default: when the case has any and is linear)")] = None,

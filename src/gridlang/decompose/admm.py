@@ -172,6 +172,19 @@ class Step:
     worst: float = 0.0  # the largest violation of a coupling row (max norm, per unit)
 
 
+@dataclass(frozen=True, slots=True)
+class AdmmState:
+    """Where the iteration stands after ``iteration`` iterations: what the next one starts
+    from (the consensus point ``z`` per stacked contribution, in the order of the split's
+    subproblems and their rows; the scaled multiplier ``u`` per coupling row; ``rho``).
+    Anderson's memory is not kept: a run continued from it starts with an empty one."""
+
+    iteration: int
+    z: np.ndarray
+    u: np.ndarray
+    rho: float
+
+
 @dataclass
 class Run:
     """What a run produced: per-agent contributions, the trace and the message log."""
@@ -186,8 +199,10 @@ class Run:
     stopped_by: str = ""  # which criterion ended the run, in words (set by gridlang.decompose.run.stop_reason)
 
 
-def admm(split: Split, executor, settings: Settings = Settings(), progress=None) -> Run:
-    """Iterate until the coupling rows hold (see the module doc)."""
+def admm(split: Split, executor, settings: Settings = Settings(), progress=None, start: AdmmState | None = None, keep=None) -> Run:
+    """Iterate until the coupling rows hold (see the module doc).  ``start``: continue
+    from this state instead of zero; ``keep(state)``: called with the state each
+    iteration starts from (:class:`AdmmState`), e.g. to save it."""
     subs = {s.agent: s for s in split.subproblems}
     m = split.n_coupling
     counts = np.maximum(split.contributors, 1)
@@ -205,15 +220,23 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
     rho = settings.rho if settings.rho is not None else _price_scale(split)
     u = np.zeros(m)
     y, z = np.zeros(n), np.zeros(n)  # z: the consensus point, every row's contributions sum to zero
+    first = 1
+    if start is not None:
+        if start.z.shape != (n,) or start.u.shape != (m,):
+            raise ValueError(f"the state to start from has {start.z.size} contributions and {start.u.size} rows, not {n} and {m}")
+        first, z, u, rho = start.iteration + 1, start.z.copy(), start.u.copy(), float(start.rho)
+        y = z.copy()
     age = dict.fromkeys(subs, 0)
     rng = np.random.default_rng(settings.seed)
     accel = Anderson(settings.anderson)
     trace: list[Step] = []
     log: list[dict] = []
-    start = time.perf_counter()
-    status, growth, last_change = "iteration_limit", 0, 0
+    began = time.perf_counter()
+    status, growth, last_change = "iteration_limit", 0, first - 1
     base: tuple[np.ndarray, np.ndarray, float] | None = None  # T(w) at the last plain point and |w - T(w)| there
-    for k in range(1, settings.max_iter + 1):
+    for k in range(first, first + settings.max_iter):  # max_iter counts this run's iterations
+        if keep is not None and k > 1:
+            keep(AdmmState(k - 1, z.copy(), u.copy(), float(rho)))
         if k == 2 and settings.kill_agent is not None:
             executor.kill(settings.kill_agent)
         # every agent answers the first target, and a restarted one its next (until then the coordinator has no answer for its point)
@@ -239,7 +262,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
         eps_primal = np.sqrt(m) * settings.tol + settings.rel * max(float(np.linalg.norm(y)), float(np.linalg.norm(z_new)))
         eps_dual = rho * (np.sqrt(n) * settings.tol + settings.rel * float(np.linalg.norm(seen * u_new)))
         worst = float(np.max(np.abs(total), initial=0.0))
-        trace.append(Step(k, primal, dual, rho, time.perf_counter() - start, stale, eps_primal, eps_dual, worst))
+        trace.append(Step(k, primal, dual, rho, time.perf_counter() - began, stale, eps_primal, eps_dual, worst))
         if progress is not None:
             progress(trace[-1])
         if not np.isfinite(primal + dual):
@@ -260,7 +283,7 @@ def admm(split: Split, executor, settings: Settings = Settings(), progress=None)
             factor = min(max(factor, 1 / settings.tau), settings.tau)
             # a stalled primal residual (prices drifting towards the point where pinned contributions move) with
             # the estimate pointing up: rho x mu (see the module doc)
-            stalled = primal > eps_primal and primal > STALL * trace[last_change].primal
+            stalled = primal > eps_primal and primal > STALL * trace[last_change - first + 1].primal
             up = factor > settings.mu or (stalled and factor > np.sqrt(settings.mu))
             if up:
                 factor = max(factor, min(settings.mu, settings.tau))

@@ -525,14 +525,15 @@ def configure(method: str, settings: Mapping[str, object]):
 
 def coordinate(parts, pool, method: str, owner: str, config, progress=None, start=None) -> tuple:
     """ADMM or ATC (the network ``owner`` above) on the sides' answers through
-    ``pool``; the run and every side's cost at the point reached.  ATC continues from
-    ``start`` (an :class:`~gridlang.decompose.atc.AtcState`) if given, and hands ``pool``
-    its state after every pass if it keeps one (:class:`gridlang.parts.resume.Checkpoint`)."""
+    ``pool``; the run and every side's cost at the point reached.  The run continues from
+    ``start`` (an :class:`~gridlang.decompose.atc.AtcState` or
+    :class:`~gridlang.decompose.admm.AdmmState`) if given, and hands ``pool`` its state
+    at every pass if it keeps one (:class:`gridlang.parts.resume.Checkpoint`)."""
     from gridlang.decompose import atc as atc_mod
     from gridlang.decompose.admm import admm
 
     if method == "admm":
-        run = admm(parts, pool, config, progress)
+        run = admm(parts, pool, config, progress, start, getattr(pool, "keep", None))
         return run, pool.costs()
     run, x_upper = atc_mod.atc(parts, owner, pool, config, progress, start, getattr(pool, "keep", None))
     costs = pool.costs()
@@ -563,7 +564,7 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     """Compile each side on its own, join, and run ADMM or ATC (serial executor, one
     process): the objective is the sum of the agents' costs at the point they reach.
     ``measurements``: a terminal CSV file per agent (the network owner's for the cloud);
-    ``resume``: ATC continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
+    ``resume``: the run continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
     from gridlang.decompose.admm import penalties
     from gridlang.decompose.executors import SerialExecutor
     from gridlang.parts.resume import Checkpoint, read_state, targets
@@ -586,11 +587,11 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
         parts = penalties(parts)
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != cloud.owner)
     names = coupling_names(cloud, parts)
-    pairs = targets(parts, cloud.owner, names) if method == "atc" else []
-    start = read_state(checkpoint, method, pairs) if resume else None  # refused before any side starts
+    pairs = targets(parts, cloud.owner, names, method)
+    start = read_state(checkpoint, method, pairs, names) if resume else None  # refused before any side starts
     pool = SerialExecutor(subs)
     if checkpoint is not None:
-        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs}, method, pairs, start)
+        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs}, method, pairs, start, names)
     try:
         run, costs = coordinate(parts, pool, method, cloud.owner, config, progress, start)
     finally:

@@ -326,7 +326,7 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     ``address`` (or the Ray this process is connected to), plan, and run ATC or ADMM;
     with ``settle``, once converged, the settlement of the case's markets and games with
     each agent's side on its edge (:func:`gridlang.parts.settle.coordinate`); with ``resume``,
-    ATC continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
+    the run continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
     import ray
 
     from gridlang.parts.resume import Checkpoint, read_state, targets
@@ -360,10 +360,10 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     rows = {a: tuple(m.rows) for a, (m, _) in hellos.items()}
     pool = EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0, penalties=pen)
     names = p.names(cloud)
-    pairs = targets(parts, cloud.owner, names) if method == "atc" else []
-    start = read_state(checkpoint, method, pairs) if resume else None
+    pairs = targets(parts, cloud.owner, names, method)
+    start = read_state(checkpoint, method, pairs, names) if resume else None
     if checkpoint is not None:
-        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs}, method, pairs, start)
+        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs}, method, pairs, start, names)
     run, costs = coordinate(parts, pool, method, cloud.owner, config, progress, start)
     if checkpoint is not None:
         pool.finish(run.status)
