@@ -57,10 +57,10 @@ def _per_agent(pairs: Sequence[tuple[str, str]], **values: np.ndarray) -> dict[s
     return agents
 
 
-def _encode(state, pairs: Sequence[tuple[str, str]], rows: Sequence[str]) -> dict | None:
+def _encode(method: str, state, pairs: Sequence[tuple[str, str]], rows: Sequence[str]) -> dict | None:
     if state is None:
         return None
-    if hasattr(state, "rho"):  # ADMM
+    if method == "admm":
         return {"iteration": state.iteration, "rho": state.rho, "contributions": _per_agent(pairs, z=state.z), "prices": {"rows": list(rows), "u": state.u.tolist()}}
     return {"iteration": state.iteration, "weight": state.weight, "previous_gap": state.previous_gap, "previous_cost": state.previous_cost, "targets": _per_agent(pairs, y=state.y, v=state.v)}
 
@@ -92,7 +92,7 @@ class Checkpoint:
         agents = {a: {"rows": self.names.get(a, []), "target": np.asarray(targets[a]).tolist(), "answer": np.asarray(answers[a]).tolist()}
                   for a in (answers or {}) if a in (targets or {})}
         text = json.dumps({"written by gridlang": KIND, "method": self.method, "status": status, "pass": self.passes, "agents": agents,
-                           "state": _encode(self.state, self.pairs, self.rows)}, indent=1)
+                           "state": _encode(self.method, self.state, self.pairs, self.rows)}, indent=1)
         write_atomic(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def solve_all(self, targets, rho):
