@@ -114,8 +114,8 @@ def quantity_rows(result, built=None) -> list[tuple[str, str, str, str, str, str
         total = ""
         if declared is None and unit in _POWER and "time" in array.dims and not {"bus", "line"} & set(array.dims):
             steps = scale.dt if scale.weight is None or len(scale.weight) != array.sizes["time"] else scale.dt * xr.DataArray(scale.weight, coords={"time": array["time"]}, dims="time")
-            energy = values * steps
-            total = f"{number(float(energy.sum()), zero * float(np.sum(steps * xr.ones_like(values))))} {unit}h"
+            hours = float((xr.ones_like(values) * steps).sum())  # of every element, for the tolerance of the total
+            total = f"{number(float((values * steps).sum()), zero * hours)} {unit}h"
         elif declared is None and unit == scale.currency:
             total = f"{number(float(values.sum()))} {unit}"
         rows.append((name, unit, *(number(float(f()), zero) for f in (values.min, values.mean, values.max)), total))
