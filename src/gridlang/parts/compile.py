@@ -567,7 +567,7 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     ``resume``: the run continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
     from gridlang.decompose.admm import penalties
     from gridlang.decompose.executors import SerialExecutor
-    from gridlang.parts.resume import Checkpoint, read_state, targets
+    from gridlang.parts.resume import checkpointed
 
     config = before_dispatch(cloud_path, formulation, method, settings, settle, resume, checkpoint)
     measurements = measurements or {}
@@ -587,11 +587,7 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
         parts = penalties(parts)
     subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != cloud.owner)
     names = coupling_names(cloud, parts)
-    pairs = targets(parts, cloud.owner, names, method)
-    start = read_state(checkpoint, method, pairs, names) if resume else None  # refused before any side starts
-    pool = SerialExecutor(subs)
-    if checkpoint is not None:
-        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs}, method, pairs, start, names)
+    pool, start = checkpointed(lambda: SerialExecutor(subs), parts, cloud.owner, names, method, checkpoint, resume)
     try:
         run, costs = coordinate(parts, pool, method, cloud.owner, config, progress, start)
     finally:

@@ -329,7 +329,7 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
     the run continues from the iterate saved in ``checkpoint`` (:mod:`gridlang.parts.resume`)."""
     import ray
 
-    from gridlang.parts.resume import Checkpoint, read_state, targets
+    from gridlang.parts.resume import checkpointed
 
     config = before_dispatch(cloud_path, formulation, method, settings, settle, resume, checkpoint)
     cloud = compile_cloud(cloud_path, formulation)
@@ -358,12 +358,8 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
         own = next(s for s in parts.subproblems if s.agent == cloud.owner)
     ray.get([x.place.remote({a: p.numbering[a] for a in actors if actors[a] is x}, {a: pen[a] for a in actors if actors[a] is x and a in pen}) for x in hosts])
     rows = {a: tuple(m.rows) for a, (m, _) in hellos.items()}
-    pool = EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0, penalties=pen)
-    names = p.names(cloud)
-    pairs = targets(parts, cloud.owner, names, method)
-    start = read_state(checkpoint, method, pairs, names) if resume else None
-    if checkpoint is not None:
-        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in subs}, method, pairs, start, names)
+    pool, start = checkpointed(lambda: EdgeExecutor(actors, (own,) if method == "admm" else (), p.numbering, rows, config.max_staleness if method == "admm" else 0, penalties=pen),
+                               parts, cloud.owner, p.names(cloud), method, checkpoint, resume)
     run, costs = coordinate(parts, pool, method, cloud.owner, config, progress, start)
     if checkpoint is not None:
         pool.finish(run.status)

@@ -114,6 +114,18 @@ class Checkpoint:
         return getattr(self.inner, name)
 
 
+def checkpointed(make_pool, parts, owner: str, names: Sequence, method: str, checkpoint: Path | None, resume: bool):
+    """``(pool, start)``: the state to continue from (``resume``: read from ``checkpoint``,
+    refused before ``make_pool()`` starts any side) and the pool ``make_pool()`` makes,
+    saving to ``checkpoint`` after every pass if one is given (:class:`Checkpoint`)."""
+    pairs = targets(parts, owner, names, method)
+    start = read_state(checkpoint, method, pairs, names) if resume else None
+    pool = make_pool()
+    if checkpoint is not None:
+        pool = Checkpoint(pool, checkpoint, {s.agent: [str(names[i]) for i in s.rows] for s in parts.subproblems}, method, pairs, start, names)
+    return pool, start
+
+
 def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
