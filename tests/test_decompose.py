@@ -4,6 +4,8 @@ that dies mid-run."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -71,30 +73,46 @@ def test_process_executor_gives_the_serial_numbers_and_survives_a_killed_worker(
 
     ProcessExecutor.solve_all = solve_all
     try:
-        processes, run = decompose.solve(gridlang.load(THREE).built, executor="processes", workers=2)  # a small case: workers only when asked for
+        processes, run = decompose.solve(gridlang.load(THREE).built, executor="processes", workers=2, at_once=True)
     finally:
         ProcessExecutor.solve_all = original
     assert run.converged and killed["done"] and processes.solver == "admm/processes"
     assert processes.objective == pytest.approx(serial.objective, rel=1e-9)
 
 
-def test_a_small_case_is_solved_serially_when_its_workers_would_be_spawned(monkeypatch) -> None:
-    """Without a number of workers, a case of fewer than SMALL variables whose workers
-    would be spawned runs serially and says why; forked workers are cheap and used."""
-    from gridlang.decompose import executors
-    from gridlang.decompose.run import SMALL
+def test_spawned_workers_start_only_once_the_run_has_lasted_their_start(monkeypatch) -> None:
+    """Workers costly to start (spawned) are started only once the run has lasted as
+    long as their start (the ski-rental rule of ``executors.Handover``): a run that
+    ends first was solved here and says so; in a longer one (the start's estimate
+    set to 0.2 s) the first iterations run here, the workers take over, and the run
+    reaches the serial optimum (the iterations here slowed down, so that the workers
+    come up mid-run); forked workers are cheap and used at once."""
+    from gridlang.decompose import executors, run
 
-    built = gridlang.load(THREE).built
-    assert built.model._xCounter < SMALL
+    serial, s_run = decompose.solve(gridlang.load(THREE).built)
     monkeypatch.setattr(executors, "START", "spawn")
-    result, run = decompose.solve(built, executor="processes")
-    assert result.solver == "admm/serial" and run.converged
-    assert any(w.startswith("executor processes: the case is small") and "workers=N" in w for w in result.warnings)
+    result, r_run = decompose.solve(gridlang.load(THREE).built, executor="processes", workers=2)
+    assert result.solver == "admm/serial" and r_run.converged and r_run.iterations == s_run.iterations and result.objective == serial.objective
+    (why,) = [w for w in result.warnings if w.startswith("executor processes")]
+    assert "the run ended here" in why and "spawned" in why and "started once a run has lasted 0.5 s" in why
+    monkeypatch.setattr(run, "start_cost", lambda executor, count: (0.2, "a spawned worker takes a while"))
+    here = executors.SerialExecutor.solve_all
+
+    def slow_here(self, targets, rho):  # each iteration here made 0.2 s long: the workers come up within the 23 iterations
+        time.sleep(0.2)
+        return here(self, targets, rho)
+
+    monkeypatch.setattr(executors.SerialExecutor, "solve_all", slow_here)
+    handed, h_run = decompose.solve(gridlang.load(THREE).built, executor="processes", workers=2)
+    (why,) = [w for w in handed.warnings if w.startswith("executor processes")]
+    ran_here = int(why.split("the first ")[1].split()[0])
+    assert handed.solver == "admm/processes" and 1 <= ran_here < h_run.iterations and "while its workers started (a spawned worker takes a while)" in why
+    assert h_run.converged and not handed.doubts() and handed.objective == pytest.approx(serial.objective, rel=1e-6)
     if executors.start_method("auto")[0] == "fork":
-        monkeypatch.setattr(executors, "START", "auto")
-        result, run = decompose.solve(built, executor="processes")
-        assert result.solver == "admm/processes" and run.converged
-        assert not any("the case is small" in w for w in result.warnings)
+        monkeypatch.undo()
+        result, r_run = decompose.solve(gridlang.load(THREE).built, executor="processes")
+        assert result.solver == "admm/processes" and r_run.converged
+        assert not any(w.startswith("executor processes") for w in result.warnings)
 
 
 def test_closed_form_admm_payments_equal_the_nash_solution() -> None:
@@ -154,7 +172,7 @@ def test_ray_executor_gives_the_serial_numbers_and_survives_a_killed_actor() -> 
 
     RayExecutor.solve_all = solve_all
     try:
-        on_ray, run = decompose.solve(gridlang.load(THREE).built, executor="ray", workers=2)
+        on_ray, run = decompose.solve(gridlang.load(THREE).built, executor="ray", workers=2, at_once=True)
     finally:
         RayExecutor.solve_all = original
     assert run.converged

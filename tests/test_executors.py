@@ -44,7 +44,7 @@ def test_processes_give_the_serial_iterates(case: str, method: str, start: str) 
     if case == "three_microgrids" and start == "spawn":
         pytest.skip("spawned workers are checked on prosumers")
     expected, s_run = serial(case, method)
-    got, run = decompose.solve(gridlang.load(CASES / f"{case}.grid").built, method, "processes", workers=2)
+    got, run = decompose.solve(gridlang.load(CASES / f"{case}.grid").built, method, "processes", workers=2, at_once=True)
     assert got.solver == f"{method}/processes" and run.converged and not got.doubts()
     assert run.iterations == s_run.iterations
     np.testing.assert_array_equal(got["admm_primal"].values, expected["admm_primal"].values)
@@ -74,7 +74,7 @@ def test_a_killed_worker_is_started_again_with_its_agents(start: str, kill_at: i
 
     ProcessExecutor.solve_all = solve_all
     try:
-        got, run = decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "processes", workers=3)
+        got, run = decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "processes", workers=3, at_once=True)
     finally:
         ProcessExecutor.solve_all = original
     pool = seen["pool"]
@@ -139,7 +139,8 @@ def test_start_method_forks_only_when_safe(monkeypatch) -> None:
     try:
         method, why = start_method("auto")
         assert method == "spawn" and "busy" in why
-        assert "spawned" in start_cost("processes") and "busy" in start_cost("processes")
+        cost, why = start_cost("processes")
+        assert cost == 0.5 and "spawned" in why and "busy" in why
         with pytest.raises(GridError, match="workers cannot be forked: other Python threads are running"):
             start_method("fork")
         pool = ProcessExecutor(subs_below_owner("prosumers"), 2)  # falls back to spawn and works
@@ -159,7 +160,7 @@ def test_starting_ray_here_is_costly_and_says_so() -> None:
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         pytest.skip("Ray is running in this process")
-    assert start_cost("ray") == "Ray is not running, and starting it here takes 4-9 s"
+    assert start_cost("ray") == (5.0, "Ray is not running, and starting it here takes 4-9 s")
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +200,7 @@ def test_ray_actors_stay_for_the_next_run_and_a_killed_one_gets_its_agents_again
 
     RayExecutor.solve_all = solve_all
     try:
-        runs = [decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "ray", workers=2) for _ in range(3)]
+        runs = [decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "ray", workers=2, at_once=True) for _ in range(3)]
     finally:
         RayExecutor.solve_all = original
     first, second, third = (seen[i * s_run.iterations] for i in range(3))
@@ -214,36 +215,43 @@ def test_ray_actors_stay_for_the_next_run_and_a_killed_one_gets_its_agents_again
 
 
 @pytest.mark.xdist_group("ray")
-def test_a_small_case_runs_here_until_ray_holds_actors_for_it(started_ray, monkeypatch) -> None:
-    """On a started Ray without this process's actors, a small case asked for
-    ``ray`` without workers is solved here, serially, and the warning says why and
-    that workers=N forces Ray; with workers given it runs on Ray, and a default run
-    after that takes the actors the forced run left (on Ray, the serial numbers);
-    a run refused after taking them (a mistake in its settings) gives them back.
-    Two cores assumed (``os.cpu_count``), so that two idle actors are enough."""
+def test_a_short_run_is_solved_here_and_leaves_ray_actors_starting_for_the_next(started_ray, monkeypatch) -> None:
+    """On a started Ray without this process's actors, a short run (with or without
+    workers) is solved here, serially, and says why, starting no actor; one whose
+    start's estimate has passed (set to 0 s) asks for them and, ending before they
+    are up, leaves them to the next run without waiting; that run takes them at once
+    and gives the serial numbers on Ray; a run refused after taking them (a mistake
+    in its settings) gives them back.  Two cores assumed (``os.cpu_count``)."""
     ray = started_ray
+    from gridlang.decompose import run as run_module
+
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     forget_idle_actors(ray)
     expected, s_run = serial("prosumers", "atc")
-    assert start_cost("ray", 2) == ("Ray is running but holds none of the 2 gridlang actors it needs from an earlier run of this process, "
-                                    "and a new actor takes 0.5-1 s to start and import gridlang (a run with workers given leaves its actors to the next runs)")
+    assert start_cost("ray", 2) == (1.0, "Ray is running but holds none of the 2 gridlang actors it needs from an earlier run of this process, "
+                                         "and a new actor takes 0.5-1 s to start and import gridlang")
 
     def run(**kw):
         return decompose.solve(gridlang.load(CASES / "prosumers.grid").built, "atc", "ray", **kw)
 
-    here, h_run = run()
-    assert here.solver == "atc/serial" and not here.doubts() and here.objective == expected.objective
-    (why,) = [w for w in here.warnings if w.startswith("executor ray")]
-    assert "solved here, one after the other" in why and "holds none of the 2 gridlang actors" in why and "--workers N" in why
-    forced, f_run = run(workers=1)  # one actor: the default run below still lacks one
-    assert forced.solver == "atc/ray" and f_run.iterations == s_run.iterations and forced.objective == expected.objective
-    assert not any(w.startswith("executor ray") for w in forced.warnings)
-    assert executors.idle_actors() == 1 and "only 1 of the 2 gridlang actors" in start_cost("ray", 2)
-    assert run()[0].solver == "atc/serial"
-    run(workers=2)
-    assert executors.idle_actors() == 2 and start_cost("ray", 2) is None
+    for kw in ({}, {"workers": 2}):
+        here, h_run = run(**kw)
+        assert here.solver == "atc/serial" and not here.doubts() and here.objective == expected.objective and h_run.iterations == s_run.iterations
+        (why,) = [w for w in here.warnings if w.startswith("executor ray")]
+        assert "the run ended here" in why and "holds none of the 2 gridlang actors" in why and "started once a run has lasted 1 s" in why
+        assert executors.idle_actors() == 0
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "start_cost", lambda executor, count: (0.0, "asked for at once"))
+        t0 = time.perf_counter()
+        quick, q_run = run(workers=2)
+        took = time.perf_counter() - t0
+    assert quick.objective == pytest.approx(expected.objective, rel=1e-9) and q_run.converged
+    assert executors.idle_actors() == 2  # asked for, given back whether up or not
+    if quick.solver == "atc/serial":  # the usual case: the run ended before the actors were up, and did not wait for them
+        assert took < 5.0
     warm, w_run = run()
     assert warm.solver == "atc/ray" and not warm.doubts() and w_run.iterations == s_run.iterations and warm.objective == expected.objective
+    assert not any(w.startswith("executor ray") for w in warm.warnings)
     assert executors.idle_actors() == 2  # the same two, back
     with pytest.raises(GridError, match="unknown atc setting 'max_iterr'"):  # a mistake found after the actors were taken: they are given back
         run(workers=2, max_iterr=3)

@@ -88,7 +88,7 @@ def solve(
     method: Annotated[Optional[str], typer.Option("--method", help="central, admm, atc or auto (default: the study's)")] = None,
     executor: Annotated[str, typer.Option("--executor", help="where agents' subproblems run: serial, processes or ray")] = "serial",
     address: Annotated[Optional[str], typer.Option("--address", help="with --executor ray: the cluster to join (default: start a local Ray)")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="with --executor processes or ray: at most this many workers (default: one per core; a small case runs serially unless this is given)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="with --executor processes or ray: at most this many workers (default: one per core; workers slow to start begin once the run has lasted as long as their start)")] = None,
     drop_rate: Annotated[float, typer.Option("--drop-rate", help="fault injection: share of exchanges with agents lost, in [0, 1) (decomposition)")] = 0.0,
     kill_agent: Annotated[Optional[str], typer.Option("--kill-agent", help="fault injection: kill this agent's worker once (decomposition)")] = None,
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,

@@ -21,13 +21,15 @@ holds the state), and the iteration goes on.  On Ray, a worker is an actor
 (:class:`~gridlang.decompose.worker.RayHost`): asked for before the case is split
 (:class:`RayStart`), kept idle after the run on a Ray the user started, and taken
 over by this process's next run; a new one costs 0.5-1 s (a process that imports
-Ray's serializers and gridlang), so a small case runs here instead until there
-are idle ones (:func:`start_cost`).
+Ray's serializers and gridlang).  Workers this slow to start are started only once
+the run has lasted as long as their start (:func:`start_cost`, :class:`Handover`):
+the agents are solved here until then, so a small case never waits for them.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
 import signal
 import subprocess
@@ -96,26 +98,27 @@ def start_method(start: str | None = None) -> tuple[str, str]:
     return "spawn", why
 
 
-def start_cost(executor: str, count: int | None = None) -> str | None:
-    """Why starting ``executor``'s ``count`` workers (default: the cores) would cost
-    more than a small case's whole serial run (about 0.3 s for prosumers.grid), or
-    None when it is cheap: forked workers are ready in about 0.01 s, and Ray actors
-    left idle by an earlier run of this process on the same Ray are taken over
-    (0.05 s).  A spawned worker takes 0.25-0.5 s to import; a Ray started here 4-9 s;
-    on a Ray already running, a new actor is a process that imports Ray's serializers
-    and gridlang (0.5 s, more on the first run of a process, which loads Ray's
-    serializers here too; measured: ``benchmarks/startup.py``)."""
+def start_cost(executor: str, count: int | None = None) -> tuple[float, str] | None:
+    """``(seconds, why)``: about how long starting ``executor``'s ``count`` workers
+    (default: the cores) takes when that is long against a small case's whole serial
+    run (about 0.3 s for prosumers.grid), or None when it is cheap: forked workers are
+    ready in about 0.01 s, and Ray actors left idle by an earlier run of this process
+    on the same Ray are taken over (0.05 s).  A spawned worker takes 0.25-0.5 s to
+    import; a Ray started here 4-9 s; on a Ray already running, a new actor is a
+    process that imports Ray's serializers and gridlang (0.5-1 s; measured:
+    ``benchmarks/startup.py``).  :class:`Handover` starts such workers only once a
+    run has lasted that long."""
     if executor == "processes":
         method, why = start_method()
-        return None if method == "fork" else f"workers are spawned here ({why}), and a spawned worker takes 0.25-0.5 s to start"
+        return None if method == "fork" else (0.5, f"workers are spawned here ({why}), and a spawned worker takes 0.25-0.5 s to start")
     if executor == "ray":
         ray = sys.modules.get("ray")
         if ray is None or not ray.is_initialized():
-            return "Ray is not running, and starting it here takes 4-9 s"
+            return 5.0, "Ray is not running, and starting it here takes 4-9 s"
         need, idle = max(1, count or os.cpu_count() or 1), idle_actors()
         if idle < need:
             held = f"only {idle} of the {need} gridlang actors it needs" if idle else f"none of the {need} gridlang actors it needs"
-            return f"Ray is running but holds {held} from an earlier run of this process, and a new actor takes 0.5-1 s to start and import gridlang (a run with workers given leaves its actors to the next runs)"
+            return 1.0, f"Ray is running but holds {held} from an earlier run of this process, and a new actor takes 0.5-1 s to start and import gridlang"
         return None
     return None
 
@@ -155,6 +158,9 @@ class SerialExecutor:
     def ready(self) -> None:
         pass
 
+    def ready_now(self) -> bool:
+        return True
+
     def close(self) -> None:
         pass
 
@@ -183,6 +189,7 @@ class _Worker:
         self.outbox = Connection(down_w, readable=False)
         self.inbox = Connection(up_r, writable=False)
         self.sent = fork  # a forked worker holds its agents already
+        self.confirmed = fork  # a spawned one says so by a pong behind its agents (:meth:`started`)
         self._pending: threading.Thread | None = None
 
     def send_agents(self, payload: dict[str, tuple[Subproblem, Form]] | None = None) -> None:
@@ -191,8 +198,20 @@ class _Worker:
         self.payload = payload or self.payload
         if not self.sent:
             self.sent = True
-            self._pending = threading.Thread(target=self.send, args=(("agents", self.payload),), daemon=True)
+            self._pending = threading.Thread(target=lambda: self.send(("agents", self.payload)) and self.send(("ping",)), daemon=True)
             self._pending.start()
+
+    def started(self) -> bool:
+        """The worker holds its agents (its pong behind them has come), without waiting;
+        True too when it died starting (its next request finds out and restarts it)."""
+        if not self.confirmed:
+            try:
+                if self.inbox.poll(0):
+                    self.inbox.recv()
+                    self.confirmed = True
+            except (EOFError, OSError):
+                return True
+        return self.confirmed
 
     def send(self, request: tuple) -> bool:
         pending = self._pending
@@ -206,6 +225,9 @@ class _Worker:
             return False
 
     def recv(self):
+        if not self.confirmed:  # the pong behind the agents comes first
+            self.inbox.recv()
+            self.confirmed = True
         return self.inbox.recv()  # EOFError when the worker died
 
     def kill(self) -> None:
@@ -401,7 +423,15 @@ class ProcessExecutor:
         for g in range(len(self.workers)):
             self._reply(g, ("ping",), False)
 
+    def ready_now(self) -> bool:
+        """Whether every worker holds its agents, without waiting."""
+        return all([w.started() for w in self.workers])
+
     def close(self) -> None:
+        """Every worker stopped; one still starting (it holds no work) is killed."""
+        for w in self.workers:
+            if not w.started():
+                w.kill()
         for w in self.workers:  # every worker told first, so they stop together
             w.send(("stop",))
         for w in self.workers:
@@ -417,6 +447,12 @@ _HOST = None  # the actor class, made once
 def _session(ray) -> str:
     context = ray.get_runtime_context()
     return f"{context.get_session_name()}/{context.get_job_id()}"
+
+
+def check_ray() -> None:
+    """Ray is installed (asked without importing it, which takes a second), else the error saying how to get it."""
+    if importlib.util.find_spec("ray") is None:
+        raise GridError(WHERE, "the ray executor needs Ray", "pip install 'gridlang[ray]'")
 
 
 def idle_actors() -> int:
@@ -435,10 +471,9 @@ class RayStart:
     while the caller splits the case; :class:`RayExecutor` takes them (``started=``)."""
 
     def __init__(self, count: int, address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise GridError(WHERE, "the ray executor needs Ray", "pip install 'gridlang[ray]'") from None
+        check_ray()
+        import ray
+
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:  # "local": a Ray of our own, not a cluster some other job left in /tmp/ray (ray.init's default would join it)
@@ -568,6 +603,10 @@ class RayExecutor:
         states = self._states()
         return {a: states[a][1] for a in self.order}
 
+    def ready_now(self) -> bool:
+        """Whether every actor holds its agents, without waiting."""
+        return not self._loads or len(self.ray.wait(self._loads, num_returns=len(self._loads), timeout=0)[0]) == len(self._loads)
+
     def ready(self) -> None:
         """Wait until every actor holds its agents (an idle one that died since its last run is replaced)."""
         for g, ref in enumerate(self._loads):
@@ -583,12 +622,79 @@ class RayExecutor:
             _IDLE.pop(self.session, None)
             self.ray.shutdown()
             return
+        drops = [actor.drop.remote() for actor in self.actors]  # the agents' models freed, the processes kept
+        if not self.ready_now():  # still starting: the drop is queued behind the load, and the next run takes them as they are
+            _IDLE.setdefault(self.session, []).extend(self.actors)
+            return
         try:
-            self.ray.get([actor.drop.remote() for actor in self.actors])  # the agents' models freed, the processes kept
+            self.ray.get(drops)
             _IDLE.setdefault(self.session, []).extend(self.actors)
         except Exception:  # noqa: BLE001 - an actor beyond repair is not kept
             for actor in self.actors:
                 self.ray.kill(actor, no_restart=True)
+
+
+class Handover:
+    """The agents solved here until the run has lasted as long as starting its workers
+    takes, then on the workers: the ski-rental rule (rent until the rent paid would
+    have bought the skis).  Starting spawned workers or new Ray actors costs about
+    ``cost`` seconds (:func:`start_cost`), more than a small case's whole run.  So the
+    agents are solved here (:class:`SerialExecutor`) until the run has lasted ``cost``
+    seconds; then the workers are started (``make()``: spawned workers and new actors
+    start beside the solves here; a Ray started here holds this process for its 4-9 s),
+    and the first iteration that asks every agent after they all hold their agents goes
+    to them, as does every later one.  The coordinator holds the state, so the workers
+    need nothing but the next targets.  A run shorter than ``cost`` never starts them
+    (it takes what it takes here); a longer one loses at most about ``cost`` (the
+    start's own length, spent solving here) against starting them at once."""
+
+    def __init__(self, subproblems: tuple[Subproblem, ...], make, cost: float, why: str) -> None:
+        self.here: SerialExecutor | None = SerialExecutor(subproblems)
+        self.make, self.cost, self.why = make, cost, why
+        self.t0 = time.perf_counter()
+        self.there = None  # the workers, once started
+        self.handed = False
+        self.iterations_here = 0
+
+    @property
+    def pool(self):
+        return self.there if self.handed else self.here
+
+    def solve_all(self, targets: Mapping[str, np.ndarray], rho: float) -> dict[str, np.ndarray]:
+        if not self.handed:
+            if self.there is None and time.perf_counter() - self.t0 >= self.cost:
+                self.there = self.make()
+            if self.there is not None and len(targets) == len(self.here.local) and self.there.ready_now():
+                self.handed, self.here = True, None
+            else:
+                self.iterations_here += 1
+        return self.pool.solve_all(targets, rho)
+
+    def costs(self) -> dict[str, float]:
+        return self.pool.costs()
+
+    def points(self) -> dict[str, np.ndarray]:
+        return self.pool.points()
+
+    def kill(self, agent: str) -> None:
+        self.pool.kill(agent)
+
+    def ready(self) -> None:
+        pass
+
+    def ready_now(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if self.there is not None:
+            self.there.close()
+
+    def note(self, executor: str) -> str:
+        """Where the run went, for the result's warnings."""
+        if self.handed:
+            return f"executor {executor}: the first {self.iterations_here} iterations ran here, one agent after the other, while its workers started ({self.why})"
+        return (f"executor {executor}: the run ended here, one agent after the other, in {time.perf_counter() - self.t0:.2f} s, before starting its workers would have paid off: "
+                f"{self.why}; they are started once a run has lasted {self.cost:g} s")
 
 
 EXECUTORS = {"serial": SerialExecutor, "processes": ProcessExecutor, "ray": RayExecutor}

@@ -12,22 +12,12 @@ import xarray as xr
 from gridlang.compiler.build import Built
 from gridlang.decompose import atc
 from gridlang.decompose.admm import CHECKS, Run, Settings, admm, penalties, problems
-from gridlang.decompose.executors import EXECUTORS, RayStart, spawn, start_cost
+from gridlang.decompose.executors import EXECUTORS, Handover, ProcessExecutor, RayExecutor, RayStart, SerialExecutor, check_ray, spawn, start_cost
 from gridlang.decompose.split import Split, split
 from gridlang.errors import COMMAND_LINE, Collector, GridError, Span, did_you_mean
 from gridlang.solvers.conic import cone_violation
 from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_residual, store_solution
 
-
-
-
-#: a case with fewer variables is solved serially when ``processes`` or ``ray`` is asked
-#: for without a number of workers and starting them is costly (:func:`executors.start_cost`:
-#: spawned workers, 0.25-0.5 s each; a Ray started here, 4-9 s; on a running Ray, actors
-#: this process has not started before, 0.5-1 s), which is more than the whole serial run
-#: (prosumers.grid, 5,300 variables: 0.3-0.6 s); forked workers (0.01 s) and the idle
-#: actors of an earlier run on the same Ray are used (prosumers: about 1x serial)
-SMALL = 10_000
 
 
 def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Settings:
@@ -55,30 +45,29 @@ def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Se
     return config
 
 
-def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, workers: int | None = None, **settings) -> tuple[Result, Run]:
+def solve(built: Built, method: str = "admm", executor: str = "serial", progress=None, address: str | None = None, workers: int | None = None, at_once: bool = False, **settings) -> tuple[Result, Run]:
     """Decompose (see the package doc); ``workers`` bounds the processes or Ray actors
-    the agents are batched into (default: the number of cores, and none for a case of
-    fewer than :data:`SMALL` variables, solved serially with a warning that says so)."""
+    the agents are batched into (default: the number of cores).  Workers that are
+    costly to start (spawned processes, new Ray actors: :func:`executors.start_cost`)
+    are started only once the run has lasted as long as their start, the agents solved
+    here until then (:class:`executors.Handover`); ``at_once`` starts them before the
+    split and waits for them (tests and benchmarks of the workers themselves)."""
     if method not in ("admm", "atc", "auto"):
         raise GridError(COMMAND_LINE, f"unknown decomposition method '{method}'", "methods: central, admm, atc, auto")
     if executor not in EXECUTORS:
         raise GridError(COMMAND_LINE, f"unknown executor '{executor}'", f"executors: {', '.join(EXECUTORS)}")
-    small = ()
-    columns = int(built.model._xCounter)
     owners = set(built.case.owners.values())
     agents = len(owners) - (method != "admm" and built.case.network_owner in owners)  # ATC (and auto, which may pick it) leaves the network owner here
     count = max(1, min(agents, workers or os.cpu_count() or 1))  # the workers or actors a run would start
-    costly = start_cost(executor, count) if executor in ("processes", "ray") and workers is None and columns < SMALL else None
-    if costly:
-        small = (f"executor {executor}: the case is small ({columns:,} variables, under {SMALL:,}), so its agents were solved here, one after the other: "
-                 f"{costly}, more than the whole run here; give workers=N (--workers N) to use them anyway",)
-        executor = "serial"
+    if executor == "ray":
+        check_ray()
+    costly = None if at_once or executor == "serial" else start_cost(executor, count)
     early: list = []
     ray_start: RayStart | None = None
-    if executor == "processes":  # started first: the interpreters load numpy and Clarabel while the case is split here
+    if executor == "processes" and not costly:  # started first: spawned interpreters load numpy and Clarabel while the case is split here
         early = spawn(count)
     try:
-        if executor == "ray":  # the same on a running Ray: new actors start and import gridlang while the case is split
+        if executor == "ray" and not costly:  # the same on a running Ray: new actors start and import gridlang while the case is split
             ray_start = RayStart.early(count, address)
         parts = split(built)
         picked = ()
@@ -90,12 +79,13 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
             parts = penalties(parts)
         upper = built.case.network_owner
         subs = parts.subproblems if method == "admm" else tuple(s for s in parts.subproblems if s.agent != upper)
-        if executor == "serial":
-            pool = EXECUTORS[executor](subs)
-        elif executor == "ray":
-            pool = EXECUTORS[executor](subs, address, workers, started=ray_start)
-        else:
-            pool = EXECUTORS[executor](subs, workers, started=early)
+
+        def workers_pool():
+            if executor == "ray":
+                return RayExecutor(subs, address, workers, started=ray_start)
+            return ProcessExecutor(subs, workers, started=early)
+
+        pool = SerialExecutor(subs) if executor == "serial" else Handover(subs, workers_pool, *costly) if costly else workers_pool()
     except BaseException:
         for w in early:
             w.close()
@@ -119,7 +109,10 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
     store_solution(built.model, x_by_label, termination="optimal" if run.converged else "other")
     residual, warnings = check(built, parts, run, x_by_label, method)
     run.stopped_by = stop_reason(run, method, residual, config.max_iter)
-    warnings = picked + small + warnings
+    where = executor
+    if isinstance(pool, Handover):
+        warnings, where = (pool.note(executor),) + warnings, executor if pool.handed else "serial"
+    warnings = picked + warnings
     stale = sorted({a for step in run.trace for a in step.stale})  # fault injection
     if stale:
         limit = f" (at most {config.max_staleness} in a row)" if method == "admm" else ""
@@ -131,7 +124,7 @@ def solve(built: Built, method: str = "admm", executor: str = "serial", progress
         dual_status="unknown",
         residual=residual,
         solve_time=run.trace[-1].seconds if run.trace else 0.0,
-        solver=f"{method}/{executor}",
+        solver=f"{method}/{where}",
         dataset=collect(built).merge(trace_dataset(run)).assign_attrs(stopped_by=run.stopped_by),
         warnings=warnings,
     )
