@@ -14,25 +14,23 @@ Three measurements, each printed beside its target (reported, not asserted):
    ``--case`` (default ``cases/prosumers.grid``, its agents below the network
    owner as ATC gives them out), each executor built and ready, every worker
    holding its batch of agents, per worker; Ray on a Ray already started.
-3. **End to end.**  ``decompose.solve(built, "atc", executor, workers=W)``
-   on a fresh compile (W: ``--workers``, default the cores, always given, so
-   that a small case is not run serially instead), ``--repeat`` rounds, the
-   executors one after the other in each round, medians: ``serial``,
-   ``processes`` forked, ``processes`` spawned (``GRIDLANG_WORKER_START=spawn``),
-   ``ray`` warm (on a local Ray started before the clock: a user running
-   several solves) and ``ray`` cold (``--cold`` runs on no Ray: ``ray.init``,
-   the actors and ``ray.shutdown`` counted).  On the started Ray, two paths,
-   each its first run (one run: the actors are new, and this process loads
-   Ray's serializers) and warm (``--repeat``): *forced* (``workers=W``, as
-   above: always on Ray) and *default* (no workers: what ``--executor ray``
-   gives; a small case runs here, serially, until this process holds idle
-   actors on that Ray, see ``executors.start_cost``; the table says where it
-   ran).  The default path's first run comes before the forced one, so the
-   forced first run is the first use of Ray in this process; serial runs
-   again in each round of the warm Ray runs (``serial beside ray``, the Ray
-   rows' reference: the load changes between the two parts).  Iterations and
-   objectives must agree.  Target: processes and Ray no slower than 1.5x
-   serial (2 cores).
+3. **End to end.**  ``decompose.solve(built, "atc", executor, workers=W)`` on a
+   fresh compile (W: ``--workers``, default the cores), ``--repeat`` rounds, the
+   executors one after the other in each round, medians.  The rows with a target
+   are what a user's command gives: ``serial``; ``processes`` (forked on Linux);
+   ``processes spawned`` (``GRIDLANG_WORKER_START=spawn``); ``ray cold`` (no Ray in
+   this process); on a local Ray started before the clock (a user running several
+   solves), ``ray, first run`` (this process holds no idle actors yet) and ``ray
+   warm`` (it holds the actors an earlier run left).  Workers slow to start are
+   started only once the run has lasted as long as their start
+   (``executors.Handover``), so a short run may end here: the ``ran on`` column
+   says where its iterations ended.  The rows ``..., at once`` start the workers
+   before the split and wait for them (``at_once=True``, the library's switch for
+   tests): the workers' own cost, for reference (``ray cold, at once``: ``--cold``
+   runs with ``ray.init``, the actors and ``ray.shutdown`` counted).  Serial runs
+   again beside the Ray rows (``serial beside ray``, their reference: the load
+   changes between the two parts).  Iterations and objectives must agree.
+   Target: processes and Ray no slower than 1.5x serial (2 cores).
    The 1-minute load average and the cores free for this job
    (``admm_scaling.free_cores``) are printed before and after.
 
@@ -167,60 +165,68 @@ def main() -> None:
         pool.close()
         return elapsed
 
-    def end_to_end(name: str):
-        b = gridlang.load(args.case).built
-        executors.START = name.split()[-1] if name.startswith("processes") else "auto"
-        kind = name.split()[0]
-        t0 = time.perf_counter()
-        if kind == "serial":
-            result, run = decompose.solve(b, "atc", "serial")
-        elif name.startswith("ray default"):
-            result, run = decompose.solve(b, "atc", "ray")  # no workers: serial unless this process holds idle actors on the Ray
-        elif name == "ray cold":
-            result, run = decompose.solve(b, "atc", "ray", address="local", workers=workers)
-        else:
-            result, run = decompose.solve(b, "atc", kind, workers=workers)
-        executors.START = "auto"
-        return time.perf_counter() - t0, result, run
+    # what a user's command gives (judged against the target), and the workers started at once
+    # (``at_once=True``, the library's switch for tests: the workers' own cost, for reference)
+    paths = {  # name: (executor, start method, at_once)
+        "serial": ("serial", "auto", False),
+        "processes": ("processes", "auto", False),
+        "processes spawned": ("processes", "spawn", False),
+        "processes spawned, at once": ("processes", "spawn", True),
+        "ray cold": ("ray", "auto", False),
+        "ray cold, at once": ("ray", "auto", True),
+        "serial beside ray": ("serial", "auto", False),
+        "ray, first run": ("ray", "auto", False),
+        "ray at once, first run": ("ray", "auto", True),
+        "ray warm": ("ray", "auto", False),
+    }
 
-    names = ["serial", "processes fork", "processes spawn"]
+    def end_to_end(name: str):
+        executor, start, at_once = paths[name]
+        b = gridlang.load(args.case).built
+        executors.START = start
+        t0 = time.perf_counter()
+        result, run = decompose.solve(b, "atc", executor, workers=workers, at_once=at_once, **({"address": "local"} if name == "ray cold, at once" else {}))
+        elapsed = time.perf_counter() - t0
+        executors.START = "auto"
+        return elapsed, result, run
+
+    names = ["serial", "processes", "processes spawned", "processes spawned, at once"]
     times: dict[str, list[float]] = {n: [] for n in names}
-    ready_s: dict[str, list[float]] = {n: [] for n in names}
+    ready_s: dict[str, list[float]] = {"serial": [], "processes fork": [], "processes spawn": []}
     last: dict = {}
+
+    def measure(name: str) -> None:
+        t, result, run = end_to_end(name)
+        times.setdefault(name, []).append(t)
+        last[name] = (result, run)
+
     for _ in range(args.repeat):  # rounds: every executor once per round, so that a change of load touches them all
-        for name in names:
+        for name in ready_s:
             ready_s[name].append(ready(name))
-            t, result, run = end_to_end(name)
-            times[name].append(t)
-            last[name] = (result, run)
+        for name in names:
+            measure(name)
     if ray is not None:
-        cold = []
-        for _ in range(args.cold):  # before Ray is started here
-            t, result, run = end_to_end("ray cold")
-            cold.append(t)
-            last["ray cold"] = (result, run)
+        names += ["ray cold"] + (["ray cold, at once"] if args.cold else [])
+        for _ in range(args.repeat):  # no Ray in this process yet: a short run never starts one
+            measure("ray cold")
+        for _ in range(args.cold):  # ray.init, the actors and ray.shutdown counted
+            measure("ray cold, at once")
         ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False)  # our own Ray, not a cluster another job started here
         time.sleep(2)  # Ray's prestarted worker processes up, as on a Ray a user started a while ago
-        for name in ("ray default, first", "ray forced, first"):  # the default path first: it starts nothing, so the forced run is Ray's first use here
-            t, result, run = end_to_end(name)
-            times[name], last[name] = [t], (result, run)
-        first = times["ray forced, first"][0]
-        names += ["serial beside ray", "ray default, first", "ray forced, first", "ray warm", "ray default, warm"] + (["ray cold"] if cold else [])
-        times["serial beside ray"], times["ray warm"], times["ray default, warm"], ready_s["ray warm"] = [], [], [], []
+        measure("serial beside ray")
+        measure("ray, first run")  # no idle actors of this process: a short run ends here
+        measure("ray at once, first run")  # the actors started and waited for, then left idle
+        ready_s["ray warm"] = []
         for _ in range(args.repeat):
             ready_s["ray warm"].append(ready("ray"))
-            for name in ("serial beside ray", "ray warm", "ray default, warm"):  # serial again beside Ray: the load changes between the two parts
-                t, result, run = end_to_end(name)
-                times[name].append(t)
-                last[name] = (result, run)
-        times["ray cold"] = cold
-        out["ray_first_warm_run"] = first
+            for name in ("serial beside ray", "ray warm"):  # serial again beside Ray: the load changes between the two parts
+                measure(name)
+        names += ["serial beside ray", "ray, first run", "ray at once, first run", "ray warm"]
 
     rows = []
-    for name in names:
-        if name in ready_s:
-            per = med(ready_s[name]) / (1 if name == "serial" else n_workers)
-            rows.append([name, str(len(subs)), "-" if name == "serial" else str(n_workers), f"{med(ready_s[name]):.3f}", f"{per:.3f}"])
+    for name, values in ready_s.items():
+        per = med(values) / (1 if name == "serial" else n_workers)
+        rows.append([name, str(len(subs)), "-" if name == "serial" else str(n_workers), f"{med(values):.3f}", f"{per:.3f}"])
     out["executor_ready"] = {n: med(v) for n, v in ready_s.items()}
     print(f"   executors on {Path(args.case).name} ({len(subs)} agents below '{upper}'), built and ready (median of {args.repeat}):")
     print(grid_table(["executor", "agents", "workers", "ready s", "per worker s"], rows))
@@ -230,22 +236,21 @@ def main() -> None:
     for name in names:
         result, run = last[name]
         t = med(times[name])
-        ratio = t / (med(times["serial beside ray"]) if name.startswith("ray") else serial)  # Ray beside the serial runs of its own part
-        target = "" if name.startswith("serial") else f"<= 1.5x  {verdict(ratio, 1.5)}"
-        if name.startswith("ray default"):
-            target += "  (ran here, serially)" if result.solver.endswith("/serial") else "  (ran on Ray)"
-        loop = run.trace[-1].seconds
-        spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
-        rows.append([name, str(len(times[name])), f"{t:.3f}", spread, f"{ratio:.2f}x", target, f"{loop:.3f}", str(run.iterations), run.status, f"{result.objective:.6f}"])
+        ratio = t / (med(times["serial beside ray"]) if "ray" in name else serial)  # Ray beside the serial runs of its own part
+        where = result.solver.split("/")[1]
+        if name.startswith("serial"):
+            target = ""
+        elif paths[name][2]:
+            target = "(reference: started at once)"
+        else:
+            target = f"<= 1.5x  {verdict(ratio, 1.5)}"
+        rows.append([name, str(len(times[name])), f"{t:.3f}", f"{min(times[name]):.3f}-{max(times[name]):.3f}", f"{ratio:.2f}x", target, where,
+                     f"{run.trace[-1].seconds:.3f}", str(run.iterations), run.status, f"{result.objective:.6f}"])
     out["end_to_end"] = {n: times[n] for n in names}
-    print(f"3. end to end, decompose.solve(built, 'atc', executor, workers={workers}) on {Path(args.case).name}, {os.cpu_count()} cores (medians; loop: the ATC iterations of the last run):")
-    print(grid_table(["executor", "runs", "median s", "range s", "vs serial", "target", "loop s", "iterations", "status", "objective"], rows))
-    if "ray_first_warm_run" in out:
-        print(f"   ray forced, first: the first run on the started Ray took {out['ray_first_warm_run']:.3f} s (one run: its actors start, import Ray's serializers and gridlang); "
-              "ray warm (forced) and ray default, warm take them over")
-        out["ray_default"] = {n: last[n][0].solver for n in ("ray default, first", "ray default, warm")}
-        print(f"   ray default (no workers, what --executor ray gives): first run {'here, serially' if out['ray_default']['ray default, first'].endswith('/serial') else 'on Ray'} "
-              f"(no idle actors of this process on the Ray yet), warm {'here, serially' if out['ray_default']['ray default, warm'].endswith('/serial') else 'on Ray'}")
+    out["ran_on"] = {n: last[n][0].solver for n in names}
+    print(f"3. end to end, decompose.solve(built, 'atc', executor, workers={workers}) on {Path(args.case).name}, {os.cpu_count()} cores "
+          "(medians; ran on: where the iterations ended; loop: the ATC iterations of the last run):")
+    print(grid_table(["executor", "runs", "median s", "range s", "vs serial", "target", "ran on", "loop s", "iterations", "status", "objective"], rows))
     objectives = {round(last[n][0].objective, 6) for n in names}
     if len(objectives) != 1:
         print(f"   MISMATCH: the executors' objectives differ: {sorted(objectives)}")
