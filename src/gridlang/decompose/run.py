@@ -19,7 +19,6 @@ from gridlang.solvers.conic import cone_violation
 from gridlang.solvers.result import FEASIBILITY_TOL, Result, collect, primal_residual, store_solution
 
 
-
 def settings_for(built: Built, method: str, settings: dict) -> Settings | atc.Settings:
     """The method's settings with ``settings`` in place of the defaults, every one
     checked; all mistakes are raised together, each at the value in the study's
