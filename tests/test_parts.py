@@ -438,17 +438,25 @@ def test_gridlang_solve_on_a_cloud_file_solves_the_whole_case_and_an_agent_file_
     assert "gridlang solve " + str(parts / "cloud.grid") in r.output
 
 
-def test_cloud_command_refuses_to_settle_a_conic_case_and_says_why_it_did_not(parts_dir, tmp_path):
-    """three_microgrids under its shipped SOC formulation: `--settle` is refused before any
-    dispatch (exit 1, the reason and the fix); by default the dispatch runs and a note says
-    why there is no settlement from the parts -- never a number that is not the settlement."""
-    folder = parts_dir("three_microgrids")
+def _quadratic_cloud(parts_dir, tmp_path):
+    """three_microgrids in parts with the network owner's own model quadratic (a generator of its own with a quadratic cost)."""
+    folder = _copy(parts_dir, "three_microgrids", tmp_path)
+    _edit(folder / "cloud.grid", "agent dso owns ieee33, substation", "generator dso_gen at b1 { pmax = 500 kW; marginal_cost = 80 $/MWh; quadratic_cost = 40 $/MW^2/h }\nagent dso owns ieee33, substation, dso_gen")
+    return folder
+
+
+def test_cloud_command_refuses_to_settle_a_quadratic_case_and_says_why_it_did_not(parts_dir, tmp_path):
+    """three_microgrids (its shipped SOC formulation) with a quadratic cost in the cloud's own
+    model: `--settle` is refused before any dispatch (exit 1, the reason and the fix); by
+    default the dispatch runs and a note says why there is no settlement from the parts --
+    never a number that is not the settlement."""
+    folder = _quadratic_cloud(parts_dir, tmp_path)
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--settle"])
     assert r.exit_code == 1, r.output
-    assert "needs a linear case" in r.output and "conic" in r.output and "--formulation lindistflow" in r.output and "ATC" not in r.output
+    assert "needs linear costs" in r.output and "the cloud's model is quadratic" in r.output and "settle it centrally" in r.output and "ATC" not in r.output
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial"])
     assert r.exit_code == 0, r.output
-    assert "ATC converged" in r.output and "note: no settlement from the parts: the settlement from the parts needs a linear case" in r.output
+    assert "ATC converged" in r.output and "note: no settlement from the parts: the settlement from the parts needs linear costs" in r.output
     assert "surplus" not in r.output
     r = runner.invoke(app, ["cloud", str(parts_dir("community4") / "cloud.grid"), "--serial", "--settle"])
     assert r.exit_code == 1 and "no market and no game" in r.output
@@ -458,31 +466,31 @@ def test_cloud_command_refuses_to_settle_a_conic_case_and_says_why_it_did_not(pa
     assert r.exit_code == 1 and "gridlang did not write it" in r.output and taken.read_text() == "{}"
 
 
-def _conic_prosumer(parts_dir, tmp_path):
-    """prosumers in parts with p10's own model conic (an inverter rating); the cloud's stays linear."""
+def _quadratic_prosumer(parts_dir, tmp_path):
+    """prosumers in parts with p10's own model quadratic (a generator with a quadratic cost); the cloud's stays linear."""
     folder = _copy(parts_dir, "prosumers", tmp_path)
     mine = folder / "p10" / "p10.grid"
-    mine.write_text(mine.read_text() + "storage es10_inverter at b10 { energy = 10 kWh; power = 5 kW; rating = 6 kVA }\n")
+    mine.write_text(mine.read_text() + "generator g10 at b10 { pmax = 5 kW; marginal_cost = 80 $/MWh; quadratic_cost = 40 $/MW^2/h }\n")
     return folder
 
 
-def test_cloud_command_refuses_to_settle_a_conic_edge_before_the_dispatch(parts_dir, tmp_path):
-    """--settle with an agent whose own model has a cone: exit 1 at once, naming the agent and the reason."""
-    folder = _conic_prosumer(parts_dir, tmp_path)
+def test_cloud_command_refuses_to_settle_a_quadratic_edge_before_the_dispatch(parts_dir, tmp_path):
+    """--settle with an agent whose own model has a quadratic cost: exit 1 at once, naming the agent and the reason."""
+    folder = _quadratic_prosumer(parts_dir, tmp_path)
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--settle"])
-    assert r.exit_code == 1 and "p10's model is conic" in r.output and "lindistflow" in r.output
+    assert r.exit_code == 1 and "p10's model is quadratic" in r.output and "settle it centrally" in r.output
     assert "ATC" not in r.output  # refused before the dispatch
 
 
-@pytest.mark.slow  # 30 s (a whole dispatch with a conic agent); make test-all
+@pytest.mark.slow  # 30 s (a whole dispatch with a quadratic agent); make test-all
 def test_cloud_command_says_why_an_edge_cannot_settle_and_refuses_when_asked(parts_dir, tmp_path):
-    """A prosumer whose own model has a cone (an inverter rating) while the cloud's is linear:
-    the refusal comes from that agent's side; by default the dispatch is reported with a note
+    """A prosumer whose own model has a quadratic cost while the cloud's is linear: the
+    refusal comes from that agent's side; by default the dispatch is reported with a note
     naming the agent and the reason; with --settle it is an error."""
-    folder = _conic_prosumer(parts_dir, tmp_path)
+    folder = _quadratic_prosumer(parts_dir, tmp_path)
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial"])
     assert r.exit_code == 0, r.output
-    assert "ATC converged" in r.output and "note: no settlement from the parts: the settlement from the parts needs a linear case: p10's model is conic" in r.output
+    assert "ATC converged" in r.output and "note: no settlement from the parts: the settlement from the parts needs linear costs and continuous variables: p10's model is quadratic" in r.output
     assert "surplus" not in r.output
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--settle"])
-    assert r.exit_code == 1 and "p10's model is conic" in r.output and "lindistflow" in r.output
+    assert r.exit_code == 1 and "p10's model is quadratic" in r.output and "settle it centrally" in r.output

@@ -35,7 +35,7 @@ def prosumers():
 
 @pytest.fixture(scope="module")
 def microgrids():
-    # the SOC formulation's faces are not those of an LP: the market is settled under LinDistFlow, centrally too
+    # under LinDistFlow (an LP: the exact faces), centrally too; the shipped SOC formulation is the slow test below
     folder = PARTS / "three_microgrids"
     central = gridlang.load(CASES / "three_microgrids.grid", formulation="lindistflow").solve(compare_plans=False)
     return central, settle_parts(folder / "cloud.grid", _agents(folder), "lindistflow")
@@ -89,14 +89,43 @@ def test_only_coupling_values_prices_and_per_side_numbers_cross(which, request):
     assert max(np.prod(s) for s in rows.values()) < 24 * 10  # an agent's coupling rows, never a model
 
 
-def test_a_conic_case_and_a_fee_collector_are_refused_with_a_reason(tmp_path):
+@pytest.mark.slow  # about 240 s serially (phase 1 620 iterations, phase 2 about 3,000): make test-all
+def test_the_shipped_soc_markets_settlement_from_the_parts_is_the_central_one():
+    """three_microgrids as shipped (distflow_soc): phase 2 on every side's whole model with the
+    total-cost row; every member's money within 1e-6 of the surplus of the central settlement,
+    the stopping rule met, and the total-cost row's price and power the only extra messages."""
+    folder = PARTS / "three_microgrids"
+    central = gridlang.load(CASES / "three_microgrids.grid").solve(compare_plans=False)
+    parts = settle_parts(folder / "cloud.grid", _agents(folder))
+    c, p = central.settlements[0], parts.settlements[0]
+    S = c.surplus
+    assert S > 0 and p.agents == c.agents and parts.converged and not parts.messages, parts.messages
+    assert parts.primal <= 1e-8
+    for what in ("cost", "fees_paid", "disagreement", "payment", "gain"):  # every member's, within 1e-6 of the surplus
+        assert np.abs(getattr(p, what) - getattr(c, what)).max() <= 1e-6 * S, what
+    assert p.surplus == pytest.approx(S, abs=1e-6 * S) and abs(p.budget_balance) <= 1e-9 * S
+    owner = next(m.receiver for m in parts.log if m.kind in REPORTS)
+    assert {m.kind for m in parts.log if m.sender == owner} == {"price", "power"}
+    assert {m.kind for m in parts.log} <= {"price", "power", *REPORTS}
+    for agent in set(c.agents) - {owner}:  # phase 2: its coupling rows and the total cost, one value more
+        sizes = {m.values.size for m in parts.log if m.kind in ("price", "power") and agent in (m.sender, m.receiver)}
+        assert len(sizes) == 2 and max(sizes) == min(sizes) + 1
+        assert [m.values.size for m in parts.log if m.kind == "dispatch_cost" and m.sender == agent] == [1]
+
+
+def test_a_quadratic_side_and_a_fee_collector_are_refused_with_a_reason(tmp_path):
+    import shutil
+
     from gridlang.errors import GridError
     from gridlang.parts.split import split_case
 
-    folder = PARTS / "three_microgrids"
-    with pytest.raises(GridError) as info:  # the shipped SOC formulation: faces of an LP only
-        settle_parts(folder / "cloud.grid", _agents(folder))
-    assert "needs a linear case" in info.value.message and "lindistflow" in info.value.hint
+    folder = tmp_path / "three_microgrids"
+    shutil.copytree(PARTS / "three_microgrids", folder)
+    mine = folder / "mg1" / "mg1.grid"
+    mine.write_text(mine.read_text().replace("marginal_cost = 95 $/MWh", "marginal_cost = 95 $/MWh; quadratic_cost = 40 $/MW^2/h"))
+    with pytest.raises(GridError) as info:  # its optimal points are not found on its own side
+        settle_parts(folder / "cloud.grid", _agents(folder), "lindistflow")
+    assert "mg1's model is quadratic" in info.value.message and "settle it centrally" in info.value.hint
     split_case(CASES / "microgrid_market.grid", tmp_path / "mm")
     with pytest.raises(GridError) as info:
         settle_parts(tmp_path / "mm" / "cloud.grid", _agents(tmp_path / "mm"), "lindistflow")

@@ -42,10 +42,42 @@ log (:attr:`PartsSettlement.log`) holds every message.  Each side's work is a
 :class:`SettleSide`, asked by the cloud's :func:`coordinate` through a call:
 in this process (:func:`settle_parts`, ``gridlang cloud --serial``) or in the
 edge's Ray actor that already holds the agent's compiled part
-(:meth:`gridlang.parts.edge.Edge.settle`, ``gridlang cloud --local/--address``).  Linear cases only
-(the faces are those of an LP: e.g. ``formulation = "lindistflow"``); a
-market whose network owner collects fees without being a member is not
-settled from the parts (its tariff targets span two sides).
+(:meth:`gridlang.parts.edge.Edge.settle`, ``gridlang cloud --local/--address``).
+
+A conic case (e.g. ``formulation = distflow_soc``) has no LP face: as the
+central selection does, it takes ``argmin sum_k e_k^2`` over the near-optimal
+set ``c'x <= z + delta``, ``delta = SLACK max(1, |z|)``
+(:data:`gridlang.settle.SLACK`).  Phase 1 stops at ``CONIC_TOL`` (1e-7 p.u.);
+each side sends its own cost ``c_a'x_a`` at the dispatch and the cloud takes
+``z`` as the Lagrangian ``sum_a c_a'x_a + lambda'r`` (``r`` the imbalance it
+holds, ``lambda`` the prices: the optimum to first order in ``r``).  Phase 2
+keeps every side's whole own model (rows, bounds, cones; no prices, no faces)
+and adds ONE coupling row, the total cost ``(sum_a c_a'x_a + s - z - delta) /
+w = 0`` (``w`` = ``ROW_SCALE`` times the largest target coefficient, ``s >= 0`` a column of the
+cloud's side, :func:`_with_total`), so the exchange's ``argmin sum e^2`` over
+the balanced rows is the central one.  The row's multiplier is large, so
+this exchange runs at ``RHO2_FACTOR`` times rho, the row scaled by
+``ROW_SCALE``.  It stops (:func:`_select_conic`) when the coupling rows'
+imbalance ``r`` is within ``CONIC_SELECT_TOL`` (1e-8 p.u.: its answers'
+accuracy leaves about 3e-9, so phase 1's 1e-9 is out of reach), the
+targets' move within ``dual_tol`` and the row's own residual within
+``delta``.  What that bounds: the point is the selection over a near-optimal
+set whose slack is ``delta`` less what the imbalance is worth at the prices,
+``lambda'r`` (the optimum at the imbalance ``r`` is ``z - lambda'r``), plus the
+row's residual.  The members' costs move with the slack, linearly: about 45
+currency per currency of slack on ``cases/three_microgrids.grid`` (SOC,
+measured centrally), where ``delta`` = 6e-6 is 2.7e-4 currency, 4e-7 of the
+surplus.  An imbalance of 1e-8 p.u. is worth as much as ``delta`` there, and
+the exchange spends it: it ends at ``lambda'r`` = -5.9e-6, i.e. at the
+selection at slack 0, within 1.5e-8 of the surplus of the central selection
+at slack 0 and 4e-7 of the central settlement (whose own slack is that
+far from slack 0).  So the settlement from the parts of a conic case is the
+central one to within the central slack's own effect, not to the exchange's
+accuracy; 2,500 to 3,000 selection iterations (about 170 s serially on
+three_microgrids).
+Integer and quadratic sides are refused; a market whose network owner
+collects fees without being a member is not settled from the parts (its
+tariff targets span two sides).
 """
 
 from __future__ import annotations
@@ -64,7 +96,7 @@ from gridlang.errors import COMMAND_LINE, GridError
 from gridlang.parts.compile import alone_cost, cloud_alone_cost, cloud_view, compile_agent_built, compile_cloud, join
 
 #: the kinds of the per-side numbers sent at stage 2 (besides phase 1's and 2's prices and powers)
-REPORTS = ("cost_scale", "target_scale", "alone", "cost", "fees", "sold", "net_import", "schedule")
+REPORTS = ("cost_scale", "target_scale", "conic", "alone", "dispatch_cost", "cost", "fees", "sold", "net_import", "schedule")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -244,25 +276,65 @@ BALANCE = False
 
 
 
+def _with_total(sub, row: int, scale: float, rhs: float | None):
+    """A conic case's side for phase 2: its subproblem with one more coupling row, the total
+    cost ``(sum_a c_a'x_a + slack - rhs) / scale = 0`` (global id ``row``), to which it
+    contributes its own cost ``c_a'x_a / scale``; the cloud's side (``rhs`` given) also holds the
+    row's slack, one more column ``>= 0``, and the row's right-hand side."""
+    C = sp.vstack([sub.C, sp.csr_matrix(sub.c / scale)], format="csr")
+    rows = np.append(sub.rows, row)
+    if rhs is None:
+        return replace(sub, C=C, d=np.append(sub.d, 0.0), rows=rows)
+    r = C.shape[0]
+    slack = sp.csr_matrix(([1.0 / scale], ([r - 1], [0])), shape=(r, 1))
+    return replace(sub, A=sp.hstack([sub.A, sp.csr_matrix((sub.A.shape[0], 1))], format="csr"), lb=np.append(sub.lb, 0.0), ub=np.append(sub.ub, np.inf),
+                   c=np.append(sub.c, 0.0), Q=sp.block_diag([sub.Q, sp.csr_matrix((1, 1))], format="csr"), vlabels=np.append(sub.vlabels, -1),
+                   C=sp.hstack([C, slack], format="csr"), d=np.append(sub.d, rhs / scale), rows=rows)
+
+
+#: a conic case's dispatch (phase 1) stops at this imbalance, p.u.: measured on cases/three_microgrids.grid
+#: (SOC), residual balancing from rho 20 reaches 1e-7 in about 620 iterations and not 1e-9 in 1,000
+CONIC_TOL = 1e-7
+#: a conic case's selection runs at RHO2_FACTOR times the linear case's rho, fixed: the
+#: total-cost row's multiplier is large (8e4 to 2e6 per currency on three_microgrids SOC), and so
+#: are the coupling rows' (that times the prices).  Measured there (2,500 iterations, row scale
+#: 1, against the central settlement at Clarabel's default tolerances): 1 -> costs 4.4e-2 S off
+#: (1,000 it.), 30 -> 7.8e-7 S, 100 -> 3.0e-6 S, 300 -> 9.3e-6 S (stalls), 1000 -> Clarabel
+#: 'InsufficientProgress'; residual balancing (factor 100) stalls at 1.1e-6 p.u., 8.9e-6 S off
+RHO2_FACTOR = 30.0
+#: a conic case's selection: the coupling rows' imbalance at which it may stop, p.u. (its
+#: answers' own accuracy leaves about 3e-9 on three_microgrids SOC: 1e-9 is not reached)
+CONIC_SELECT_TOL = 1e-8
+#: the total-cost row's scale, a share of the largest target coefficient.  Measured on
+#: three_microgrids SOC (3,000 iterations): 1 -> the row's residual 2.9e-6 currency and the
+#: targets' move 4.6e-7 p.u. at the end; 0.1 -> the row's residual below 1e-6 from about 1,100
+#: iterations, the move below 1e-7 from about 2,450; the costs 4.1e-7 and 4.0e-7 S off
+ROW_SCALE = 0.1
+#: a conic case's selection: the stopping rule is tested every CONIC_CHECK iterations, up to CONIC_MAX_ITER
+CONIC_CHECK = 25
+CONIC_MAX_ITER = 4000
+
+
 #: the settings of the settlement's exchange
 SETTINGS = Settings(face_tol=1e-7)
 
 
 def check_linear(built: Built, who: str, span=COMMAND_LINE) -> None:
-    """Refuse a side whose model is not an LP: its optimal face would not be that of an LP."""
-    _refuse(who, "conic (e.g. formulation = distflow_soc)" if built.cones else "integer" if built.integer else "quadratic" if built.quadratic else "", span)
+    """Refuse a side whose model has integers or a quadratic cost: its optimal points are then
+    neither an LP's face nor a convex set cut by the total-cost row (cones are settled)."""
+    _refuse(who, "integer" if built.integer else "quadratic" if built.quadratic else "", span)
 
 
 def check_side(sub) -> None:
-    """:func:`check_linear` on a side's subproblem (its cones and Hessian), so that a
+    """:func:`check_linear` on a side's subproblem (its Hessian), so that a
     settlement asked for is refused before the dispatch, not after it."""
-    _refuse(f"{sub.agent}'s", "conic (e.g. formulation = distflow_soc)" if sub.cones else "quadratic" if sub.Q.nnz else "", COMMAND_LINE)
+    _refuse(f"{sub.agent}'s", "quadratic" if sub.Q.nnz else "", COMMAND_LINE)
 
 
 def _refuse(who: str, what: str, span) -> None:
     if what:
-        raise GridError(span, f"the settlement from the parts needs a linear case: {who} model is {what}, so its optimal face is not that of an LP",
-                        "settle it under a linear formulation (--formulation lindistflow) with linear costs, or centrally (gridlang solve on the single-file case)")
+        raise GridError(span, f"the settlement from the parts needs linear costs and continuous variables: {who} model is {what}, so its optimal points are not found on its side",
+                        "settle it centrally (gridlang solve on the single-file case), or give that side linear costs and continuous variables")
 
 
 def has_settlement(built: Built) -> bool:
@@ -290,10 +362,12 @@ class SettleSide:
 
     def opening(self) -> list[tuple[str, str, np.ndarray]]:
         """(kind, market or game, values): its cost scale and target scale (the largest
-        cost and target coefficient), its cost alone in each market, and in each game
-        where it is a prosumer its cost and schedule at the tariffs alone."""
+        cost and target coefficient), whether its model has a cone (1 or 0), its cost alone
+        in each market, and in each game where it is a prosumer its cost and schedule at the
+        tariffs alone."""
         c, E = self.sub.c, self.side.E
-        out = [("cost_scale", "", np.array([float(np.abs(c).max(initial=0.0))])), ("target_scale", "", np.array([float(abs(E).max()) if E.nnz else 0.0]))]
+        out = [("cost_scale", "", np.array([float(np.abs(c).max(initial=0.0))])), ("target_scale", "", np.array([float(abs(E).max()) if E.nnz else 0.0])),
+               ("conic", "", np.array([1.0 if self.sub.cones else 0.0]))]
         island = None
         for block in self.built.markets:
             if self.agent in block.market.members:
@@ -313,20 +387,34 @@ class SettleSide:
 
     def answer(self, price: np.ndarray, target: np.ndarray, rho: float) -> np.ndarray:
         """Its power ``y`` of ``min f + price'y + rho/2 ||y - target||^2`` (its point stays here)."""
-        y, self.x = self.agent_model.answer(price, target, rho)
-        self.rho = rho
+        y, x = self.agent_model.answer(price, target, rho)
+        self.x, self.rho = x[: len(self.sub.c)], rho  # less the total-cost row's slack (phase 2 of a conic case, the cloud's side)
         return y
 
-    def select(self, price: np.ndarray, rho: float, face_tol: float, alone: Mapping[str, float] | None = None) -> None:
-        """Phase 2: its own optimal face at the prices reached (on its coupling rows), with
-        the selection's least squares (its targets less its costs alone) as its cost.
+    def dispatch_cost(self) -> list[tuple[str, str, np.ndarray]]:
+        """Its own cost ``c_a'x_a`` at the dispatch (phase 1's last answer): one number."""
+        return [("dispatch_cost", "", np.array([float(self.sub.c @ self.x)]))]
+
+    def select(self, price: np.ndarray | None, rho: float, face_tol: float, alone: Mapping[str, float] | None = None,
+               total: tuple[int, float, float | None] | None = None) -> None:
+        """Phase 2, with the selection's least squares (its targets less its costs alone) as
+        its cost: a linear case's side on its own optimal face at the prices reached ``price``
+        (on its coupling rows); a conic case's side (``total`` = (row, scale, rhs), no price) on
+        its whole own model with its cost as its contribution to the total-cost row
+        (:func:`_with_total`; ``rhs`` given to the cloud's side only, which holds the row's slack).
         ``alone``: costs alone computed elsewhere (the game's operator's, on the cloud)."""
         sub, side = self.sub, self.side
         self.alone.update(alone or {})
-        sense, lb, ub = _face(sub, sub.c + sub.C.T @ price, face_tol, self.x)
-        face = replace(sub, sense=sense, lb=lb, ub=ub, c=np.zeros_like(sub.c))
+        E = side.E
+        if total is not None:
+            face = replace(_with_total(sub, *total), c=np.zeros(len(sub.c) + (total[2] is not None)))
+            if total[2] is not None:
+                E = sp.hstack([E, sp.csr_matrix((E.shape[0], 1))], format="csr")
+        else:
+            sense, lb, ub = _face(sub, sub.c + sub.C.T @ price, face_tol, self.x)
+            face = replace(sub, sense=sense, lb=lb, ub=ub, c=np.zeros_like(sub.c))
         minus = np.array([self.alone[name] if kind == "cost" else 0.0 for kind, name in side.what])
-        self.agent_model = _Agent(face, side.E, side.e0 - minus, rho, 1.0)
+        self.agent_model = _Agent(face, E, side.e0 - minus, rho, 1.0)
 
     def report(self) -> list[tuple[str, str, np.ndarray]]:
         """(kind, market or game, values) at the point: its cost, fees and sales per market,
@@ -378,6 +466,28 @@ class _Pass:
         return y if (r == rho and np.array_equal(p, price) and np.array_equal(t, target)) else None
 
 
+def _imbalance(run: _Run) -> np.ndarray:
+    """Every coupling row's imbalance ``sum_a y_a`` at the run's last answers, p.u."""
+    total = np.zeros(run.parts.n_coupling)
+    for sub, y in zip(run.parts.subproblems, run.y):
+        np.add.at(total, sub.rows, y)
+    return total
+
+
+def _select_conic(run: _Run, agents, rho: float, scale: float, width: float, dual_tol: float) -> bool:
+    """Phase 2 of a conic case, in passes of :data:`CONIC_CHECK` iterations until the stopping
+    rule of the module doc holds (True) or :data:`CONIC_MAX_ITER` passed (False): the coupling
+    rows' imbalance within :data:`CONIC_SELECT_TOL`, the move of the targets within
+    ``dual_tol``, and the total-cost row's own residual (``scale`` times its imbalance,
+    currency) within ``width``, the near-optimal set's own slack."""
+    for _ in range(max(1, CONIC_MAX_ITER // CONIC_CHECK)):
+        run.admm(agents, rho, None, balance=False)
+        total = _imbalance(run)
+        if np.linalg.norm(total[:-1]) <= CONIC_SELECT_TOL and scale * abs(total[-1]) <= width and run.dual[-1] <= dual_tol:
+            return True
+    return False
+
+
 def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Settings = SETTINGS, ask_all=None) -> PartsSettlement:
     """The cloud's side of the settlement (see the module doc): ``built`` the cloud view,
     ``parts`` the joined split (the owner's subproblem, the others' coupling rows),
@@ -386,7 +496,7 @@ def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Setti
     pass at once (:class:`_Pass`)."""
     from gridlang.decompose import nash
     from gridlang.game import AloneGame, settlement
-    from gridlang.settle import Settlement, _contribution_value, nash_payments
+    from gridlang.settle import SLACK, Settlement, _contribution_value, nash_payments
 
     case = built.case
     owner = case.network_owner
@@ -413,7 +523,8 @@ def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Setti
     scale = max(1.0, max(float(heard[a, "cost_scale", ""][0]) for a in parts.agents))
     weight = max(1.0, max(float(heard[a, "target_scale", ""][0]) for a in parts.agents))
     edge = tuple(a for a in parts.agents if a != owner)
-    run = _Run(parts, owner, edge, settings)
+    conic = bool(built.cones) or any(heard[a, "conic", ""][0] for a in parts.agents)  # any side's cone: no LP faces
+    run = _Run(parts, owner, edge, replace(settings, tol=max(settings.tol, CONIC_TOL)) if conic else settings)
     rho = settings.rho * scale
     for a in parts.agents:
         calls[a]("dispatch", rho)
@@ -424,14 +535,31 @@ def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Setti
     if not first:  # faces at prices not reached mean nothing: no settlement, and why
         why = f"the settlement's dispatch from the parts did not converge in {dispatched} iterations (imbalance {run.primal[-1]:.3g} p.u.): no settlement"
         return PartsSettlement((), (), tuple(log + run.log), False, dispatched, 0, float(run.primal[-1]), (why,))
-    lam = agents[0].rho * run.u  # the prices rho u, at the rho residual balancing ended with
     rho2 = settings.rho * weight**2
-    for sub in parts.subproblems:
-        if sub.agent != owner:
-            log.append(Message(run.k, owner, sub.agent, "price", lam[sub.rows]))
-        calls[sub.agent]("select", lam[sub.rows], rho2, settings.face_tol, operator_alone if sub.agent == owner else None)
-    run.reset()
-    second = run.admm(agents, rho2, None, balance=BALANCE)
+    if conic:  # phase 2 on every side's whole model and one more coupling row, the total cost
+        lam = agents[0].rho * run.u  # phase 1's prices
+        for a in parts.agents:
+            hear(a, calls[a]("dispatch_cost"), run.k)
+        z = sum(float(heard[a, "dispatch_cost", ""][0]) for a in parts.agents) + float(lam @ _imbalance(run))  # the Lagrangian
+        row, width, row_scale = parts.n_coupling, SLACK * max(1.0, abs(z)), weight * ROW_SCALE
+        parts = replace(parts, subproblems=tuple(replace(sub, rows=np.append(sub.rows, row)) for sub in parts.subproblems), n_coupling=row + 1,
+                        contributors=np.append(parts.contributors, len(parts.subproblems)))
+        for sub in parts.subproblems:
+            mine = sub.agent == owner
+            calls[sub.agent]("select", None, rho2 * RHO2_FACTOR, settings.face_tol, operator_alone if mine else None, (row, row_scale, z + width if mine else None))
+        phase1, run = run, _Run(parts, owner, edge, replace(settings, tol=0.0, max_iter=CONIC_CHECK))  # _Run's own test never ends a pass
+        run.k, run.log, run.primal, run.dual = phase1.k, phase1.log, phase1.primal, phase1.dual
+        batch = _Pass(run, parts.subproblems, set(edge), ask_all) if ask_all is not None else None
+        agents = [_Answering(sub, calls[sub.agent], batch) for sub in parts.subproblems]
+        second = _select_conic(run, agents, rho2 * RHO2_FACTOR, row_scale, width, settings.dual_tol)
+    else:
+        lam = agents[0].rho * run.u  # the prices rho u, at the rho residual balancing ended with
+        for sub in parts.subproblems:
+            if sub.agent != owner:
+                log.append(Message(run.k, owner, sub.agent, "price", lam[sub.rows]))
+            calls[sub.agent]("select", lam[sub.rows], rho2, settings.face_tol, operator_alone if sub.agent == owner else None)
+        run.reset()
+        second = run.admm(agents, rho2, None, balance=BALANCE)
     log += run.log
     for a in parts.agents:
         hear(a, calls[a]("report"), run.k + 1)
