@@ -170,29 +170,57 @@ def _central(name: str, formulation: str | None):
     return gridlang.load(CASES / f"{name}.grid", formulation=formulation).solve(compare_plans=False)
 
 
-def test_gridlang_cloud_local_settles_three_microgrids_as_the_central_solve(tmp_path):
-    """three_microgrids under LinDistFlow (the shipped SOC formulation is refused: its faces
-    are not an LP's), one node per microgrid: `gridlang cloud --local` prints and writes the
-    market's money, every member's within 1e-6 of the central settlement's surplus."""
-    import json
-
+def _check_market_settlement(written: dict, central) -> None:
+    """The market's money as `gridlang cloud --settlement` wrote it, every member's within 1e-6 of the central surplus."""
     import numpy as np
+
+    S = central.surplus
+    market = written["markets"][central.market]
+    assert market["surplus"] == pytest.approx(S, abs=1e-6 * S) and abs(market["budget_balance"]) <= 1e-9 * S
+    for i, a in enumerate(central.agents):
+        got = market["agents"][a]
+        for key, want in (("cost", central.cost), ("fees_paid", central.fees_paid), ("alone", central.disagreement), ("gain", central.gain), ("payment", central.payment)):
+            assert abs(got[key] - want[i]) <= 1e-6 * S, (a, key)
+    assert np.isclose(sum(v["gain"] for v in market["agents"].values()), S, atol=1e-6 * S)
+
+
+def test_gridlang_cloud_local_settles_three_microgrids_as_the_central_solve(tmp_path):
+    """three_microgrids under LinDistFlow (an LP: exact faces), one node per microgrid:
+    `gridlang cloud --local` prints and writes the market's money, every member's within 1e-6
+    of the central settlement's surplus; a quadratic cost in the cloud's model is refused."""
+    import json
 
     folder = tmp_path / "parts"
     split_case(CASES / "three_microgrids.grid", folder)
     central = _central("three_microgrids", "lindistflow").settlements[0]
-    S = central.surplus
     out = tmp_path / "settlement.json"
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--local", "--formulation", "lindistflow", "--settlement", str(out)])
     assert r.exit_code == 0, r.output
     assert "ATC converged" in r.output and "settlement from the parts: dispatch" in r.output and f"market {central.market}: surplus" in r.output
-    written = json.loads(out.read_text())["markets"][central.market]
-    assert written["surplus"] == pytest.approx(S, abs=1e-6 * S) and abs(written["budget_balance"]) <= 1e-9 * S
-    for i, a in enumerate(central.agents):
-        got = written["agents"][a]
-        for key, want in (("cost", central.cost), ("fees_paid", central.fees_paid), ("alone", central.disagreement), ("gain", central.gain), ("payment", central.payment)):
-            assert abs(got[key] - want[i]) <= 1e-6 * S, (a, key)
-    assert np.isclose(sum(v["gain"] for v in written["agents"].values()), S, atol=1e-6 * S)
-    # asked for on the shipped SOC formulation: refused before any dispatch, with the reason
-    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--local", "--settle"])
-    assert r.exit_code == 1 and "needs a linear case" in r.output and "conic" in r.output and "lindistflow" in r.output
+    written = json.loads(out.read_text())
+    assert written["converged"]
+    _check_market_settlement(written, central)
+    # asked for with a quadratic cost in the cloud's own model: refused before any dispatch, with the reason
+    cloud = folder / "cloud.grid"
+    cloud.write_text(cloud.read_text().replace("agent dso owns ieee33, substation", "generator dso_gen at b1 { pmax = 500 kW; marginal_cost = 80 $/MWh; quadratic_cost = 40 $/MW^2/h }\nagent dso owns ieee33, substation, dso_gen"))
+    r = runner.invoke(app, ["cloud", str(cloud), "--local", "--settle"])
+    assert r.exit_code == 1 and "the cloud's model is quadratic" in r.output and "settle it centrally" in r.output and "ATC" not in r.output
+
+
+@pytest.mark.slow  # about 200 s (phase 2 of a conic case: 2,450 exchange iterations); make test-all
+def test_gridlang_cloud_local_settles_the_shipped_soc_three_microgrids_as_the_central_solve(tmp_path):
+    """three_microgrids as shipped (distflow_soc), one node per microgrid: the selection on every
+    side's whole conic model with the total-cost row, every member's money within 1e-6 of the
+    central settlement's surplus, and the run reported converged (exit 0)."""
+    import json
+
+    folder = tmp_path / "parts"
+    split_case(CASES / "three_microgrids.grid", folder)
+    central = _central("three_microgrids", None).settlements[0]
+    out = tmp_path / "settlement.json"
+    r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--local", "--settle", "--settlement", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "ATC converged" in r.output and f"market {central.market}: surplus" in r.output
+    written = json.loads(out.read_text())
+    assert written["converged"] and written["imbalance_pu"] <= 1e-8 and not written["messages"]
+    _check_market_settlement(written, central)

@@ -89,7 +89,7 @@ def test_only_coupling_values_prices_and_per_side_numbers_cross(which, request):
     assert max(np.prod(s) for s in rows.values()) < 24 * 10  # an agent's coupling rows, never a model
 
 
-@pytest.mark.slow  # about 240 s serially (phase 1 620 iterations, phase 2 about 3,000): make test-all
+@pytest.mark.slow  # about 175 s serially (phase 1 619 iterations, phase 2 2,450): make test-all
 def test_the_shipped_soc_markets_settlement_from_the_parts_is_the_central_one():
     """three_microgrids as shipped (distflow_soc): phase 2 on every side's whole model with the
     total-cost row; every member's money within 1e-6 of the surplus of the central settlement,
