@@ -308,7 +308,9 @@ CONIC_SELECT_TOL = 1e-8
 #: the total-cost row's scale, a share of the largest target coefficient.  Measured on
 #: three_microgrids SOC (3,000 iterations): 1 -> the row's residual 2.9e-6 currency and the
 #: targets' move 4.6e-7 p.u. at the end; 0.1 -> the row's residual below 1e-6 from about 1,100
-#: iterations, the move below 1e-7 from about 2,450; the costs 4.1e-7 and 4.0e-7 S off
+#: iterations, the move below 1e-7 from about 2,450; the costs 4.1e-7 and 4.0e-7 S off;
+#: 0.03 -> the row and the coupling rows oscillate (costs still 2e-4 S off at 2,200).  At 0.1
+#: a rho factor of 10 takes the same 2,450 iterations (the owner's solves slower)
 ROW_SCALE = 0.1
 #: a conic case's selection: the stopping rule is tested every CONIC_CHECK iterations, up to CONIC_MAX_ITER
 CONIC_CHECK = 25
