@@ -494,3 +494,16 @@ def test_cloud_command_says_why_an_edge_cannot_settle_and_refuses_when_asked(par
     assert "surplus" not in r.output
     r = runner.invoke(app, ["cloud", str(folder / "cloud.grid"), "--serial", "--settle"])
     assert r.exit_code == 1 and "p10's model is quadratic" in r.output and "settle it centrally" in r.output
+
+
+def test_a_conic_case_is_settled_from_the_parts_only_when_asked(parts_dir):
+    """By default `gridlang cloud` leaves a conic case's settlement out (minutes of
+    iterations) and says how to have it; a linear one is settled, and --settle asks."""
+    from gridlang.parts.settle import settling
+
+    cloud = parts_dir("three_microgrids") / "cloud.grid"
+    settle, why = settling(cloud, None, None)
+    assert settle is False and "conic" in why and "--settle" in why and "lindistflow" in why
+    assert settling(cloud, "lindistflow", None) == (None, "")
+    assert settling(cloud, None, True) == (True, "")
+    assert settling(cloud, None, False) == (False, "")

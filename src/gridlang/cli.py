@@ -494,7 +494,7 @@ def cloud(
     resume: Annotated[bool, typer.Option("--resume", help="with --checkpoint: continue from the iterate saved in that file instead of from zero (ATC or ADMM, as the file was written)")] = False,
     method: Annotated[str, typer.Option("--method", help="atc or admm")] = "atc",
     formulation: Annotated[Optional[str], typer.Option("--formulation", help="put every network under this formulation")] = None,
-    settle: Annotated[Optional[bool], typer.Option("--settle/--no-settle", help="settle the case's markets and games from the parts, each agent's side on its edge (default: when the case has any and is linear)")] = None,
+    settle: Annotated[Optional[bool], typer.Option("--settle/--no-settle", help="settle the case's markets and games from the parts, each agent's side on its edge (default: when the case has any and is linear; a conic case's takes minutes)")] = None,
     settlement_file: Annotated[Optional[Path], typer.Option("--settlement", help="also write the settlement to this JSON file")] = None,
     debug: Debug = False,
 ) -> None:
@@ -510,7 +510,7 @@ def cloud(
         from gridlang.parts.resume import check_resume
 
         check_resume(method, resume, checkpoint)
-        settle = settling(cloud_file, formulation, settle)
+        settle, not_settled = settling(cloud_file, formulation, settle)
         if settlement_file is not None:
             check_file(settlement_file, "--settlement", "settlement.json")
         if serial:
@@ -529,8 +529,8 @@ def cloud(
             out.print(f"note: {note}", markup=False, highlight=False)
         for event in result.events:
             err.print(f"warning: {event}", markup=False, highlight=False)
-        if result.unsettled:
-            out.print(f"note: no settlement from the parts: {result.unsettled}", markup=False, highlight=False)
+        if result.unsettled or not_settled:
+            out.print(f"note: no settlement from the parts: {result.unsettled or not_settled}", markup=False, highlight=False)
         if result.settlement is not None:
             for line in summary(result.settlement):
                 out.print(line, markup=False, highlight=False)

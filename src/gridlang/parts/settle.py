@@ -561,21 +561,29 @@ def summary(ps: PartsSettlement) -> list[str]:
     return lines
 
 
-def settling(cloud_path: Path, formulation: str | None, wanted: bool | None) -> bool | None:
-    """What ``gridlang cloud`` does about the settlement: nothing (False: not wanted, or no
-    market and no game by default), settle or refuse (True: asked for; a case the parts
+def settling(cloud_path: Path, formulation: str | None, wanted: bool | None) -> tuple[bool | None, str]:
+    """What ``gridlang cloud`` does about the settlement, and why not when it does not:
+    nothing (False: not wanted, or by default no market and no game, or a conic case,
+    whose settlement from the parts takes minutes: three_microgrids about 3, or one the
+    cloud's own model rules out), settle or refuse (True: asked for; a case the parts
     cannot settle is a GridError, before any dispatch), or settle if it can (None: the
-    default for a case with a market or game; why not is then said, see :func:`attempt`)."""
+    default for a linear case with a market or game; an agent's side that rules it out
+    is found after the dispatch, see :func:`attempt`)."""
     if wanted is False:
-        return False
+        return False, ""
     _, built = cloud_view(cloud_path, formulation)
     if not has_settlement(built):
         if wanted:
             raise GridError(COMMAND_LINE, "--settle: the cloud file declares no market and no game to settle", "leave --settle out, or declare a market or game in the cloud file")
-        return False
+        return False, ""
     if wanted:
         check_cloud(cloud_path, formulation)  # refused before the dispatch, not after
-    return wanted
+        return True, ""
+    _, why = attempt(None, lambda: check_cloud(cloud_path, formulation))
+    if not why and built.cones:
+        why = ("the case is conic, and its settlement from the parts takes minutes (three_microgrids under distflow_soc: about 3); "
+               "give --settle to have it, or --formulation lindistflow for a linear case settled in seconds")
+    return (False, why) if why else (None, "")
 
 
 def attempt(settle: bool | None, run) -> tuple[PartsSettlement | None, str]:
