@@ -130,3 +130,21 @@ def test_a_quadratic_side_and_a_fee_collector_are_refused_with_a_reason(tmp_path
     with pytest.raises(GridError) as info:
         settle_parts(tmp_path / "mm" / "cloud.grid", _agents(tmp_path / "mm"), "lindistflow")
     assert "fee collector" in info.value.message and info.value.span.line > 0
+
+
+@pytest.mark.slow  # 20 s (every side compiled and its cost alone solved before the opening ends); make test-all
+def test_a_conic_agent_on_a_linear_cloud_is_settled_only_when_asked(tmp_path):
+    """prosumers in parts with p10's own model conic (an inverter rating) while the cloud's
+    stays linear: the cone is heard in the settlement's opening, and by default (``conic=False``,
+    what ``gridlang cloud`` passes without --settle) the settlement stops there and says why."""
+    import shutil
+
+    from gridlang.errors import GridError
+
+    folder = tmp_path / "prosumers"
+    shutil.copytree(PARTS / "prosumers", folder)
+    mine = folder / "p10" / "p10.grid"
+    mine.write_text(mine.read_text() + "storage es10_inverter at b10 { energy = 10 kWh; power = 5 kW; rating = 6 kVA }\n")
+    with pytest.raises(GridError, match="the case is conic, and its settlement from the parts takes minutes") as caught:
+        settle_parts(folder / "cloud.grid", _agents(folder), conic=False)
+    assert "--settle" in caught.value.hint

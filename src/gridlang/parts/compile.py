@@ -598,7 +598,7 @@ def solve_parts(cloud_path: Path, agent_paths: Sequence[Path], method: str = "at
     if settle is not False and run.status == "converged":  # None: settle if the parts can (else say why)
         from gridlang.parts.settle import attempt, settle_parts
 
-        settlement, unsettled = attempt(settle, lambda: settle_parts(cloud_path, agent_paths, formulation, compiled=(cloud, built_sides)))
+        settlement, unsettled = attempt(settle, lambda: settle_parts(cloud_path, agent_paths, formulation, compiled=(cloud, built_sides), conic=settle is True))
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(coupling_names(cloud, parts)),
                        terminals=terminal_report([s.join for s in sides]), settlement=settlement, unsettled=unsettled,
                        resumed=start.iteration if start is not None else 0)

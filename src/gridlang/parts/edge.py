@@ -373,7 +373,7 @@ def run_cloud(cloud_path: Path, method: str = "atc", address: str | None = None,
             built = check_cloud(cloud_path, formulation)
             mine = SettleSide(built, own, lambda: cloud_alone_cost(cloud_path, formulation).cost, "the cloud's")
             calls = {a: local_call(mine) if a == cloud.owner else remote_call(actors[a], a, cloud.spans[a]) for a in p.agents}
-            return settle_coordinate(built, parts, calls, ask_all=remote_answers(actors, cloud.spans))
+            return settle_coordinate(built, parts, calls, ask_all=remote_answers(actors, cloud.spans), conic=settle is True)
 
         settlement, unsettled = attempt(settle, settling)
     return PartsResult(float(sum(costs.values())) + parts.offset, run.status, run.iterations, costs, run, tuple(p.names(cloud)), tuple(pool.events), report,

@@ -251,6 +251,10 @@ BALANCE = False
 #: the settings of the settlement's exchange
 SETTINGS = Settings(face_tol=1e-7)
 
+#: why a conic case is not settled from the parts unless asked for, and how to ask
+CONIC_SLOW = ("the case is conic, and its settlement from the parts takes minutes (three_microgrids under distflow_soc: about 3)",
+              "give --settle to have it, or --formulation lindistflow for a linear case settled in seconds")
+
 
 def check_linear(built: Built, who: str, span=COMMAND_LINE) -> None:
     """Refuse a side whose model has integers or a quadratic cost: its optimal points are then
@@ -399,12 +403,13 @@ class _Pass:
         return y if (r == rho and np.array_equal(p, price) and np.array_equal(t, target)) else None
 
 
-def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Settings = SETTINGS, ask_all=None) -> PartsSettlement:
+def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Settings = SETTINGS, ask_all=None, conic: bool = True) -> PartsSettlement:
     """The cloud's side of the settlement (see the module doc): ``built`` the cloud view,
     ``parts`` the joined split (the owner's subproblem, the others' coupling rows),
     ``calls[agent](method, *args)`` asks a :class:`SettleSide` (here or on its edge);
     ``ask_all({agent: (price, target, rho)})``, if given, asks the other sides' answers of a
-    pass at once (:class:`_Pass`)."""
+    pass at once (:class:`_Pass`); ``conic`` False refuses a conic case (any side's cone,
+    heard in the opening) before its dispatch: by default it is not settled (minutes)."""
     from gridlang.decompose import nash
     from gridlang.game import AloneGame, settlement
     from gridlang.settle import SLACK, Settlement, _contribution_value, nash_payments
@@ -434,7 +439,9 @@ def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Setti
     scale = max(1.0, max(float(heard[a, "cost_scale", ""][0]) for a in parts.agents))
     weight = max(1.0, max(float(heard[a, "target_scale", ""][0]) for a in parts.agents))
     edge = tuple(a for a in parts.agents if a != owner)
-    conic = bool(built.cones) or any(heard[a, "conic", ""][0] for a in parts.agents)  # any side's cone: no LP faces
+    allowed, conic = conic, bool(built.cones) or any(heard[a, "conic", ""][0] for a in parts.agents)  # any side's cone: no LP faces
+    if conic and not allowed:
+        raise GridError(COMMAND_LINE, *CONIC_SLOW)
     run = _Run(parts, owner, edge, replace(settings, tol=max(settings.tol, CONIC_TOL)) if conic else settings)
     rho = settings.rho * scale
     for a in parts.agents:
@@ -519,7 +526,7 @@ def check_cloud(cloud_path: Path, formulation: str | None = None) -> Built:
 
 
 def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str | None = None, settings: Settings = SETTINGS,
-                 compiled=None) -> PartsSettlement:
+                 compiled=None, conic: bool = True) -> PartsSettlement:
     """Every market's and game's settlement of a case in parts, each side on its own model
     (see the module doc); in one process, but nothing but the logged messages crosses.
     ``compiled``: the cloud's side and every agent's ``(side, built view)`` as the dispatch
@@ -542,7 +549,7 @@ def settle_parts(cloud_path: Path, agent_paths: Sequence[Path], formulation: str
         return lambda: alone_cost(paths[agent], formulation).cost
 
     calls = {sub.agent: local_call(SettleSide(views[sub.agent], sub, island(sub.agent))) for sub in parts.subproblems}
-    return coordinate(cloud_built, parts, calls, settings)
+    return coordinate(cloud_built, parts, calls, settings, conic=conic)
 
 
 def summary(ps: PartsSettlement) -> list[str]:
@@ -581,8 +588,7 @@ def settling(cloud_path: Path, formulation: str | None, wanted: bool | None) -> 
         return True, ""
     _, why = attempt(None, lambda: check_cloud(cloud_path, formulation))
     if not why and built.cones:
-        why = ("the case is conic, and its settlement from the parts takes minutes (three_microgrids under distflow_soc: about 3); "
-               "give --settle to have it, or --formulation lindistflow for a linear case settled in seconds")
+        why = "; ".join(CONIC_SLOW)
     return (False, why) if why else (None, "")
 
 
