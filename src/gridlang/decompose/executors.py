@@ -693,6 +693,9 @@ class Handover:
         """Where the run went, for the result's warnings."""
         if self.handed:
             return f"executor {executor}: the first {self.iterations_here} iterations ran here, one agent after the other, while its workers started ({self.why})"
+        if self.there is not None:
+            return (f"executor {executor}: the run ended here, one agent after the other, in {time.perf_counter() - self.t0:.2f} s, while its workers were starting "
+                    f"(started once the run had lasted {self.cost:g} s: {self.why})")
         return (f"executor {executor}: the run ended here, one agent after the other, in {time.perf_counter() - self.t0:.2f} s, before starting its workers would have paid off: "
                 f"{self.why}; they are started once a run has lasted {self.cost:g} s")
 
