@@ -383,7 +383,19 @@ def test_sigint_during_a_solve_writes_nothing_and_exits_130(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sigint_while_results_are_staged_leaves_everything_as_it_was(tmp_path, solved):
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C as a user's process gets it: Python's default handler, SIGINT not blocked in
+    this thread (seen once under pytest-xdist: a worker process that had run other tests
+    did not raise KeyboardInterrupt here; what changed its signal state was not found)."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    signal.signal(signal.SIGINT, handler)
+
+
+def test_sigint_while_results_are_staged_leaves_everything_as_it_was(tmp_path, solved, ctrl_c):
     def interrupted(staging: Path) -> None:
         (staging / "results.nc").write_text("half written")
         signal.raise_signal(signal.SIGINT)
