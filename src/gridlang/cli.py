@@ -509,7 +509,7 @@ def cloud(
             raise GridError(COMMAND_LINE, "give one of --address (the cluster the edges joined), --local (start one here) or --serial (no Ray)", "e.g. gridlang cloud cloud.grid --local")
         from gridlang.parts.resume import check_resume
 
-        check_resume(method, resume, checkpoint)
+        check_resume(resume, checkpoint)
         settle, not_settled = settling(cloud_file, formulation, settle)
         if settlement_file is not None:
             check_file(settlement_file, "--settlement", "settlement.json")

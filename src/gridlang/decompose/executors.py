@@ -158,9 +158,6 @@ class SerialExecutor:
     def ready(self) -> None:
         pass
 
-    def ready_now(self) -> bool:
-        return True
-
     def close(self) -> None:
         pass
 
@@ -207,8 +204,7 @@ class _Worker:
         if not self.confirmed:
             try:
                 if self.inbox.poll(0):
-                    self.inbox.recv()
-                    self.confirmed = True
+                    self._confirm()
             except (EOFError, OSError):
                 return True
         return self.confirmed
@@ -226,9 +222,12 @@ class _Worker:
 
     def recv(self):
         if not self.confirmed:  # the pong behind the agents comes first
-            self.inbox.recv()
-            self.confirmed = True
+            self._confirm()
         return self.inbox.recv()  # EOFError when the worker died
+
+    def _confirm(self) -> None:
+        self.inbox.recv()  # the pong behind the agents
+        self.confirmed = True
 
     def kill(self) -> None:
         self.proc.kill()
@@ -678,12 +677,6 @@ class Handover:
 
     def kill(self, agent: str) -> None:
         self.pool.kill(agent)
-
-    def ready(self) -> None:
-        pass
-
-    def ready_now(self) -> bool:
-        return True
 
     def close(self) -> None:
         if self.there is not None:

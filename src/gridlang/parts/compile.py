@@ -550,7 +550,7 @@ def before_dispatch(cloud_path: Path, formulation: str | None, method: str, sett
     from gridlang.parts.resume import check_resume
 
     config = configure(method, settings)
-    check_resume(method, resume, checkpoint)
+    check_resume(resume, checkpoint)
     if settle:
         from gridlang.parts.settle import check_cloud
 

@@ -39,7 +39,7 @@ def targets(parts, owner: str, names: Sequence, method: str = "atc") -> list[tup
     return [(s.agent, str(names[i])) for s in parts.subproblems if method == "admm" or s.agent != owner for i in s.rows]
 
 
-def check_resume(method: str, resume: bool, checkpoint: Path | None) -> None:
+def check_resume(resume: bool, checkpoint: Path | None) -> None:
     """``--resume`` needs the checkpoint to continue from."""
     if resume and checkpoint is None:
         raise GridError(COMMAND_LINE, "--resume needs --checkpoint: the file to continue from", "e.g. gridlang cloud cloud.grid --serial --checkpoint checkpoint.json --resume")

@@ -454,8 +454,8 @@ def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Setti
         why = f"the settlement's dispatch from the parts did not converge in {dispatched} iterations (imbalance {run.primal[-1]:.3g} p.u.): no settlement"
         return PartsSettlement((), (), tuple(log + run.log), False, dispatched, 0, float(run.primal[-1]), (why,))
     rho2 = settings.rho * weight**2
+    lam = agents[0].rho * run.u  # the prices rho u, at the rho residual balancing ended with
     if conic:  # phase 2 on every side's whole model and one more coupling row, the total cost
-        lam = agents[0].rho * run.u  # phase 1's prices
         for a in parts.agents:
             hear(a, calls[a]("dispatch_cost"), run.k)
         z = sum(float(heard[a, "dispatch_cost", ""][0]) for a in parts.agents) + float(lam @ imbalance(run))  # the Lagrangian
@@ -471,7 +471,6 @@ def coordinate(built: Built, parts, calls: Mapping[str, object], settings: Setti
         agents = [_Answering(sub, calls[sub.agent], batch) for sub in parts.subproblems]
         second = select_conic(run, agents, rho2 * RHO2_FACTOR, row_scale, width, settings.dual_tol)
     else:
-        lam = agents[0].rho * run.u  # the prices rho u, at the rho residual balancing ended with
         for sub in parts.subproblems:
             if sub.agent != owner:
                 log.append(Message(run.k, owner, sub.agent, "price", lam[sub.rows]))
